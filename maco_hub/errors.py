@@ -1,0 +1,42 @@
+"""Every error maco_hub raises on purpose. Each also inherits the matching built-in exception."""
+
+from __future__ import annotations
+
+
+class MacoHubError(Exception):
+    """Base class: messages name the bad value and say how to fix it."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(MacoHubError, ValueError):
+    """An option or a combination of options that cannot work."""
+
+
+class SpectrumError(MacoHubError, ValueError):
+    """A spectrum file that is corrupted, mismatched or has missing metadata."""
+
+
+class ModelLoadError(MacoHubError, ValueError):
+    """A model that cannot be found or loaded."""
+
+
+class NotAVisionModelError(ModelLoadError):
+    """A model (text, audio, ...) that takes no images."""
+
+
+class NoClassifierHeadError(MacoHubError, ValueError):
+    """A class objective on a model whose checkpoint has no trained classification head."""
+
+
+class LayerNotFoundError(MacoHubError, KeyError):
+    """A layer name that is not a module path of the loaded model."""
+
+
+class ClassNotFoundError(MacoHubError, KeyError):
+    """A class name or index the model's labels do not contain."""
+
+
+class UnitOutOfRangeError(MacoHubError, IndexError):
+    """A channel, neuron or position index outside the layer's output."""

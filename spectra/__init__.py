@@ -1,0 +1,1 @@
+"""Magnitude spectra shipped inside the package (installed as ``maco_hub._spectra``)."""
