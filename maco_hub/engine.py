@@ -95,7 +95,7 @@ def optimize(
     config = config or EngineConfig()
     if not seeds:
         raise ConfigError("seeds is empty: pass one seed per image, e.g. seeds=[0, 1, 2]")
-    device = torch.device(device) if device is not None else _default_device()
+    device = resolve_device(device)
     if spectrum is None:
         from .spectra import load_spectrum
 
@@ -181,7 +181,10 @@ def _steps(total: int, progress: bool):
     return tqdm(range(total), desc="MACO", unit="step", leave=False)
 
 
-def _default_device() -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a torch.device; None picks CUDA when available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
