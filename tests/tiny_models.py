@@ -224,9 +224,11 @@ def build_bert(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def tiny_zoo() -> dict[str, Tiny]:
-    """All tiny checkpoints (family -> Tiny); the text model lies at ``<root>/bert``."""
+@pytest.fixture(scope="session", name="tiny_zoo")
+def tiny_zoo_fixture() -> dict[str, Tiny]:
+    """``tiny_zoo``: all tiny checkpoints (family -> Tiny); the text model is ``<root>/bert``.
+
+    Use it with ``from tiny_models import tiny_zoo_fixture  # noqa: F401``."""
     return zoo()
 
 
@@ -254,3 +256,13 @@ def cache_repo(cache_dir: Path, repo_id: str, folder: Path, *, commit: str | Non
         if not link.exists():
             link.symlink_to(os.path.relpath(blob, link.parent))
     return commit
+
+
+@functools.cache
+def loaded(family: str):
+    """The tiny ``family`` checkpoint through ``maco_hub.load_model``, loaded once per process.
+
+    Shared between tests: do not modify it (load a fresh one with load_model instead)."""
+    from maco_hub.models import load_model
+
+    return load_model(zoo()[family].path)

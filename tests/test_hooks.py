@@ -1,0 +1,95 @@
+"""layers() and capture() on tiny checkpoints: real module paths, scoped hooks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import BUILDERS, loaded, tiny_zoo_fixture  # noqa: F401
+
+from maco_hub.errors import LayerNotFoundError
+from maco_hub.hooks import LayerInfo, capture, layers
+
+
+def _hook_count(module: torch.nn.Module) -> int:
+    """Forward hooks on all submodules (transformers keeps a few of its own once it has run
+    with output_hidden_states, so tests compare counts before and after)."""
+    return sum(len(m._forward_hooks) for m in module.modules())
+
+
+@pytest.mark.parametrize("family", list(BUILDERS))
+def test_layers_are_real_module_paths_with_right_kinds(tiny_zoo, family):
+    tiny, model = tiny_zoo[family], loaded(family)
+    before = _hook_count(model.module)
+    infos = layers(model)
+    order = {name: i for i, (name, _) in enumerate(model.module.named_modules())}
+    assert infos and all(isinstance(info, LayerInfo) for info in infos)
+    assert all(info.name in order for info in infos)
+    assert [order[i.name] for i in infos] == sorted(order[i.name] for i in infos)
+    for info in infos:
+        assert info.kind == {3: "conv", 2: "tokens", 1: "vector"}[len(info.shape)]
+        assert info.units == (info.shape[-1] if info.kind == "tokens" else info.shape[0])
+        assert "Dropout" not in info.module_type and "Identity" not in info.module_type
+    middle = {info.name: info for info in infos}[tiny.middle_layer]
+    assert middle.kind == tiny.middle_kind and middle.prefix_tokens == tiny.prefix_tokens
+    assert _hook_count(model.module) == before
+
+
+def test_layer_shapes_match_hidden_states(tiny_zoo):
+    model = loaded("vit")
+    pixels = torch.rand(2, 3, 32, 32)
+    hidden = model.module(pixel_values=pixels, output_hidden_states=True).hidden_states
+    info = {i.name: i for i in layers(model)}["vit.layers.1"]
+    assert info.shape == tuple(hidden[2].shape[1:])
+    with capture(model, ["vit.layers.1"]) as store:
+        model.forward(pixels)
+        captured = store.take()
+    torch.testing.assert_close(captured["vit.layers.1"], hidden[2])
+
+
+def test_convnext_channels_last_internals_are_not_listed(tiny_zoo):
+    names = {info.name for info in layers(loaded("convnext"))}
+    assert "convnext.encoder.stages.0.layers.0.dwconv" in names
+    assert "convnext.encoder.stages.0.layers.0.pwconv1" not in names
+
+
+def test_layers_accepts_folders_and_modules(tiny_zoo):
+    by_path = [info.name for info in layers(tiny_zoo["resnet"].path)]
+    assert by_path == [info.name for info in layers(loaded("resnet"))]
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    infos = layers(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 10})
+    assert [(i.name, i.kind, i.shape) for i in infos] == [
+        ("0", "conv", (4, 8, 8)), ("1", "conv", (4, 8, 8)), ("2", "vector", (256,))]
+
+
+def test_capture_hooks_only_named_layers_and_clears(tiny_zoo):
+    model = loaded("deit")
+    names = ["deit.layers.0", "deit.layernorm"]
+    before = _hook_count(model.module)
+    with capture(model, names) as store:
+        assert _hook_count(model.module) == before + 2
+        model.forward(torch.rand(3, 3, 32, 32))
+        first = store.take()
+        assert set(first) == set(names) and first["deit.layers.0"].shape == (3, 18, 32)
+        assert store.take() == {}
+    assert _hook_count(model.module) == before
+
+
+def test_capture_removes_hooks_on_error(tiny_zoo):
+    model = loaded("swin")
+    before = _hook_count(model.module)
+    with pytest.raises(RuntimeError, match="boom"), capture(model, ["swin.layernorm"]):
+        assert _hook_count(model.module) == before + 1
+        raise RuntimeError("boom")
+    assert _hook_count(model.module) == before
+
+
+def test_unknown_layer_lists_close_names(tiny_zoo):
+    model = loaded("vit")
+    before = _hook_count(model.module)
+    with pytest.raises(LayerNotFoundError) as info:
+        with capture(model, ["vit.layer.0"]):
+            pass
+    message = str(info.value)
+    assert "'vit.layer.0'" in message and "vit.layers.0" in message
+    assert "maco_hub.layers(model)" in message and "maco-hub layers" in message
+    assert _hook_count(model.module) == before

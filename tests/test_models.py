@@ -1,0 +1,183 @@
+"""load_model on tiny checkpoints of every supported family, from folders and a hub cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from tiny_models import BUILDERS, LABELS, MEAN, STD, cache_repo, loaded, tiny_zoo_fixture  # noqa: F401
+
+from maco_hub.errors import (
+    ClassNotFoundError,
+    ConfigError,
+    ModelLoadError,
+    NoClassifierHeadError,
+    NotAVisionModelError,
+)
+from maco_hub.models import IMAGENET_MEAN, LoadedModel, load_model
+from maco_hub.preprocessing import Preprocessing
+
+
+def _copy(tiny_zoo, family: str, dest: Path) -> Path:
+    shutil.copytree(tiny_zoo[family].path, dest)
+    return dest
+
+
+def _edit_config(folder: Path, **changes) -> None:
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    config.update(changes)
+    path.write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("family", list(BUILDERS))
+def test_loads_every_family_with_checkpoint_preprocessing(tiny_zoo, family):
+    tiny = tiny_zoo[family]
+    model = loaded(family)
+    assert isinstance(model, LoadedModel)
+    assert model.has_classifier is tiny.has_classifier
+    assert model.preprocessing.mean == MEAN and model.preprocessing.std == STD
+    assert model.preprocessing.size == tiny.size
+    assert model.revision is None and model.model_id == str(tiny.path)
+    assert not model.module.training
+    assert not any(p.requires_grad for p in model.module.parameters())
+    assert all(p.dtype == torch.float32 for p in model.module.parameters())
+    if tiny.has_classifier:
+        assert model.id2label == dict(enumerate(LABELS))
+        pixels = torch.rand(3, 3, *tiny.size)
+        logits = model.logits(model.forward(pixels))
+        assert logits.shape == (3, len(LABELS))
+    else:
+        assert model.id2label is None
+        with pytest.raises(NoClassifierHeadError, match="backbone"):
+            model.resolve_class(0)
+
+
+def test_dual_model_keeps_the_vision_tower(tiny_zoo):
+    model = loaded("clip")
+    assert type(model.module).__name__ == "CLIPVisionModel"
+    assert not any(name.startswith("text_model") for name, _ in model.module.named_modules())
+    assert model.family == "clip_vision_model"
+
+
+def test_classifier_checkpoint_without_head_weights_is_a_backbone(tiny_zoo, tmp_path, caplog):
+    folder = _copy(tiny_zoo, "vit_backbone", tmp_path / "vit")
+    _edit_config(folder, architectures=["ViTForImageClassification"])
+    with caplog.at_level(logging.WARNING, logger="maco_hub.models"):
+        model = load_model(folder)
+    assert not model.has_classifier and model.id2label is None
+    assert type(model.module).__name__ == "ViTModel"
+    assert "no trained classification head" in caplog.text
+    reference = load_model(tiny_zoo["vit_backbone"].path).module.state_dict()
+    weights = model.module.state_dict()
+    key = "layers.0.attention.q_proj.weight"
+    assert torch.equal(weights[key], reference[key])
+
+
+@pytest.mark.parametrize(("name", "index"), [
+    ("tabby cat", 0), ("Tabby-Cat", 0), ("tabby, tabby cat", 0), ("TIGER  cat", 1),
+    ("egyptian_cat", 2), (3, 3), ("3", 3),
+])
+def test_resolve_class(tiny_zoo, name, index):
+    assert loaded("vit").resolve_class(name) == index
+
+
+def test_resolve_class_errors(tiny_zoo):
+    model = loaded("vit")
+    with pytest.raises(ClassNotFoundError, match="tabby") as info:
+        model.resolve_class("tabby kat")
+    assert "0 'tabby, tabby cat'" in str(info.value)
+    with pytest.raises(ClassNotFoundError, match="ambiguous"):
+        model.resolve_class("crane")
+    with pytest.raises(ClassNotFoundError, match=r"0\.\.5"):
+        model.resolve_class(len(LABELS))
+    with pytest.raises(ClassNotFoundError):
+        model.resolve_class(-1)
+
+
+def test_loads_by_repo_id_from_the_hub_cache(tiny_zoo, tmp_path):
+    commit = cache_repo(tmp_path, "tiny-org/tiny-vit", tiny_zoo["vit"].path)
+    model = load_model("tiny-org/tiny-vit", cache_dir=tmp_path)
+    assert model.model_id == "tiny-org/tiny-vit"
+    assert model.revision == commit and len(commit) == 40
+    assert model.has_classifier and model.preprocessing.mean == MEAN
+    assert (tmp_path / "models--tiny-org--tiny-vit" / "refs" / "main").read_text() == commit
+
+
+def test_alias_resolves_to_the_cached_classifier(tiny_zoo, hf_cache, caplog):
+    commit = cache_repo(hf_cache, "google/vit-base-patch16-224", tiny_zoo["vit"].path)
+    with caplog.at_level(logging.INFO, logger="maco_hub.models"):
+        model = load_model("google/vit-base")
+    assert model.model_id == "google/vit-base-patch16-224"
+    assert model.revision == commit
+    assert "google/vit-base-patch16-224" in caplog.text
+    assert model.resolve_class("tabby cat") == 0
+
+
+def test_unknown_repo_id(tmp_path):
+    with pytest.raises(ModelLoadError, match="no-such-org/no-such-model") as info:
+        load_model("no-such-org/no-such-model", cache_dir=tmp_path)
+    message = str(info.value)
+    assert "HF_HUB_OFFLINE" in message and "local folder" in message
+    assert info.value.__cause__ is not None
+
+
+def test_text_model_is_rejected(tiny_zoo):
+    bert = tiny_zoo["vit"].path.parent / "bert"
+    with pytest.raises(NotAVisionModelError, match="'bert'") as info:
+        load_model(bert)
+    assert "Supported" in str(info.value)
+
+
+def test_remote_code_needs_trust(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    _edit_config(folder, auto_map={"AutoConfig": "configuration_x.XConfig"})
+    with pytest.raises(ModelLoadError, match="trust_remote_code=True"):
+        load_model(folder)
+
+
+def test_missing_processor_falls_back_to_imagenet(tiny_zoo, tmp_path, caplog):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    (folder / "preprocessor_config.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="maco_hub.models"):
+        model = load_model(folder)
+    assert model.preprocessing.mean == IMAGENET_MEAN
+    assert model.preprocessing.size == (32, 32)  # config.image_size
+    assert "ImageNet mean/std" in caplog.text
+
+
+def test_timm_style_pretrained_cfg(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    (folder / "preprocessor_config.json").unlink()
+    _edit_config(folder, pretrained_cfg={"mean": [0.1, 0.2, 0.3], "std": [0.3, 0.3, 0.3],
+                                         "input_size": [3, 32, 32], "interpolation": "bilinear"})
+    prep = load_model(folder).preprocessing
+    assert prep.mean == (0.1, 0.2, 0.3) and prep.std == (0.3, 0.3, 0.3)
+    assert prep.resample == "bilinear"
+
+
+def test_explicit_preprocessing_overrides_the_checkpoint(tiny_zoo):
+    prep = Preprocessing(mean=(0.5,) * 3, std=(0.5,) * 3, size=32)
+    model = load_model(tiny_zoo["vit"].path, preprocessing=prep, dtype=torch.float64)
+    assert model.preprocessing == prep
+    assert all(p.dtype == torch.float64 for p in model.module.parameters())
+
+
+def test_plain_module_needs_preprocessing():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    with pytest.raises(ConfigError, match="preprocessing"):
+        load_model(net)
+    model = load_model(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16})
+    assert model.has_classifier and model.id2label is None and model.revision is None
+    assert model.model_id == "<Sequential module>" and model.family == "Sequential"
+    assert model.resolve_class(9) == 9
+    with pytest.raises(ClassNotFoundError, match="no class names"):
+        model.resolve_class("dog")
+    backbone = load_model(net[:2], preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3,
+                                                  "size": 16})
+    assert not backbone.has_classifier
