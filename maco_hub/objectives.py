@@ -44,10 +44,14 @@ class Objective:
     """Base class: metadata with defaults, algebra, and the scoring interface."""
 
     kind: ClassVar[str] = ""
-    layer: str | None = None
-    unit: int | None = None
-    class_id: int | str | None = None
-    label: str | None = None
+    _METADATA: ClassVar[tuple[str, ...]] = ("layer", "unit", "class_id", "label")
+
+    def __getattr__(self, name: str) -> Any:
+        # layer / unit / class_id / label are None where a subclass has no such field. (Class
+        # attributes would become dataclass defaults of the subclasses' fields.)
+        if name in Objective._METADATA:
+            return None
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def description(self) -> str:
@@ -304,7 +308,7 @@ class Sum(Objective):
         return text
 
     @property
-    def layer(self) -> str | None:  # type: ignore[override]
+    def layer(self) -> str | None:
         names = {objective.layer for _, objective in self.terms}
         return names.pop() if len(names) == 1 else None
 
