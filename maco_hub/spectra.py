@@ -142,6 +142,10 @@ class Spectrum:
         The horizontal (last) axis holds frequencies ``0 .. 1/2``; positions past its last bin
         (odd widths) use that bin.
 
+        The DC term carries the image mean, not the spectral fall-off, so it is no
+        interpolation node: for interpolating, the source DC is replaced by the mean of its
+        (up to four) nearest bins, which keeps bins next to DC from inheriting it.
+
         Scale: every bin except DC is multiplied by ``sqrt(new_area / old_area)``, which keeps
         the per-pixel variance (Parseval) of a random-phase image unchanged. The DC term is
         copied unscaled (the engine standardizes each image, so the mean does not matter).
@@ -150,13 +154,15 @@ class Spectrum:
         height, width = _check_size(height, "height"), _check_size(width, "width")
         if (height, width) == (self.height, self.width):
             return self
-        source = self.magnitude.to(torch.float64)
+        source = self.magnitude.to(torch.float64).clone()
+        dc = source[:, 0, 0].clone()
+        source[:, 0, 0] = _neighbour_mean(source)
         rows = _interpolate_axis(source, torch.fft.fftfreq(height, dtype=torch.float64),
                                  self.height, dim=1, periodic=True)
         out = _interpolate_axis(rows, torch.fft.rfftfreq(width, dtype=torch.float64),
                                 self.width, dim=2, periodic=False)
         out = out * ((height * width) / (self.height * self.width)) ** 0.5
-        out[:, 0, 0] = source[:, 0, 0]
+        out[:, 0, 0] = dc
         metadata = {k: v for k, v in self.metadata.items() if k not in ("sha256", "height", "width")}
         metadata.update(height=str(height), width=str(width))
         metadata.setdefault("resized_from", self.metadata["resolution"])
@@ -334,6 +340,15 @@ def _check_size(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Spectrum {name}={value!r} must be a positive integer (pixels).")
     return value
+
+
+def _neighbour_mean(magnitude: torch.Tensor) -> torch.Tensor:
+    """Per channel, the mean of the bins next to DC: vertical +-1 and horizontal +1."""
+    rows = sorted({1 % magnitude.shape[1], -1 % magnitude.shape[1]} - {0})
+    bins = [magnitude[:, r, 0] for r in rows]
+    if magnitude.shape[2] > 1:
+        bins.append(magnitude[:, 0, 1])
+    return torch.stack(bins).mean(0) if bins else magnitude[:, 0, 0]
 
 
 def _interpolate_axis(
