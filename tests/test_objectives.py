@@ -242,3 +242,21 @@ def test_parse_with_model_and_errors(tiny_zoo):
     for bad in ("", "vit.layers.1:x", "class:", "two words", ":3"):
         with pytest.raises(ConfigError, match="LAYER:UNIT"):
             parse(bad)
+
+
+def test_scores_are_float32_under_bfloat16_autocast(tiny_zoo):
+    model = loaded("vit")
+    pixels = _pixels(model)
+    objectives = [ClassLogit(1), Channel("vit.layers.1", 3, tokens="patch")]
+    reference = _scores(model, objectives, pixels)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = _scores(model, objectives, pixels)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, reference, atol=0.1, rtol=0.05)
+
+
+def test_score_fn_exposes_validated_objectives(tiny_zoo):
+    model = loaded("vit")
+    with scoring(model, [ClassLogit("tiger cat"), Channel("vit.layers.1", 3)]) as score_fn:
+        assert [o.description for o in score_fn.objectives] == [
+            "class 1 'tiger cat' (logit)", "vit.layers.1 channel 3 (mean over all tokens)"]
