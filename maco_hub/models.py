@@ -71,6 +71,7 @@ class LoadedModel:
     id2label: dict[int, str] | None  # class names, None when there is no trained head
     has_classifier: bool  # whether the checkpoint holds a trained classification head
     family: str  # config.model_type, or the module's class name
+    num_labels: int | None = None  # outputs of the trained head (None without one)
 
     def forward(self, pixel_values: torch.Tensor) -> Any:
         """Run the model on normalized pixels (N, 3, H, W); returns its raw output."""
@@ -94,10 +95,7 @@ class LoadedModel:
         """Number of classes of the trained head (None without labels or head)."""
         if not self.has_classifier:
             return None
-        if self.id2label:
-            return len(self.id2label)
-        config = getattr(self.module, "config", None)
-        return getattr(config, "num_labels", None)
+        return self.num_labels or (len(self.id2label) if self.id2label else None)
 
     def resolve_class(self, cls: int | str) -> int:
         """Class index from an index or a name ("tabby cat" matches "tabby, tabby cat")."""
@@ -222,6 +220,7 @@ def load_model(
         id2label={int(k): str(v) for k, v in labels.items()} if labels else None,
         has_classifier=has_head,
         family=str(getattr(config, "model_type", None) or type(module).__name__),
+        num_labels=getattr(config, "num_labels", None) if has_head else None,
     )
 
 
@@ -245,6 +244,10 @@ def _load_hf(name: str, hub: dict, trust: bool, dtype: torch.dtype | None):
     try:
         config = AutoConfig.from_pretrained(name, **hub)
     except (OSError, ValueError, KeyError) as exc:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        if model_type in CONFIG_MAPPING:
+            raise ModelLoadError(f"Could not read the config of {name!r}: {exc}") from exc
         raise ModelLoadError(
             f"Model {name!r} has model_type={model_type!r}, which this transformers "
             f"{transformers.__version__} does not know. Upgrade transformers, or pass "
@@ -482,7 +485,8 @@ def _from_module(module: nn.Module, *, preprocessing: Any, device: Any, dtype: A
                          dtype=probe.dtype if probe is not None else None)
     with torch.no_grad():
         outputs = module(pixel_values=pixels) if _is_hf_model(module) else module(pixels)
-    has_head = _logits_of(outputs) is not None
+    logits = _logits_of(outputs)
+    has_head = logits is not None
     config = getattr(module, "config", None)
     labels = getattr(config, "id2label", None) if has_head else None
     return LoadedModel(
@@ -493,6 +497,7 @@ def _from_module(module: nn.Module, *, preprocessing: Any, device: Any, dtype: A
         id2label={int(k): str(v) for k, v in labels.items()} if labels else None,
         has_classifier=has_head,
         family=str(getattr(config, "model_type", None) or type(module).__name__),
+        num_labels=int(logits.shape[-1]) if has_head else None,
     )
 
 

@@ -140,6 +140,13 @@ def test_remote_code_needs_trust(tiny_zoo, tmp_path):
         load_model(folder)
 
 
+def test_unknown_model_type(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    _edit_config(folder, model_type="no_such_type")
+    with pytest.raises(ModelLoadError, match=r"'no_such_type'.*Upgrade transformers"):
+        load_model(folder)
+
+
 def test_missing_processor_falls_back_to_imagenet(tiny_zoo, tmp_path, caplog):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     (folder / "preprocessor_config.json").unlink()
@@ -175,7 +182,9 @@ def test_plain_module_needs_preprocessing():
     model = load_model(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16})
     assert model.has_classifier and model.id2label is None and model.revision is None
     assert model.model_id == "<Sequential module>" and model.family == "Sequential"
-    assert model.resolve_class(9) == 9
+    assert model.resolve_class(9) == 9 and model.num_classes == 10
+    with pytest.raises(ClassNotFoundError, match=r"0\.\.9"):
+        model.resolve_class(10)
     with pytest.raises(ClassNotFoundError, match="no class names"):
         model.resolve_class("dog")
     backbone = load_model(net[:2], preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3,
