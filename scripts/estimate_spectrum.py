@@ -45,8 +45,13 @@ class Photo:
 
 def builtin_photos() -> list[Photo]:
     """The natural colour photos that load offline (microscopy, astronomy, drawings excluded)."""
-    import skimage
-    import skimage.data as skdata
+    try:
+        import skimage
+        import skimage.data as skdata
+    except ImportError as error:
+        raise ConfigError(
+            "--builtin-photos needs scikit-image: pip install 'maco_hub[photos]'."
+        ) from error
 
     photos: list[Photo] = []
     version = f"scikit-image {skimage.__version__}"
@@ -59,13 +64,16 @@ def builtin_photos() -> list[Photo]:
     licence = "Middlebury 2014 stereo benchmark (no licence stated)"
     photos += [Photo("motorcycle_left", version, licence, left),
                Photo("motorcycle_right", version, licence, right)]
-    import sklearn
-    from sklearn.datasets import load_sample_images
-
-    samples = load_sample_images()
-    for filename, pixels in zip(samples.filenames, samples.images, strict=True):
-        photos.append(Photo(Path(filename).stem, f"scikit-learn {sklearn.__version__}",
-                            "CC BY 2.0 (Flickr)", pixels))
+    try:
+        import sklearn
+        from sklearn.datasets import load_sample_images
+    except ImportError:
+        print("scikit-learn is not installed: china and flower left out", file=sys.stderr)
+    else:
+        samples = load_sample_images()
+        for filename, pixels in zip(samples.filenames, samples.images, strict=True):
+            photos.append(Photo(Path(filename).stem, f"scikit-learn {sklearn.__version__}",
+                                "CC BY 2.0 (Flickr)", pixels))
     try:
         import matplotlib
         from matplotlib.cbook import get_sample_data
