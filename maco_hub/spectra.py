@@ -246,7 +246,10 @@ def _read_file(path: Path, *, fix: str) -> Spectrum:
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
-        raise SpectrumError(f"Spectrum file {str(path)!r} does not exist; {fix}.")
+        raise SpectrumError(
+            f"Spectrum file {str(path)!r} does not exist; check the path (and name= for a "
+            f"folder), or {fix}."
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -301,7 +304,8 @@ def _load_from_hub(
         )
     except (OSError, EntryNotFoundError, ValueError) as error:
         raise SpectrumError(
-            f"Could not get spectrum file {where}: {type(error).__name__}: {error}. Check the "
+            f"Could not get spectrum file {where}: {type(error).__name__}: "
+            f"{str(error).rstrip('. ')}. Check the "
             "repo id, file name and revision; if offline (HF_HUB_OFFLINE=1), download it once "
             "online or pass a local file."
         ) from error
