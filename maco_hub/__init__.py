@@ -26,7 +26,7 @@ _LAZY = {
     "layers": "maco_hub.hooks",
     "Gallery": "maco_hub.gallery",
     "Visualization": "maco_hub.gallery",
-    "explain": "maco_hub.explain",
+    "explain": "maco_hub._explain",
 }
 
 
@@ -44,8 +44,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
+    from ._explain import explain
     from .engine import EngineConfig, optimize
-    from .explain import explain
     from .gallery import Gallery, Visualization
     from .hooks import layers
     from .models import load_model

@@ -88,16 +88,16 @@ def test_phase_module_has_phase_as_only_parameter(spectrum):
 
 
 def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_classifier):
-    config = EngineConfig(steps=60, canvas=64, crops=4)
-    result = optimize(channel_score_fn(tiny_classifier, [0, 3]), PRE, seeds=[0, 1], config=config,
+    config = EngineConfig(steps=40, canvas=64, crops=4)
+    result = optimize(channel_score_fn(tiny_classifier, [4, 6]), PRE, seeds=[0, 1], config=config,
                       spectrum=spectrum)
     assert result.images.shape == (2, 3, 64, 64)
     assert result.images.min() >= 0 and result.images.max() <= 1
     assert result.attribution.shape == (2, 64, 64)
     assert (result.attribution >= 0).all() and (result.attribution.flatten(1).sum(1) > 0).all()
-    assert result.scores.shape == (2,) and result.history.shape == (60, 2)
+    assert result.scores.shape == (2,) and result.history.shape == (40, 2)
     early, late = result.history[:5].mean(0), result.history[-5:].mean(0)
-    assert (late - early > 0.25 * early.abs().clamp_min(0.1)).all(), (early, late)
+    assert (early > 0.05).all() and (late > 1.5 * early).all(), (early, late)
 
 
 def test_batch_equals_separate_runs_with_the_same_seeds(spectrum, tiny_classifier):

