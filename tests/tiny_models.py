@@ -53,6 +53,11 @@ def _labels() -> dict:
 
 def _save(model: torch.nn.Module, processor, folder: Path) -> None:
     torch.manual_seed(0)
+    for module in model.modules():
+        # some families initialize BatchNorm scales so small that a tiny random network's
+        # activations vanish (zero logits, zero gradients); unit scales keep them alive
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.weight is not None:
+            torch.nn.init.ones_(module.weight)
     model.save_pretrained(folder)
     if processor is not None:
         processor.save_pretrained(folder)
