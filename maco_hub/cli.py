@@ -20,6 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(message)s")
+    _quiet_libraries(show_progress=_show_progress(args), debug=args.debug)
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -94,12 +95,23 @@ def _run_explain(args: argparse.Namespace) -> int:
     from . import objectives as obj
     from ._explain import explain
 
-    objectives = [obj.parse(text) for text in args.objectives] if args.objectives else None
-    classes = [_class_argument(c) for c in args.classes] if args.classes else None
-    gallery = explain(args.model, classes=classes, layer=args.layer, channels=args.channels,
-                      objectives=objectives, revision=args.revision,
+    if args.channels and not args.layer:
+        parser_error = "--channels needs --layer (list layers with `maco-hub layers MODEL`)"
+        raise _usage_error(parser_error)
+    wanted = [obj.ClassLogit(_class_argument(c)) for c in args.classes or ()]
+    wanted += [obj.Channel(args.layer, unit) for unit in args.channels or ()]
+    wanted += [obj.parse(text) for text in args.objectives or ()]
+    if args.layer and not args.channels:
+        raise _usage_error(f"--layer {args.layer} needs --channels UNIT [UNIT ...]")
+    gallery = explain(args.model, objectives=wanted or None, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, **_engine_arguments(args))
     return _write(gallery, args.out)
+
+
+def _usage_error(message: str) -> Exception:
+    from .errors import ConfigError
+
+    return ConfigError(message)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -128,7 +140,21 @@ def _run_layers(args: argparse.Namespace) -> int:
 def _engine_arguments(args: argparse.Namespace) -> dict:
     return {"steps": args.steps, "canvas": args.canvas, "batch_size": args.batch_size,
             "seed": args.seed, "device": args.device, "spectrum": args.spectrum,
-            "progress": not args.quiet and sys.stderr.isatty()}
+            "progress": _show_progress(args)}
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _quiet_libraries(*, show_progress: bool, debug: bool) -> None:
+    """Keep transformers' load-time bars and advisory warnings off the terminal unless useful."""
+    import os
+
+    if not show_progress:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _class_argument(text: str) -> int | str:
