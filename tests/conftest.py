@@ -29,6 +29,11 @@ os.environ.update(
     }
 )
 
+# A Hub-compatible server on 127.0.0.1 (tests/hub_server.py); sets HF_ENDPOINT, so it starts here.
+from hub_server import hub, online_hub, start_session_hub  # noqa: E402, F401
+
+start_session_hub(_HOME / "hub_server")
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_HOME, ignore_errors=True)
