@@ -35,12 +35,18 @@ What the clients raise (huggingface_hub 2.4, datasets 5.2)
 - unknown revision: ``RevisionNotFoundError``; unknown file: ``RemoteEntryNotFoundError``, a subclass of
   ``EntryNotFoundError``;
 - ``deny_write``: ``HfHubHTTPError`` with ``response.status_code == 403``;
-- ``fail_next(status=500)`` on a commit: ``HfHubHTTPError`` (500). Most other calls (preupload, LFS,
-  tree listing) go through ``http_backoff``, which retries 5xx up to 5 times with 1, 2, 4, 8 s waits:
-  a single injected 500 there is absorbed by a retry that takes about a second;
-- server down: ``huggingface_hub.errors.HfHubConnectionError`` wrapping ``httpx2.ConnectError``, a subclass of
-  ``ConnectionError`` (``hf_hub_download`` without a cached copy raises ``LocalEntryNotFoundError``, and with
-  one it returns the cached file). Calls that use ``http_backoff`` retry first (about 20 s).
+- ``fail_next(status=500)`` on a commit: ``HfHubHTTPError`` (500); the commit is not retried.
+  Preupload, the LFS batch/PUT/verify calls, tree listing and uncached downloads go through
+  ``http_backoff``, which retries 408/429/5xx and connection errors up to 5 times after 1, 2, 4, 8, 8 s:
+  one injected failure there costs about a second and the call then succeeds;
+- server down (:meth:`HubServer.unreachable`): ``httpx2.ConnectError`` (an ``httpx2.TransportError``, neither
+  ``ConnectionError`` nor ``OSError``; the Hub's ``OfflineModeIsEnabled`` *is* a ``ConnectionError``).
+  ``repo_info`` raises it at once; ``list_repo_files`` and ``upload_file`` raise it after the ~23 s of
+  retries; ``hf_hub_download`` returns the cached copy at once if there is one, else raises
+  ``LocalEntryNotFoundError`` (its ``__cause__`` is the ``ConnectError``) after ~23 s.
+
+Not implemented: pull requests, Xet, multipart LFS, gated/private access checks (``private`` is recorded
+only), space runtimes. An unknown route answers 404 and shows up in :attr:`HubServer.requests`.
 """
 
 from __future__ import annotations

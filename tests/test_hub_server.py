@@ -223,6 +223,15 @@ def test_injected_commit_failure_then_retry_leaves_one_copy(online_hub, api):
     assert len(online_hub.commit_ids(repo_id)) == 2  # creation + the one successful upload
 
 
+def test_injected_lfs_upload_failure_is_retried_by_the_client(online_hub, api):
+    repo_id = _repo(online_hub, api, "lfs-retry")
+    online_hub.fail_next(1, method="PUT", path_contains="/_lfs/", status=503)
+    online_hub.clear_requests()
+    api.upload_file(path_or_fileobj=b"\0" * 100, path_in_repo="zeros.bin", repo_id=repo_id)  # http_backoff
+    assert [r.status for r in online_hub.requests if r.method == "PUT"] == [503, 200]
+    assert online_hub.read_file(repo_id, "zeros.bin") == b"\0" * 100
+
+
 def test_server_down_raises_a_connection_error(online_hub, api):
     import httpx2
     from huggingface_hub import hf_hub_download
