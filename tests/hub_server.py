@@ -453,6 +453,8 @@ class _Handler(BaseHTTPRequestHandler):
             _route(self, hub, split.path, parse_qs(split.query), body)
         except HubError as err:
             self._error(err)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away: nothing to answer
+            self.close_connection = True
         except Exception as err:  # a server bug: answer 500 rather than drop the connection
             self._error(HubError(500, f"Test hub server error: {type(err).__name__}: {err}"))
         finally:

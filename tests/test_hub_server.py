@@ -39,6 +39,9 @@ def test_create_repo_model_and_dataset_with_exist_ok(online_hub, api):
     # A name without a namespace lands in the user's namespace, as on the Hub.
     bare = online_hub.new_repo_id("bare").split("/")[1]
     assert api.create_repo(bare).repo_id == f"maco-tester/{bare}"
+    private_id = online_hub.new_repo_id("private")
+    api.create_repo(private_id, private=True)
+    assert api.repo_info(private_id).private
     assert api.whoami()["name"] == "maco-tester"
     assert (
         api.repo_info(repo_id, repo_type="dataset").sha
@@ -57,14 +60,15 @@ def test_upload_text_and_binary_files_then_download(online_hub, api, tmp_path):
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "weights.safetensors").write_bytes(weights)
     (folder / "notes.txt").write_text("plain text")
+    images = {f"img/{i}.png": bytes([137, 80, 78, 71, 0, i]) * 50 for i in range(8)}  # parallel LFS uploads
+    for path, content in images.items():
+        (folder / path).parent.mkdir(exist_ok=True)
+        (folder / path).write_bytes(content)
     info = api.upload_folder(folder_path=folder, repo_id=repo_id, commit_message="Add folder")
 
-    assert api.list_repo_files(repo_id) == [
-        ".gitattributes",
-        "README.md",
-        "notes.txt",
-        "sub/weights.safetensors",
-    ]
+    files = [".gitattributes", "README.md", *sorted(images), "notes.txt", "sub/weights.safetensors"]
+    assert api.list_repo_files(repo_id) == files
+    assert all(online_hub.read_file(repo_id, p) == content for p, content in images.items())
     assert online_hub.is_lfs(repo_id, "sub/weights.safetensors")
     assert not online_hub.is_lfs(repo_id, "notes.txt")
     assert api.repo_info(repo_id).sha == info.oid
