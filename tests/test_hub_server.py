@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -252,7 +253,13 @@ def test_server_down_raises_a_connection_error(online_hub, api):
     assert api.repo_info(repo_id).id == repo_id  # same port again
 
 
-def test_offline_mode_is_back_after_the_online_fixture():
-    from huggingface_hub import constants
+def test_offline_mode_is_back_after_the_online_fixture(hub):
+    import datasets.config
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import OfflineModeIsEnabled
 
-    assert constants.HF_HUB_OFFLINE
+    assert constants.HF_HUB_OFFLINE and datasets.config.HF_HUB_OFFLINE
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    with pytest.raises(OfflineModeIsEnabled):
+        HfApi().repo_info("maco-tester/anything")
+    assert hub.running and os.environ["HF_ENDPOINT"] == hub.endpoint
