@@ -13,7 +13,8 @@ from ._version import __version__
 
 __all__ = [
     "EngineConfig", "Gallery", "Preprocessing", "Spectrum", "Visualization", "__version__",
-    "explain", "layers", "load_model", "load_spectrum", "objectives", "optimize",
+    "explain", "layers", "load_gallery", "load_model", "load_spectrum", "objectives", "optimize",
+    "push_spectrum", "regenerate",
 ]
 
 _LAZY = {
@@ -27,6 +28,9 @@ _LAZY = {
     "Gallery": "maco_hub.gallery",
     "Visualization": "maco_hub.gallery",
     "explain": "maco_hub._explain",
+    "regenerate": "maco_hub._explain",
+    "load_gallery": "maco_hub.gallery",
+    "push_spectrum": "maco_hub.hub",
 }
 
 
@@ -44,10 +48,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
-    from ._explain import explain
+    from ._explain import explain, regenerate
     from .engine import EngineConfig, optimize
-    from .gallery import Gallery, Visualization
+    from .gallery import Gallery, Visualization, load_gallery
     from .hooks import layers
+    from .hub import push_spectrum
     from .models import load_model
     from .preprocessing import Preprocessing
     from .spectra import Spectrum, load_spectrum

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,25 +36,31 @@ def explain(
     canvas: int | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
-    spectrum: Spectrum | str | Path | None = None,
+    spectrum: Spectrum | str | os.PathLike | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
     config: EngineConfig | None = None,
+    out: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> Gallery:
     """Visualize what a vision model's classes, channels or other objectives respond to.
 
     ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.LoadedModel`.
     Give ``classes`` (indices or names), and/or ``layer`` with ``channels``, or a list of
-    ``objectives``. Image ``i`` uses seed ``seed + i``; ``batch_size`` images are optimized at once.
-    ``steps`` and ``canvas`` override the matching fields of ``config`` (default
-    :class:`EngineConfig`).
+    ``objectives``. Each objective's seed derives from ``seed`` and the objective itself (not its
+    position), and ``batch_size`` images are optimized at once. ``steps`` and ``canvas`` override
+    the matching fields of ``config`` (default :class:`EngineConfig`).
+
+    With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically);
+    rows already there are skipped, so rerunning after an interruption finishes the job, and
+    running with more objectives extends the gallery. The whole folder's gallery is returned.
 
     >>> gallery = maco_hub.explain("google/vit-base-patch16-224", classes=["tabby cat", 285])
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map
     """
     from .models import LoadedModel, load_model
-    from .objectives import scoring
+    from .records import objective_to_record, row_key, seed_for
+    from .store import GalleryFolder
 
     wanted = _objectives_from_arguments(classes, layer, channels, objectives)
     if batch_size < 1:
@@ -64,16 +71,44 @@ def explain(
         model, revision=revision, trust_remote_code=trust_remote_code, device=device)
     resolved = [objective.validate(loaded) for objective in wanted]
     spectrum = _spectrum(spectrum)
+    plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
+
+    folder = GalleryFolder.open(out) if out is not None else None
+    if folder is not None:
+        done = folder.keys
+        plan = [(o, s) for o, s in plan
+                if row_key(_record(loaded, o, s, [(o, s)], spectrum, config, device)) not in done]
+        if len(resolved) > len(plan):
+            logger.info("%d of %d objectives are already in %s; running the other %d.",
+                        len(resolved) - len(plan), len(resolved), out, len(plan))
 
     items: list[Visualization] = []
-    for start in _batches(len(resolved), batch_size, progress):
-        chunk = resolved[start:start + batch_size]
-        seeds = [seed + start + i for i in range(len(chunk))]
-        with scoring(loaded, chunk) as score_fn:
-            result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
-                              spectrum=spectrum, device=device, progress=progress)
-        items.extend(_visualizations(result, chunk, seeds, loaded, spectrum, config, device))
+    for start in _batches(len(plan), batch_size, progress):
+        batch = plan[start:start + batch_size]
+        batch_items = run_batch(loaded, batch, spectrum=spectrum, config=config, device=device,
+                                progress=progress)
+        items.extend(batch_items)
+        if folder is not None:
+            folder.append(batch_items)
+            folder.write_pages()
+    if folder is not None:
+        if not plan and len(folder):
+            folder.write_pages()
+        return folder.read()
     return Gallery(tuple(items))
+
+
+def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
+              config: EngineConfig, device: torch.device, progress: bool = False) -> list[Visualization]:
+    """Optimize one batch of validated ``(objective, seed)`` pairs together."""
+    from .objectives import scoring
+
+    objectives = [objective for objective, _ in batch]
+    seeds = [seed for _, seed in batch]
+    with scoring(loaded, objectives) as score_fn:
+        result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
+                          spectrum=spectrum, device=device, progress=progress)
+    return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
 def _objectives_from_arguments(classes, layer, channels, objectives) -> list:
@@ -99,8 +134,6 @@ def _objectives_from_arguments(classes, layer, channels, objectives) -> list:
 
 
 def _engine_config(config: EngineConfig | None, *, steps: int | None, canvas: int | None) -> EngineConfig:
-    import dataclasses
-
     config = config or EngineConfig()
     overrides = {k: v for k, v in {"steps": steps, "canvas": canvas}.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
@@ -112,25 +145,38 @@ def _spectrum(spectrum: Any) -> Spectrum:
     return spectrum if isinstance(spectrum, Spectrum) else load_spectrum(spectrum)
 
 
-def _visualizations(result: EngineResult, objectives: Sequence[Objective], seeds: Sequence[int],
+def _record(loaded: LoadedModel, objective: Objective, seed: int,
+            batch: Sequence[tuple[Objective, int]], spectrum: Spectrum, config: EngineConfig,
+            device: torch.device) -> dict[str, Any]:
+    """Everything needed to make this row again (see :func:`maco_hub.regenerate`)."""
+    from .records import objective_to_record
+
+    return {
+        "model_id": loaded.model_id,
+        "model_revision": loaded.revision,
+        "preprocessing": loaded.preprocessing.to_dict(),
+        "objective": objective.description,
+        "objective_record": objective_to_record(objective),
+        "seed": seed,
+        "batch": [{"objective_record": objective_to_record(o), "seed": s} for o, s in batch],
+        "spectrum": spectrum.reference(),
+        "config": config.to_record(),
+        "device": device.type,
+        "maco_hub_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]],
                     loaded: LoadedModel, spectrum: Spectrum, config: EngineConfig,
                     device: torch.device) -> list[Visualization]:
+    from .records import row_key
+
     items = []
-    for b, (objective, seed) in enumerate(zip(objectives, seeds, strict=True)):
-        record = {
-            "model_id": loaded.model_id,
-            "model_revision": loaded.revision,
-            "preprocessing": loaded.preprocessing.to_dict(),
-            "objective": objective.description,
-            "spectrum": spectrum.reference(),
-            "seed": seed,
-            "batch_seeds": list(seeds),
-            "config": config.to_record(),
-            "device": device.type,
-            "maco_hub_version": __version__,
-            "torch_version": torch.__version__,
-            "python_version": platform.python_version(),
-        }
+    for b, (objective, seed) in enumerate(batch):
+        record = _record(loaded, objective, seed, batch, spectrum, config, device)
+        record["key"] = row_key(record)
         items.append(Visualization(
             image=to_pil_image(result.images[b]),
             alpha=attribution_to_alpha(result.attribution[b]),
@@ -154,3 +200,42 @@ def _batches(total: int, batch_size: int, progress: bool):
 
     return tqdm(starts, desc="batches", unit="batch")
 
+
+def regenerate(item: Visualization, *, model: Any = None, device: str | torch.device | None = None,
+               trust_remote_code: bool = False) -> Visualization:
+    """Make one gallery row again from its reproducibility record.
+
+    The row's whole batch is re-run (batch members share forward passes, whose rounding depends on
+    the batch), from the recorded model revision, spectrum, seeds and engine settings. On the same
+    device type the pixels match the original up to float rounding. ``model`` overrides the
+    recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
+    """
+    from .models import LoadedModel, load_model
+    from .records import objective_from_record
+    from .spectra import load_spectrum
+
+    record = item.record
+    if "batch" not in record or "objective_record" not in record:
+        raise ConfigError(f"Row {item.objective!r} has no reproducibility record (made by maco_hub "
+                          f"{record.get('maco_hub_version', '< 0.1')}); it cannot be regenerated.")
+    device = resolve_device(device or record.get("device"))
+    if isinstance(model, LoadedModel):
+        loaded = model
+    else:
+        loaded = load_model(model or record["model_id"], revision=None if model else record["model_revision"],
+                            trust_remote_code=trust_remote_code, device=device)
+    reference = record["spectrum"]
+    if reference["id"] == "maco_hub/default":
+        spectrum = load_spectrum()
+    else:
+        spectrum = load_spectrum(reference["id"], name=reference.get("name"),
+                                 revision=reference.get("revision"))
+    if spectrum.reference()["sha256"] != reference["sha256"]:
+        raise ConfigError(f"Spectrum {reference['id']!r} now has sha256 {spectrum.sha256[:12]}…, but the "
+                          f"row was made with {reference['sha256'][:12]}…; pass the original spectrum file.")
+    batch = [(objective_from_record(b["objective_record"]).validate(loaded), int(b["seed"]))
+             for b in record["batch"]]
+    config = EngineConfig.from_record(record["config"])
+    position = [b["seed"] == record["seed"] and b["objective_record"] == record["objective_record"]
+                for b in record["batch"]].index(True)
+    return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]

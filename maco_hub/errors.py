@@ -40,3 +40,7 @@ class ClassNotFoundError(MacoHubError, KeyError):
 
 class UnitOutOfRangeError(MacoHubError, IndexError):
     """A channel, neuron or position index outside the layer's output."""
+
+
+class HubError(MacoHubError, RuntimeError):
+    """A Hub operation that failed (network, permissions, wrong repo type); local files are intact."""

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import ConfigError
+
 ALPHA_QUANTILE = 0.99  # attribution at this quantile maps to full opacity
 
 
@@ -64,6 +66,35 @@ class Gallery(Sequence[Visualization]):
     def __add__(self, other: Gallery) -> Gallery:
         return Gallery(self.items + tuple(other))
 
+    def save(self, folder: str | Path, *, title: str | None = None) -> Path:
+        """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
+
+        Rows already in the folder are kept and not duplicated; see :mod:`maco_hub.store`.
+        """
+        from .store import GalleryFolder
+
+        store = GalleryFolder.open(folder)
+        store.append(self.items)
+        store.write_pages(title=title)
+        return store.path
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
+                    revision: str | None = None, commit_message: str | None = None) -> str:
+        """Add these rows to the Hub dataset ``repo_id`` (created if needed) in one commit.
+
+        Rows the repo already holds are kept and not duplicated. Returns the commit URL.
+        """
+        from .hub import push_gallery
+
+        return push_gallery(self, repo_id, private=private, token=token, revision=revision,
+                            commit_message=commit_message)
+
+    def regenerate(self, index: int, **options) -> Visualization:
+        """Make row ``index`` again from its record (see :func:`maco_hub.regenerate`)."""
+        from ._explain import regenerate
+
+        return regenerate(self.items[index], **options)
+
     def save_images(self, folder: str | Path) -> list[Path]:
         """Write ``NNNN-<slug>.png`` (RGB) and ``NNNN-<slug>-alpha.png`` (RGBA) per row; return paths."""
         folder = Path(folder)
@@ -74,6 +105,22 @@ class Gallery(Sequence[Visualization]):
             paths.append(_save_png(item.image, folder / f"{stem}.png"))
             paths.append(_save_png(item.with_transparency(), folder / f"{stem}-alpha.png"))
         return paths
+
+
+def load_gallery(source: str | Path, *, revision: str | None = None, token: str | None = None) -> Gallery:
+    """A gallery from a folder written by :meth:`Gallery.save` / ``explain(out=...)``, or a Hub
+    dataset repo id (downloaded into the Hugging Face cache at ``revision``)."""
+    from .store import GalleryFolder
+
+    path = Path(source)
+    if path.exists():
+        if revision is not None:
+            raise ConfigError(f"revision={revision!r} applies to Hub repos; {str(source)!r} is a folder.")
+        return GalleryFolder.open(path, create=False).read()
+    from .hub import download_gallery
+
+    return GalleryFolder.open(download_gallery(str(source), revision=revision, token=token),
+                              create=False).read()
 
 
 def to_pil_image(image: torch.Tensor) -> Image.Image:

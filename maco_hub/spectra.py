@@ -34,7 +34,7 @@ COLOR_SPACE = "decorrelated-lucid"  # the channels of maco_hub._color.decorrelat
 DEFAULT_FILENAME = "spectrum.safetensors"  # file looked up in Hub repos and folders
 TENSOR_NAME = "magnitude"  # the one tensor of a spectrum file
 REQUIRED_KEYS = ("sha256", "height", "width", "color_space")  # metadata every file must carry
-_LOADED_FROM_KEYS = ("source", "revision")  # where a spectrum was loaded from; never saved
+_LOADED_FROM_KEYS = ("source", "revision", "filename")  # where a spectrum was loaded from; never saved
 _DEFAULT_ID = "maco_hub/default"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -126,6 +126,7 @@ class Spectrum:
         """
         return {
             "id": self.metadata.get("source", "in-memory"),
+            "name": self.metadata.get("filename"),
             "revision": self.metadata.get("revision"),
             "sha256": self.metadata.get("source_sha256", self.sha256),
         }
@@ -312,7 +313,7 @@ def _load_from_hub(
     path = Path(downloaded)
     commit = path.parent.name if _COMMIT_RE.match(path.parent.name) else (revision or "main")
     return _read_file(path, fix=f"delete it from the Hub cache and download {where} again")._with(
-        source=repo_id, revision=commit
+        source=repo_id, revision=commit, filename=filename
     )
 
 

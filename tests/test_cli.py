@@ -22,13 +22,14 @@ def test_help_is_fast_and_lists_the_commands():
     result = run_cli("--help")
     elapsed = time.perf_counter() - start
     assert result.returncode == 0
-    for command in ("explain", "demo", "layers"):
+    for command in ("explain", "demo", "layers", "gallery", "spectrum"):
         assert command in result.stdout
     assert elapsed < 5, f"--help took {elapsed:.1f}s"
 
 
 def test_import_stays_light():
-    code = "import sys, maco_hub; print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    heavy = "('torch', 'transformers', 'datasets')"
+    code = f"import sys, maco_hub; print(sorted(m for m in {heavy} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -42,17 +43,21 @@ def test_layers_prints_a_table(tiny_zoo):
     assert any(line.split()[0] == tiny.middle_layer and line.split()[1] == "tokens" for line in lines[1:])
 
 
-def test_explain_writes_images(tiny_zoo, tmp_path):
+def test_explain_writes_a_gallery_folder(tiny_zoo, tmp_path):
     tiny = tiny_zoo["resnet"]
     out = tmp_path / "gallery"
     result = run_cli("explain", str(tiny.path), "--classes", "espresso", "1",
                      "--objective", f"{tiny.middle_layer}:0", "--steps", "2", "--canvas", "48",
                      "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
-    pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(pngs) == 6 and pngs[0].startswith("0000-espresso")
-    assert Image.open(out / pngs[0]).size == (48, 48)
+    assert {"README.md", "index.html", "manifest.json", "data", "images"} <= {p.name for p in out.iterdir()}
+    pngs = sorted(p.name for p in (out / "images").glob("*.png"))
+    assert len(pngs) == 6
+    assert Image.open(out / "images" / pngs[0]).size == (48, 48)
     assert "class 3 'espresso'" in result.stdout
+    shown = run_cli("gallery", "show", str(out))
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 4
+    assert "espresso" in shown.stdout
 
 
 @pytest.mark.parametrize(

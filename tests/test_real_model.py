@@ -60,5 +60,6 @@ def test_demo_command_runs_offline(tmp_path):
                "--canvas", "96", "--out", str(out), "--quiet"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert (out / "0000-espresso.png").is_file() and (out / "0000-espresso-alpha.png").is_file()
+    gallery = maco_hub.load_gallery(out)
+    assert [item.label for item in gallery] == ["espresso"] and (out / "index.html").is_file()
     assert "class 967 'espresso'" in result.stdout

@@ -1,0 +1,133 @@
+"""Gallery folders: datasets-readable, resumable, appendable, reproducible."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import datasets
+import numpy as np
+import pytest
+from tiny_models import loaded, tiny_zoo_fixture  # noqa: F401
+
+import maco_hub
+from maco_hub.errors import ConfigError
+from maco_hub.store import MANIFEST_NAME, GalleryFolder
+
+QUICK = {"steps": 3, "canvas": 48, "progress": False, "device": "cpu"}
+
+
+def pixels(image) -> np.ndarray:
+    return np.asarray(image)
+
+
+def assert_same_rows(a, b) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert np.array_equal(pixels(x.image), pixels(y.image))
+        assert np.array_equal(pixels(x.alpha), pixels(y.alpha))
+        assert (x.objective, x.kind, x.layer, x.unit, x.class_id, x.label) == \
+               (y.objective, y.kind, y.layer, y.unit, y.class_id, y.label)
+        assert x.score == pytest.approx(y.score) and x.record == y.record
+
+
+def test_saved_gallery_reads_back_with_datasets_and_load_gallery(tiny_zoo, tmp_path):
+    tiny = tiny_zoo["resnet"]
+    gallery = maco_hub.explain(loaded("resnet"), classes=["espresso", 1], layer=tiny.middle_layer,
+                               channels=[2], **QUICK)
+    folder = gallery.save(tmp_path / "g")
+    rows = datasets.load_dataset(str(folder), split="train")
+    assert isinstance(rows.features["image"], datasets.Image)
+    assert isinstance(rows.features["alpha"], datasets.Image)
+    expected = {"model_id", "model_revision", "objective", "kind", "layer", "unit", "class_id", "label",
+                "score", "seed", "steps", "canvas", "spectrum_id", "spectrum_revision", "spectrum_sha256",
+                "maco_hub_version", "config"}
+    assert expected <= set(rows.column_names)
+    assert len(rows) == 3
+    for row, item in zip(rows, gallery, strict=True):
+        assert np.array_equal(pixels(row["image"].convert("RGB")), pixels(item.image))
+        assert np.array_equal(pixels(row["alpha"]), pixels(item.alpha))
+        assert row["class_id"] == item.class_id and row["unit"] == item.unit
+        assert row["seed"] == item.seed and row["steps"] == 3 and row["canvas"] == 48
+        assert row["spectrum_sha256"] == maco_hub.load_spectrum().sha256
+        assert json.loads(row["config"])["steps"] == 3
+    assert_same_rows(maco_hub.load_gallery(folder), gallery)
+    card = (folder / "README.md").read_text()
+    assert "feature-visualization" in card and "maco" in card and "data/train-00000.parquet" in card
+    assert (folder / "index.html").read_text().count("-transparent.png") == 3
+
+
+def test_appending_adds_rows_without_losing_or_duplicating(tiny_zoo, tmp_path):
+    model = loaded("vit")
+    out = tmp_path / "g"
+    first = maco_hub.explain(model, classes=[0, 1], out=out, batch_size=2, **QUICK)
+    again = maco_hub.explain(model, classes=[1, 2, 3], out=out, batch_size=2, **QUICK)
+    assert [item.class_id for item in again] == [0, 1, 2, 3]
+    assert_same_rows(again[:2], first)
+    keys = [item.record["key"] for item in again]
+    assert len(set(keys)) == 4
+    # the same objective gets the same seed whatever list it is in
+    alone = maco_hub.explain(model, classes=[3], **QUICK)
+    assert alone[0].seed == again[3].seed
+    assert np.array_equal(pixels(alone[0].image), pixels(again[3].image))
+    assert len(datasets.load_dataset(str(out), split="train")) == 4
+
+
+def test_regenerate_reproduces_a_row(tiny_zoo, tmp_path):
+    gallery = maco_hub.explain(str(tiny_zoo["convnext"].path), classes=[0, 4, 2], batch_size=2,
+                               out=tmp_path / "g", **QUICK)
+    reloaded = maco_hub.load_gallery(tmp_path / "g")
+    for index in (1, 2):  # a row of a full batch, and the row that ran alone
+        again = maco_hub.regenerate(reloaded[index])
+        difference = np.abs(pixels(again.image).astype(int) - pixels(gallery[index].image).astype(int))
+        assert difference.max() <= 1
+        assert again.record["key"] == gallery[index].record["key"]
+
+
+def test_unfinished_shards_are_dropped_when_a_run_resumes(tiny_zoo, tmp_path):
+    out = tmp_path / "g"
+    maco_hub.explain(loaded("resnet"), classes=[0], out=out, **QUICK)
+    orphan = out / "data" / "train-00001.parquet"
+    orphan.write_bytes(b"half-written batch")
+    assert len(GalleryFolder.open(out)) == 1 and not orphan.exists()
+
+
+def test_folders_that_are_not_galleries_are_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a maco_hub gallery"):
+        GalleryFolder.open(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable"):
+        maco_hub.load_gallery(tmp_path / "broken")
+
+
+def test_killed_cli_job_resumes_to_a_complete_gallery(tiny_zoo, tmp_path):
+    model = str(tiny_zoo["vit"].path)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "maco_hub.cli", "explain", model, "--classes", "0", "1", "2", "3",
+               "4", "--batch-size", "1", "--steps", "40", "--canvas", "64", "--out", str(out), "--quiet"]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        manifest = out / MANIFEST_NAME
+        if manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(job.pid, signal.SIGKILL)
+    job.wait()
+    before = maco_hub.load_gallery(out)
+    assert 2 <= len(before) < 5, "the job should have been killed part-way"
+
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    after = maco_hub.load_gallery(out)
+    assert sorted(item.class_id for item in after) == [0, 1, 2, 3, 4]
+    assert len({item.record["key"] for item in after}) == 5
+    assert_same_rows(after[:len(before)], before)
+    assert len(datasets.load_dataset(str(out), split="train")) == 5
