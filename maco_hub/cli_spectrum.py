@@ -1,0 +1,149 @@
+"""``maco-hub spectrum estimate | push | show``: make, share and inspect magnitude spectra.
+
+Only argparse (and the standard-library source options) load at parser-build time; torch,
+huggingface_hub and the photo packages load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .spectrum_sources import add_source_arguments
+
+__all__ = ["add_spectrum_commands"]
+
+_ESTIMATE_EXAMPLES = """\
+examples:
+  maco-hub spectrum estimate --builtin-photos --out spectra/default.safetensors
+  maco-hub spectrum estimate --dataset ORG/NAME --count 5000 --out s.safetensors
+  maco-hub spectrum estimate --folder photos/ --push me/my-spectrum --name photos.safetensors
+"""
+
+
+def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``spectrum`` with its subcommands to ``commands`` (the CLI's subparsers action)."""
+    spectrum = commands.add_parser("spectrum", help="estimate, push or show a magnitude spectrum",
+                                   description="Magnitude spectra: estimate one from photographs, "
+                                               "push one to the Hub, show one's provenance.")
+    actions = spectrum.add_subparsers(title="spectrum commands", required=True, metavar="ACTION")
+
+    estimate = actions.add_parser(
+        "estimate", parents=[common], help="estimate a spectrum from photographs",
+        description="Average the decorrelated Fourier magnitude of photographs; save it (--out), "
+                    "push it (--push) or both.",
+        epilog=_ESTIMATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_arguments(estimate)
+    estimate.add_argument("--resolution", type=int, default=512,
+                          help="image side the spectrum describes (default: %(default)s)")
+    estimate.add_argument("--out", type=Path, metavar="FILE", help="write a .safetensors file")
+    _hub_target_options(estimate, push=True)
+    estimate.add_argument("--no-progress", dest="quiet", action="store_true",
+                          help=argparse.SUPPRESS)  # the script's older spelling of --quiet
+    estimate.set_defaults(run=_run_estimate)
+
+    push = actions.add_parser("push", parents=[common], help="upload a spectrum file to the Hub",
+                              description="Upload a spectrum file to a Hub model repo, with a "
+                                          "provenance card, in one commit.")
+    push.add_argument("file", type=Path, help="a .safetensors spectrum file")
+    push.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, e.g. me/my-spectrum")
+    _hub_target_options(push, push=False)
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.set_defaults(run=_run_push)
+
+    show = actions.add_parser("show", parents=[common], help="print a spectrum's shape, sha256, metadata",
+                              description="Load a spectrum (checksum verified) and print its shape, "
+                                          "sha256 and metadata.")
+    show.add_argument("source", nargs="?", metavar="SOURCE",
+                      help="file, folder or Hub repo id (default: the shipped spectrum)")
+    show.add_argument("--name", help="file inside a folder or repo (default: spectrum.safetensors)")
+    show.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
+    show.set_defaults(run=_run_show)
+
+
+def _hub_target_options(parser: argparse.ArgumentParser, *, push: bool) -> None:
+    if push:
+        parser.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub model repo")
+        parser.add_argument("--private", action="store_true", help="with --push: create the repo private")
+    parser.add_argument("--name", default=None,
+                        help="file name in the repo (default: spectrum.safetensors)")
+    parser.add_argument("--revision", help="branch to commit to, created if missing (default: main)")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or login)")
+
+
+def _run_estimate(args: argparse.Namespace) -> int:
+    from .cli import _show_progress
+    from .errors import ConfigError
+    from .spectrum_estimation import estimate_spectrum
+    from .spectrum_sources import images_from_arguments
+
+    if args.out is None and args.push is None:
+        raise ConfigError("Nothing would be kept: pass --out FILE, --push REPO_ID, or both.")
+    if args.push is None:
+        for option, value in (("--name", args.name), ("--revision", args.revision),
+                              ("--private", args.private or None), ("--token", args.token and "...")):
+            if value is not None:
+                raise ConfigError(f"{option} {value!r} only applies with --push REPO_ID "
+                                  "(for a dataset's revision use --dataset-revision).")
+    else:
+        _check_push_target(args.push, args.name)
+    images, metadata = images_from_arguments(args)
+    spectrum = estimate_spectrum(images, resolution=args.resolution, metadata=metadata,
+                                 progress=_show_progress(args))
+    if args.out is not None:
+        path = spectrum.save(args.out)
+        print(f"{path}: {spectrum.metadata['num_images']} images, {spectrum.metadata['resolution']},"
+              f" sha256 {spectrum.sha256}")
+    if args.push is not None:
+        _push(spectrum, args)
+    return 0
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from .spectra import Spectrum
+
+    _check_push_target(args.repo_id, args.name)
+    spectrum = Spectrum.load(args.file)
+    args.push = args.repo_id
+    _push(spectrum, args)
+    return 0
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from .cli import _print_table
+    from .spectra import load_spectrum
+
+    spectrum = load_spectrum(args.source, name=args.name, revision=args.revision)
+    meta = dict(spectrum.metadata)
+    rows = [("source", meta.pop("source", "-")), ("revision", meta.pop("revision", "-")),
+            ("shape", "x".join(map(str, spectrum.magnitude.shape))), ("sha256", meta.pop("sha256"))]
+    if "filename" in meta:
+        rows.insert(1, ("name", meta.pop("filename")))
+    rows += sorted(meta.items())
+    _print_table(("key", "value"), [(key, " ".join(str(value).split())) for key, value in rows])
+    return 0
+
+
+def _check_push_target(repo_id: str, name: str | None) -> None:
+    """Fail before any long work: a malformed repo id, a bad file name, or offline mode."""
+    from huggingface_hub import constants
+
+    from .errors import HubError
+    from .hub import _check_repo_id, _check_spectrum_name
+
+    _check_repo_id(repo_id)
+    if name is not None:
+        _check_spectrum_name(name)
+    if constants.HF_HUB_OFFLINE:
+        raise HubError(f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE is set. Unset it (or set it to "
+                       "0) and run again; the Hub must be reachable.")
+
+
+def _push(spectrum: Any, args: argparse.Namespace) -> None:
+    from .hub import push_spectrum
+    from .spectra import DEFAULT_FILENAME
+
+    url = push_spectrum(spectrum, args.push, name=args.name or DEFAULT_FILENAME,
+                        revision=args.revision, token=args.token, private=args.private)
+    print(f"pushed {args.name or DEFAULT_FILENAME} (sha256 {spectrum.sha256}) to {args.push}: {url}")
