@@ -53,11 +53,12 @@ class GalleryFolder:
         manifest_path = path / MANIFEST_NAME
         if manifest_path.is_file():
             manifest = _read_manifest(manifest_path)
+        elif not create:
+            raise ConfigError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass a "
+                              "folder written by Gallery.save / `maco-hub explain --out`.")
         elif path.exists() and any(path.iterdir()):
             raise ConfigError(f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
                               f"{MANIFEST_NAME}); choose an empty or new folder for --out.")
-        elif not create:
-            raise ConfigError(f"{str(path)!r} is not a maco_hub gallery folder (no {MANIFEST_NAME}).")
         else:
             manifest = {"format": FORMAT_VERSION, "shards": []}
         folder = cls(path, manifest)
