@@ -184,7 +184,7 @@ def test_script_errors(photo_folder: Path, tmp_path: Path, capsys) -> None:
     script = _script("estimate_spectrum")
     out = str(tmp_path / "x.safetensors")
     assert script.main(["--builtin-photos", "--push", "me/spectrum", "--out", out]) == 2
-    assert "not implemented yet: lands with the Hub issue" in capsys.readouterr().err
+    assert "HF_HUB_OFFLINE" in capsys.readouterr().err  # refused before estimating
     assert script.main(["--folder", str(tmp_path / "nowhere"), "--out", out]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert script.main(["--folder", str(photo_folder), "--count", "0", "--out", out]) == 2
