@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ._files import atomic_write
 from .errors import ConfigError
 
 ALPHA_QUANTILE = 0.99  # attribution at this quantile maps to full opacity
@@ -141,8 +143,12 @@ def _slug(text: str) -> str:
     return "-".join(part for part in kept.split("-") if part)[:60] or "item"
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """The image as PNG file bytes (lossless)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _save_png(image: Image.Image, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    return atomic_write(path, png_bytes(image))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from types import MappingProxyType
 
 import torch
 
+from ._files import atomic_write
 from ._version import __version__
 from .errors import ConfigError, SpectrumError
 
@@ -177,17 +177,8 @@ class Spectrum:
         """
         from safetensors.torch import save
 
-        path = Path(path)
         metadata = {k: v for k, v in self.metadata.items() if k not in _LOADED_FROM_KEYS}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:
-            tmp.write_bytes(save({TENSOR_NAME: self.magnitude}, metadata=metadata))
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, save({TENSOR_NAME: self.magnitude}, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Spectrum:

@@ -19,15 +19,15 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from ._files import atomic_write
 from .errors import ConfigError
-from .gallery import Gallery, Visualization
+from .gallery import Gallery, Visualization, png_bytes
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -84,15 +84,16 @@ class GalleryFolder:
         (self.path / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         for item in new:
             key = row_key_of(item)
-            _atomic_bytes(self.path / IMAGES_DIR / f"{key}.png", _png(item.image))
-            _atomic_bytes(self.path / IMAGES_DIR / f"{key}-transparent.png", _png(item.with_transparency()))
+            images = self.path / IMAGES_DIR
+            atomic_write(images / f"{key}.png", png_bytes(item.image))
+            atomic_write(images / f"{key}-transparent.png", png_bytes(item.with_transparency()))
         name = f"{DATA_DIR}/train-{len(self._manifest['shards']):05d}.parquet"
         data = _parquet_bytes(new)
-        _atomic_bytes(self.path / name, data)
+        atomic_write(self.path / name, data)
         shard = {"file": name, "keys": [row_key_of(i) for i in new],
                  "sha256": hashlib.sha256(data).hexdigest()}
         manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
-        _atomic_bytes(self.path / MANIFEST_NAME, json.dumps(manifest, indent=1).encode())
+        atomic_write(self.path / MANIFEST_NAME, json.dumps(manifest, indent=1).encode())
         self._manifest = manifest
 
     def write_pages(self, *, title: str | None = None, repo_id: str | None = None) -> None:
@@ -104,7 +105,7 @@ class GalleryFolder:
         feats = features()
         card = render_gallery_card(rows, shards=[shard["file"] for shard in self._manifest["shards"]],
                                    features_yaml=feats._to_yaml_list(), title=title, repo_id=repo_id)
-        _atomic_bytes(self.path / "README.md", card.encode())
+        atomic_write(self.path / "README.md", card.encode())
         page_rows = [{"image": f"{IMAGES_DIR}/{r['key']}.png",
                       "transparent": f"{IMAGES_DIR}/{r['key']}-transparent.png",
                       **{k: r[k] for k in ("objective", "kind", "layer", "unit", "class_id", "label",
@@ -142,7 +143,7 @@ class GalleryFolder:
         for file in (self.path / DATA_DIR).glob("*.parquet") if (self.path / DATA_DIR).is_dir() else ():
             if f"{DATA_DIR}/{file.name}" not in listed:
                 file.unlink()
-        for tmp in self.path.rglob(".*.tmp*"):
+        for tmp in self.path.rglob(".*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
@@ -158,8 +159,8 @@ def row_of(item: Visualization) -> dict[str, Any]:
     spectrum = record.get("spectrum") or {}
     config = record.get("config") or {}
     return {
-        "image": {"bytes": _png(item.image), "path": None},
-        "alpha": {"bytes": _png(item.alpha), "path": None},
+        "image": {"bytes": png_bytes(item.image), "path": None},
+        "alpha": {"bytes": png_bytes(item.alpha), "path": None},
         "model_id": record.get("model_id"),
         "model_revision": record.get("model_revision"),
         "objective": item.objective,
@@ -234,26 +235,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _image(value: Any) -> Image.Image:
     if isinstance(value, Image.Image):
         return value
     return Image.open(io.BytesIO(value["bytes"]))
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

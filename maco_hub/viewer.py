@@ -17,12 +17,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ._files import atomic_write
 from .errors import ConfigError
 
 INDEX_NAME = "index.html"
@@ -233,20 +233,7 @@ def write_index_html(folder: str | os.PathLike[str], rows: Sequence[Mapping[str,
                      description: str = "") -> Path:
     """Render the page and write it atomically to ``folder/index.html``; return that path."""
     page = render_index_html(rows, title=title, description=description)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / INDEX_NAME
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{INDEX_NAME}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(page)
-        tmp.chmod(0o644)  # mkstemp creates 0600; a page is meant to be read by others
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(Path(folder) / INDEX_NAME, page)
 
 
 def _clean_row(index: int, row: Any) -> dict[str, Any]:

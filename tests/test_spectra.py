@@ -170,7 +170,7 @@ def test_default_spectrum_is_shipped_and_verified() -> None:
     assert default.magnitude.shape == (3, 512, 257)
     assert default.magnitude.dtype == torch.float32
     assert default.sha256 == _sha(default.magnitude)
-    assert default.reference() == {"id": "maco_hub/default", "revision": __version__,
+    assert default.reference() == {"id": "maco_hub/default", "name": None, "revision": __version__,
                                    "sha256": default.sha256}
     for key in ("dataset", "num_images", "preprocessing", "estimator_version", "augmentation"):
         assert default.metadata[key]
@@ -209,8 +209,8 @@ def test_load_from_offline_hub_cache(spectrum: Spectrum, tmp_path: Path) -> None
     for revision in (None, "main", COMMIT):
         loaded = load_spectrum("org/name", revision=revision, cache_dir=tmp_path / "cache")
         assert loaded.sha256 == spectrum.sha256
-        assert loaded.reference() == {"id": "org/name", "revision": COMMIT,
-                                      "sha256": spectrum.sha256}
+        assert loaded.reference() == {"id": "org/name", "name": "spectrum.safetensors",
+                                      "revision": COMMIT, "sha256": spectrum.sha256}
     body = bytearray(data)
     body[-4] ^= 0x01
     blob.write_bytes(bytes(body))
