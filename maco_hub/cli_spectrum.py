@@ -96,7 +96,7 @@ def _run_estimate(args: argparse.Namespace) -> int:
         print(f"{path}: {spectrum.metadata['num_images']} images, {spectrum.metadata['resolution']},"
               f" sha256 {spectrum.sha256}")
     if args.push is not None:
-        _push(spectrum, args)
+        _push(spectrum, args.push, args)
     return 0
 
 
@@ -104,9 +104,7 @@ def _run_push(args: argparse.Namespace) -> int:
     from .spectra import Spectrum
 
     _check_push_target(args.repo_id, args.name)
-    spectrum = Spectrum.load(args.file)
-    args.push = args.repo_id
-    _push(spectrum, args)
+    _push(Spectrum.load(args.file), args.repo_id, args)
     return 0
 
 
@@ -140,10 +138,11 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
                        "0) and run again; the Hub must be reachable.")
 
 
-def _push(spectrum: Any, args: argparse.Namespace) -> None:
+def _push(spectrum: Any, repo_id: str, args: argparse.Namespace) -> None:
     from .hub import push_spectrum
     from .spectra import DEFAULT_FILENAME
 
-    url = push_spectrum(spectrum, args.push, name=args.name or DEFAULT_FILENAME,
-                        revision=args.revision, token=args.token, private=args.private)
-    print(f"pushed {args.name or DEFAULT_FILENAME} (sha256 {spectrum.sha256}) to {args.push}: {url}")
+    name = args.name or DEFAULT_FILENAME
+    url = push_spectrum(spectrum, repo_id, name=name, revision=args.revision, token=args.token,
+                        private=args.private)
+    print(f"pushed {name} (sha256 {spectrum.sha256}) to {repo_id}: {url}")
