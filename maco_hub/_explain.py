@@ -101,7 +101,7 @@ def explain(
 def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
               config: EngineConfig, device: torch.device, progress: bool = False) -> list[Visualization]:
     """Optimize one batch of validated ``(objective, seed)`` pairs together."""
-    from .objectives import scoring
+    from .scoring import scoring
 
     objectives = [objective for objective, _ in batch]
     seeds = [seed for _, seed in batch]

@@ -19,16 +19,15 @@ Reductions over a layer output (N, C, H, W), (N, T, D) or (N, D):
 
 from __future__ import annotations
 
-import contextlib
 import numbers
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from .errors import ConfigError, LayerNotFoundError, UnitOutOfRangeError
-from .hooks import LayerInfo, capture, layer_table, unknown_layer_message
+from .hooks import LayerInfo, layer_table, unknown_layer_message
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -339,62 +338,6 @@ def parse(text: str, *, model: LoadedModel | None = None) -> Objective:
     """
     objective = _parse(text)
     return objective.validate(model) if model is not None else objective
-
-
-class ScoreFn:
-    """The engine's ``score_fn(pixel_values, image_index) -> Tensor[N]`` (float32, maximize)."""
-
-    def __init__(self, loaded: LoadedModel, objectives: Sequence[Objective], store: Any) -> None:
-        self.loaded = loaded
-        self.objectives = tuple(objectives)  # validated; objective j scores image j
-        self._store = store
-        self._table = layer_table(loaded)
-        self._needs_logits = any(o.needs_logits for o in self.objectives)
-
-    def __call__(self, pixel_values: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-        index = torch.as_tensor(image_index, device=pixel_values.device).long().reshape(-1)
-        if index.numel() != pixel_values.shape[0]:
-            raise ConfigError(
-                f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
-            raise ConfigError(
-                f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
-                f"objective); got {int(index.min())}..{int(index.max())}.")
-        self._store.clear()
-        outputs = self.loaded.forward(pixel_values)
-        acts = self._store.take()
-        logits = self.loaded.logits(outputs) if self._needs_logits else None
-        del outputs
-        scores = torch.zeros(index.numel(), device=pixel_values.device, dtype=torch.float32)
-        for j in index.unique().tolist():
-            rows = (index == j).nonzero(as_tuple=True)[0]
-            objective = self.objectives[j]
-            mine = {name: acts[name][rows] for name in objective.layers}
-            part = objective._score(mine, logits[rows] if logits is not None else None,
-                                    self._table)
-            scores = scores.index_put((rows,), part.float())
-        return scores
-
-
-@contextlib.contextmanager
-def scoring(
-    loaded: LoadedModel, objectives: Objective | Sequence[Objective]
-) -> Iterator[ScoreFn]:
-    """Validate ``objectives`` (objective j for image j) and yield the engine's score_fn.
-
-    Hooks sit only on the layers the objectives read and are removed when the block ends, also
-    on error. One forward pass per call scores all rows.
-    """
-    items = [objectives] if isinstance(objectives, Objective) else list(objectives)
-    if not items:
-        raise ConfigError("scoring() needs at least one objective.")
-    for item in items:
-        if not isinstance(item, Objective):
-            raise ConfigError(f"{item!r} is not an objective; build one with maco_hub.objectives.")
-    bound = [item.validate(loaded) for item in items]
-    names = sorted(frozenset().union(*(o.layers for o in bound)))
-    with capture(loaded, names) as store:
-        yield ScoreFn(loaded, bound, store)
 
 
 # ------------------------------------------------------------------------------------ helpers

@@ -27,7 +27,7 @@ import torch
 
 from ._color import decorrelate
 from .errors import ConfigError
-from .preprocessing import Preprocessing
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .spectra import COLOR_SPACE, Spectrum
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,8 +39,6 @@ __all__ = [
 ]
 
 ESTIMATOR_VERSION = "1"  # bump when the preprocessing below changes
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSING = (
     "RGB (grayscale replicated, alpha dropped); short side resized to {r} px (bicubic, "
     "antialiased, float); centre crop {r}x{r}; [0,1]; (x - mean) / std with ImageNet mean "

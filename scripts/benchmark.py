@@ -19,6 +19,7 @@ from maco_hub import objectives
 from maco_hub.demo_model import demo_model_path
 from maco_hub.engine import EngineConfig, optimize, resolve_device
 from maco_hub.models import load_model
+from maco_hub.scoring import scoring
 from maco_hub.spectra import load_spectrum
 
 
@@ -48,7 +49,7 @@ def main() -> None:
     for batch in args.batch_sizes:
         wanted = [objectives.ClassLogit(c) for c in range(batch)]
         seeds = list(range(batch))
-        with objectives.scoring(loaded, wanted) as score_fn:
+        with scoring(loaded, wanted) as score_fn:
             optimize(score_fn, loaded.preprocessing, seeds=seeds, config=warmup, spectrum=spectrum,
                      device=device)
             _synchronize(device)

@@ -18,8 +18,8 @@ from maco_hub.errors import (
     NoClassifierHeadError,
     NotAVisionModelError,
 )
-from maco_hub.models import IMAGENET_MEAN, LoadedModel, load_model
-from maco_hub.preprocessing import Preprocessing
+from maco_hub.models import LoadedModel, load_model
+from maco_hub.preprocessing import IMAGENET_MEAN, Preprocessing
 
 
 def _copy(tiny_zoo, family: str, dest: Path) -> Path:

@@ -25,8 +25,8 @@ from maco_hub.objectives import (
     Objective,
     Sum,
     parse,
-    scoring,
 )
+from maco_hub.scoring import scoring
 
 INDEX = torch.tensor([0, 1, 0, 1])
 

@@ -1,0 +1,72 @@
+"""The engine's score function for a batch of objectives, with hooks scoped to its lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import ConfigError
+from .hooks import capture, layer_table
+from .objectives import Objective
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
+
+
+class ScoreFn:
+    """The engine's ``score_fn(pixel_values, image_index) -> Tensor[N]`` (float32, maximize)."""
+
+    def __init__(self, loaded: LoadedModel, objectives: Sequence[Objective], store: Any) -> None:
+        self.loaded = loaded
+        self.objectives = tuple(objectives)  # validated; objective j scores image j
+        self._store = store
+        self._table = layer_table(loaded)
+        self._needs_logits = any(o.needs_logits for o in self.objectives)
+
+    def __call__(self, pixel_values: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        index = torch.as_tensor(image_index, device=pixel_values.device).long().reshape(-1)
+        if index.numel() != pixel_values.shape[0]:
+            raise ConfigError(
+                f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
+            raise ConfigError(
+                f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
+                f"objective); got {int(index.min())}..{int(index.max())}.")
+        self._store.clear()
+        outputs = self.loaded.forward(pixel_values)
+        acts = self._store.take()
+        logits = self.loaded.logits(outputs) if self._needs_logits else None
+        del outputs
+        scores = torch.zeros(index.numel(), device=pixel_values.device, dtype=torch.float32)
+        for j in index.unique().tolist():
+            rows = (index == j).nonzero(as_tuple=True)[0]
+            objective = self.objectives[j]
+            mine = {name: acts[name][rows] for name in objective.layers}
+            part = objective._score(mine, logits[rows] if logits is not None else None,
+                                    self._table)
+            scores = scores.index_put((rows,), part.float())
+        return scores
+
+
+@contextlib.contextmanager
+def scoring(
+    loaded: LoadedModel, objectives: Objective | Sequence[Objective]
+) -> Iterator[ScoreFn]:
+    """Validate ``objectives`` (objective j for image j) and yield the engine's score_fn.
+
+    Hooks sit only on the layers the objectives read and are removed when the block ends, also
+    on error. One forward pass per call scores all rows.
+    """
+    items = [objectives] if isinstance(objectives, Objective) else list(objectives)
+    if not items:
+        raise ConfigError("scoring() needs at least one objective.")
+    for item in items:
+        if not isinstance(item, Objective):
+            raise ConfigError(f"{item!r} is not an objective; build one with maco_hub.objectives.")
+    bound = [item.validate(loaded) for item in items]
+    names = sorted(frozenset().union(*(o.layers for o in bound)))
+    with capture(loaded, names) as store:
+        yield ScoreFn(loaded, bound, store)
