@@ -882,6 +882,7 @@ def online_hub(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubS
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
     HfFileSystem.clear_instance_cache()  # no directory listing cached by an earlier test
+    hub.clear_requests()  # the log holds this test's requests only
     _set_offline(False)
     try:
         yield hub.start()

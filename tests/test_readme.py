@@ -35,7 +35,8 @@ def hub_stand_ins(tmp_path, hf_cache):
     cache_repo(hf_cache, "facebook/dinov2-small", tmp_path / "dinov2")
 
 
-def test_readme_python_example_runs(hub_stand_ins, tmp_path, monkeypatch):
+def test_readme_python_example_runs(hub_stand_ins, online_hub, tmp_path, monkeypatch):
+    """Models come from the offline cache; the push and load_gallery go to the loopback Hub."""
     blocks = _python_blocks((PROJECT_ROOT / "README.md").read_text())
     assert blocks, "README.md has no python example"
     real_explain = maco_hub._explain.explain
@@ -54,3 +55,6 @@ def test_readme_python_example_runs(hub_stand_ins, tmp_path, monkeypatch):
     gallery = namespace["gallery"]
     assert [item.class_id for item in gallery] == [281, 285]
     assert (tmp_path / "out").is_dir() and len(list((tmp_path / "out").glob("*.png"))) == 4
+    assert (tmp_path / "vit-gallery" / "index.html").is_file()
+    assert len(namespace["again"]) == 2
+    assert "data/train-00000.parquet" in online_hub.list_files("my-user/vit-base-maco", repo_type="dataset")
