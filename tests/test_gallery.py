@@ -70,10 +70,11 @@ def test_appending_adds_rows_without_losing_or_duplicating(tiny_zoo, tmp_path):
     assert_same_rows(again[:2], first)
     keys = [item.record["key"] for item in again]
     assert len(set(keys)) == 4
-    # the same objective gets the same seed whatever list it is in
+    # the same objective gets the same seed whatever list it is in (and so nearly the same image:
+    # batched model calls round differently from single ones, see the README's "Batches")
     alone = maco_hub.explain(model, classes=[3], **QUICK)
     assert alone[0].seed == again[3].seed
-    assert np.array_equal(pixels(alone[0].image), pixels(again[3].image))
+    assert np.abs(pixels(alone[0].image).astype(int) - pixels(again[3].image).astype(int)).max() <= 3
     assert len(datasets.load_dataset(str(out), split="train")) == 4
 
 
