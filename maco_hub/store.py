@@ -80,17 +80,15 @@ class GalleryFolder:
         new = [item for item in items if row_key_of(item) not in known]
         if not new:
             return
-        (self.path / DATA_DIR).mkdir(parents=True, exist_ok=True)
-        (self.path / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-        for item in new:
-            key = row_key_of(item)
-            images = self.path / IMAGES_DIR
-            atomic_write(images / f"{key}.png", png_bytes(item.image))
-            atomic_write(images / f"{key}-transparent.png", png_bytes(item.with_transparency()))
+        rows = [row_of(item) for item in new]
+        images = self.path / IMAGES_DIR
+        for item, row in zip(new, rows, strict=True):
+            atomic_write(images / f"{row['key']}.png", row["image"]["bytes"])
+            atomic_write(images / f"{row['key']}-transparent.png", png_bytes(item.with_transparency()))
         name = f"{DATA_DIR}/train-{len(self._manifest['shards']):05d}.parquet"
-        data = _parquet_bytes(new)
+        data = _parquet_bytes(rows)
         atomic_write(self.path / name, data)
-        shard = {"file": name, "keys": [row_key_of(i) for i in new],
+        shard = {"file": name, "keys": [row["key"] for row in rows],
                  "sha256": hashlib.sha256(data).hexdigest()}
         manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
         atomic_write(self.path / MANIFEST_NAME, json.dumps(manifest, indent=1).encode())
@@ -213,12 +211,12 @@ def features():
     return Features({name: columns[name] for name in order})
 
 
-def _parquet_bytes(items: Sequence[Visualization]) -> bytes:
-    """One parquet file whose schema carries the ``datasets`` features (Image columns)."""
+def _parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns)."""
     import pyarrow.parquet as pq
     from datasets import Dataset
 
-    table = Dataset.from_list([row_of(item) for item in items], features=features()).data.table
+    table = Dataset.from_list(list(rows), features=features()).data.table
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
