@@ -1,7 +1,9 @@
 """maco_hub: MACO feature visualizations of Hugging Face vision models.
 
 Heavy modules (torch models, transformers, datasets) load on first use of a name below, so
-``import maco_hub`` and ``maco-hub --help`` stay fast.
+``import maco_hub`` and ``maco-hub --help`` stay fast. :data:`_EXPORTS` is the one list of the
+public names; ``__all__`` and the lazy lookup come from it, and a test checks that the
+``TYPE_CHECKING`` imports (for type checkers and editors) say the same.
 """
 
 from __future__ import annotations
@@ -11,39 +13,37 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = [
-    "EngineConfig", "Gallery", "Preprocessing", "Spectrum", "Visualization", "__version__",
-    "explain", "layers", "load_gallery", "load_model", "load_spectrum", "objectives", "optimize",
-    "push_spectrum", "regenerate",
-]
-
-_LAZY = {
-    "EngineConfig": "maco_hub.engine",
-    "optimize": "maco_hub.engine",
-    "Preprocessing": "maco_hub.preprocessing",
-    "Spectrum": "maco_hub.spectra",
-    "load_spectrum": "maco_hub.spectra",
-    "load_model": "maco_hub.models",
-    "layers": "maco_hub.hooks",
-    "Gallery": "maco_hub.gallery",
-    "Visualization": "maco_hub.gallery",
-    "explain": "maco_hub._explain",
-    "regenerate": "maco_hub._explain",
-    "load_gallery": "maco_hub.gallery",
-    "push_spectrum": "maco_hub.hub",
+_EXPORTS = {  # public name -> the module defining it ("" for a submodule)
+    "explain": "_explain",
+    "regenerate": "_explain",
+    "load_model": "models",
+    "layers": "inspection",
+    "labels": "inspection",
+    "objectives": "",
+    "EngineConfig": "engine",
+    "optimize": "engine",
+    "Preprocessing": "preprocessing",
+    "Spectrum": "spectra",
+    "load_spectrum": "spectra",
+    "push_spectrum": "hub",
+    "Gallery": "gallery",
+    "Visualization": "gallery",
+    "load_gallery": "gallery",
 }
+
+__all__ = sorted(["__version__", *_EXPORTS])
 
 
 def __getattr__(name: str) -> Any:
-    if name == "objectives":
-        return importlib.import_module("maco_hub.objectives")
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'maco_hub' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'maco_hub' has no attribute {name!r}")
+    if not _EXPORTS[name]:
+        return importlib.import_module(f"{__name__}.{name}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return list(__all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,8 +51,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._explain import explain, regenerate
     from .engine import EngineConfig, optimize
     from .gallery import Gallery, Visualization, load_gallery
-    from .hooks import layers
     from .hub import push_spectrum
+    from .inspection import labels, layers
     from .models import load_model
     from .preprocessing import Preprocessing
     from .spectra import Spectrum, load_spectrum

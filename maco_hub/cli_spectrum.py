@@ -1,7 +1,8 @@
 """``maco-hub spectrum estimate | push | show``: make, share and inspect magnitude spectra.
 
-Only argparse (and the standard-library source options) load at parser-build time; torch,
-huggingface_hub and the photo packages load when a command runs.
+Only argparse loads at parser-build time; torch, huggingface_hub and the photo packages load
+when a command runs. The image-source options map one to one onto
+:func:`maco_hub.spectrum_sources.select_images`, which checks them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .spectrum_sources import add_source_arguments
+from .cli_options import add_push_options, print_table, push_arguments, show_progress
+from .spectrum_sources import DEFAULT_SCALES, PHOTOS_EXTRA  # standard library only
 
 __all__ = ["add_spectrum_commands"]
 
@@ -34,13 +36,13 @@ def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> Non
         description="Average the decorrelated Fourier magnitude of photographs; save it (--out), "
                     "push it (--push) or both.",
         epilog=_ESTIMATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_source_arguments(estimate)
+    _add_source_options(estimate)
     estimate.add_argument("--resolution", type=int, default=512,
                           help="image side the spectrum describes (default: %(default)s)")
     estimate.add_argument("--out", type=Path, metavar="FILE", help="write a .safetensors file")
-    _hub_target_options(estimate, push=True)
-    estimate.add_argument("--no-progress", dest="quiet", action="store_true",
-                          help=argparse.SUPPRESS)  # the script's older spelling of --quiet
+    estimate.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub model repo")
+    _name_option(estimate)
+    add_push_options(estimate)
     estimate.set_defaults(run=_run_estimate)
 
     push = actions.add_parser("push", parents=[common], help="upload a spectrum file to the Hub",
@@ -48,8 +50,8 @@ def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> Non
                                           "provenance card, in one commit.")
     push.add_argument("file", type=Path, help="a .safetensors spectrum file")
     push.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, e.g. me/my-spectrum")
-    _hub_target_options(push, push=False)
-    push.add_argument("--private", action="store_true", help="create the repo private")
+    _name_option(push)
+    add_push_options(push)
     push.set_defaults(run=_run_push)
 
     show = actions.add_parser("show", parents=[common], help="print a spectrum's shape, sha256, metadata",
@@ -62,35 +64,69 @@ def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     show.set_defaults(run=_run_show)
 
 
-def _hub_target_options(parser: argparse.ArgumentParser, *, push: bool) -> None:
-    if push:
-        parser.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub model repo")
-        parser.add_argument("--private", action="store_true", help="with --push: create the repo private")
-    parser.add_argument("--name", default=None,
-                        help="file name in the repo (default: spectrum.safetensors)")
-    parser.add_argument("--revision", help="branch to commit to, created if missing (default: main)")
-    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or login)")
+def _name_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default=None, help="file name in the repo (default: spectrum.safetensors)")
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    """One of --dataset/--folder/--builtin-photos, and their settings."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", metavar="ID", help="Hugging Face dataset id, streamed")
+    source.add_argument("--folder", metavar="DIR", type=Path, help="folder of images (recursive)")
+    source.add_argument("--builtin-photos", action="store_true",
+                        help=f"photos shipped in scikit-image/scikit-learn/matplotlib ({PHOTOS_EXTRA})")
+    parser.add_argument("--split", default="train", help="dataset split (default: %(default)s)")
+    parser.add_argument("--dataset-revision", metavar="REV",
+                        help="dataset revision: branch, tag or commit (default: main)")
+    parser.add_argument("--image-column", help="dataset column holding images (default: first Image)")
+    parser.add_argument("--count", type=int, help="use this many images (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default: %(default)s)")
+    parser.add_argument("--buffer-size", type=int, default=10_000,
+                        help="shuffle buffer of a streamed dataset (default: %(default)s)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                        help="square crops at --scales (+ flips); default: on for --builtin-photos")
+    parser.add_argument("--scales", type=_fractions, default=",".join(map(str, DEFAULT_SCALES)),
+                        help="crop sides as fractions of the short side (default: %(default)s)")
+    parser.add_argument("--crops-per-scale", type=int, default=3,
+                        help="random crop positions per scale (default: %(default)s)")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
+                        help="also use each crop mirrored left-right (default: on)")
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers, e.g. 0.9,0.7,0.5"
+                                         ) from None
+
+
+def _source_arguments(args: argparse.Namespace) -> dict:
+    return {"dataset": args.dataset, "folder": args.folder, "builtin": args.builtin_photos,
+            "split": args.split, "dataset_revision": args.dataset_revision,
+            "image_column": args.image_column, "count": args.count, "seed": args.seed,
+            "buffer_size": args.buffer_size, "augment": args.augment, "scales": args.scales,
+            "crops_per_scale": args.crops_per_scale, "flip": args.flip}
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
-    from .cli import _show_progress
     from .errors import ConfigError
     from .spectrum_estimation import estimate_spectrum
-    from .spectrum_sources import images_from_arguments
+    from .spectrum_sources import select_images
 
     if args.out is None and args.push is None:
         raise ConfigError("Nothing would be kept: pass --out FILE, --push REPO_ID, or both.")
     if args.push is None:
-        for option, value in (("--name", args.name), ("--revision", args.revision),
+        for option, value in (("--name", args.name), ("--revision", args.hub_revision),
                               ("--private", args.private or None), ("--token", args.token and "...")):
             if value is not None:
                 raise ConfigError(f"{option} {value!r} only applies with --push REPO_ID "
                                   "(for a dataset's revision use --dataset-revision).")
     else:
         _check_push_target(args.push, args.name)
-    images, metadata = images_from_arguments(args)
+    images, metadata = select_images(**_source_arguments(args))
     spectrum = estimate_spectrum(images, resolution=args.resolution, metadata=metadata,
-                                 progress=_show_progress(args))
+                                 progress=show_progress(args))
     if args.out is not None:
         path = spectrum.save(args.out)
         print(f"{path}: {spectrum.metadata['num_images']} images, {spectrum.metadata['resolution']},"
@@ -109,7 +145,6 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from .cli import _print_table
     from .spectra import load_spectrum
 
     spectrum = load_spectrum(args.source, name=args.name, revision=args.revision)
@@ -119,7 +154,7 @@ def _run_show(args: argparse.Namespace) -> int:
     if "filename" in meta:
         rows.insert(1, ("name", meta.pop("filename")))
     rows += sorted(meta.items())
-    _print_table(("key", "value"), [(key, " ".join(str(value).split())) for key, value in rows])
+    print_table(("key", "value"), [(key, " ".join(str(value).split())) for key, value in rows])
     return 0
 
 
@@ -143,6 +178,5 @@ def _push(spectrum: Any, repo_id: str, args: argparse.Namespace) -> None:
     from .spectra import DEFAULT_FILENAME
 
     name = args.name or DEFAULT_FILENAME
-    url = push_spectrum(spectrum, repo_id, name=name, revision=args.revision, token=args.token,
-                        private=args.private)
+    url = push_spectrum(spectrum, repo_id, name=name, **push_arguments(args))
     print(f"pushed {name} (sha256 {spectrum.sha256}) to {repo_id}: {url}")

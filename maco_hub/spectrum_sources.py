@@ -1,10 +1,9 @@
-"""Images to estimate a spectrum from, and the command-line options that pick them.
+"""Images to estimate a spectrum from: shipped photos, a folder, or a streamed dataset.
 
 Three sources: colour photographs shipped inside scikit-image, scikit-learn and matplotlib
 (``pip install "maco_hub[photos]"``), image files under a folder, or a Hugging Face dataset
-streamed with ``datasets``. :func:`images_from_arguments` turns the options added by
-:func:`add_source_arguments` into ``(images, provenance metadata)`` for
-:func:`maco_hub.spectrum_estimation.estimate_spectrum`.
+streamed with ``datasets``. :func:`select_images` gives one source's ``(images, provenance
+metadata)`` for :func:`maco_hub.spectrum_estimation.estimate_spectrum`.
 
 Only the standard library is imported here; numpy, PIL, datasets and the photo packages load
 when a source is opened, so ``maco-hub --help`` stays fast.
@@ -12,7 +11,6 @@ when a source is opened, so ``maco-hub --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,8 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 __all__ = [
-    "DEFAULT_SCALES", "IMAGE_SUFFIXES", "Photo", "add_source_arguments", "augmented", "builtin_photos",
-    "dataset_images", "folder_images", "images_from_arguments",
+    "DEFAULT_SCALES", "IMAGE_SUFFIXES", "PHOTOS_EXTRA", "Photo", "augmented", "builtin_photos",
+    "dataset_images", "folder_images", "select_images",
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -58,7 +56,7 @@ def builtin_photos() -> list[Photo]:
         import skimage.data as skdata
     except ImportError as error:
         raise ConfigError(
-            f"--builtin-photos needs scikit-image, which is not installed: {PHOTOS_EXTRA} "
+            f"The builtin photos need scikit-image, which is not installed: {PHOTOS_EXTRA} "
             "(also installs scikit-learn and matplotlib for the full set of nine photos)."
         ) from error
 
@@ -114,10 +112,10 @@ def folder_images(folder: str | Path, *, count: int | None = None, seed: int = 0
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError(f"--folder {str(folder)!r} is not a folder; pass a folder of images.")
+        raise ConfigError(f"Image folder {str(folder)!r} does not exist; pass a folder of images.")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
-        raise ConfigError(f"--folder {str(folder)!r} holds no image ({', '.join(IMAGE_SUFFIXES)}); "
+        raise ConfigError(f"Image folder {str(folder)!r} holds no image ({', '.join(IMAGE_SUFFIXES)}); "
                           "pass a folder with image files.")
     random.Random(seed).shuffle(paths)
     return _open_images(paths[:count])
@@ -148,12 +146,12 @@ def dataset_images(dataset_id: str, *, split: str = "train", revision: str | Non
         if not columns:
             raise ConfigError(
                 f"Dataset {dataset_id!r} has no column of type Image (features: {list(features)});"
-                " name one with --image-column."
+                " name one (image_column=, --image-column)."
             )
         column = columns[0]
     elif features and column not in features:
         raise ConfigError(
-            f"--image-column {column!r} is not a column of {dataset_id!r}: {list(features)}."
+            f"Image column {column!r} is not a column of {dataset_id!r}: {list(features)}."
         )
     stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
     if count is not None:
@@ -174,75 +172,50 @@ def augmented(images: Iterable, *, scales: Sequence[float], crops_per_scale: int
                                    flip=flip, rng=rng)
 
 
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the source options (one of --dataset/--folder/--builtin-photos) and their settings."""
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", metavar="ID", help="Hugging Face dataset id, streamed")
-    source.add_argument("--folder", metavar="DIR", type=Path, help="folder of images (recursive)")
-    source.add_argument("--builtin-photos", action="store_true",
-                        help=f"photos shipped in scikit-image/scikit-learn/matplotlib ({PHOTOS_EXTRA})")
-    parser.add_argument("--split", default="train", help="dataset split (default: %(default)s)")
-    parser.add_argument("--dataset-revision", metavar="REV",
-                        help="dataset revision: branch, tag or commit (default: main)")
-    parser.add_argument("--image-column", help="dataset column holding images (default: first Image)")
-    parser.add_argument("--count", type=int, help="use this many images (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default: %(default)s)")
-    parser.add_argument("--buffer-size", type=int, default=10_000,
-                        help="shuffle buffer of a streamed dataset (default: %(default)s)")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="square crops at --scales (+ flips); default: on for --builtin-photos")
-    parser.add_argument("--scales", default=",".join(map(str, DEFAULT_SCALES)),
-                        help="crop sides as fractions of the short side (default: %(default)s)")
-    parser.add_argument("--crops-per-scale", type=int, default=3,
-                        help="random crop positions per scale (default: %(default)s)")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                        help="also use each crop mirrored left-right (default: on)")
+def select_images(*, dataset: str | None = None, folder: str | Path | None = None,
+                  builtin: bool = False, split: str = "train", dataset_revision: str | None = None,
+                  image_column: str | None = None, count: int | None = None, seed: int = 0,
+                  buffer_size: int = 10_000, augment: bool | None = None,
+                  scales: Sequence[float] = DEFAULT_SCALES, crops_per_scale: int = 3, flip: bool = True,
+                  ) -> tuple[Iterable, dict[str, str]]:
+    """The images of one source (a ``dataset`` id, a ``folder`` or the ``builtin`` photos), and
+    their provenance metadata for the spectrum file.
 
-
-def images_from_arguments(args: argparse.Namespace) -> tuple[Iterable, dict[str, str]]:
-    """The images the options of :func:`add_source_arguments` select, and their provenance."""
-    scales = _scales(args.scales)
-    for option, value in (("--count", args.count), ("--crops-per-scale", args.crops_per_scale),
-                          ("--buffer-size", args.buffer_size)):
+    ``augment`` (default: on for the builtin photos) replaces each image by square crops at
+    ``scales`` of its short side, ``crops_per_scale`` positions each, mirrored too with ``flip``.
+    """
+    if sum((dataset is not None, folder is not None, bool(builtin))) != 1:
+        raise ConfigError("Pick exactly one image source: a dataset id, a folder, or the builtin photos.")
+    scales = tuple(scales)
+    if not scales or not all(0 < s <= 1 for s in scales):
+        raise ConfigError(f"scales={list(scales)} must be fractions in (0, 1], e.g. 0.9,0.7,0.5.")
+    for option, value in (("count", count), ("crops_per_scale", crops_per_scale),
+                          ("buffer_size", buffer_size)):
         if value is not None and value < 1:
-            raise ConfigError(f"{option} {value} must be at least 1.")
-    metadata = {"seed": str(args.seed)}
-    if args.builtin_photos:
+            raise ConfigError(f"{option}={value} must be at least 1.")
+    metadata = {"seed": str(seed)}
+    if builtin:
         photos = builtin_photos()
-        random.Random(args.seed).shuffle(photos)
-        photos = photos[:args.count]
+        random.Random(seed).shuffle(photos)
+        photos = photos[:count]
         metadata.update(dataset="builtin-photos",
                         photos="; ".join(f"{p.name} ({p.package}, {p.licence})" for p in photos))
         images: Iterable = (p.pixels for p in photos)
-    elif args.folder is not None:
-        images = folder_images(args.folder, count=args.count, seed=args.seed)
-        metadata.update(dataset=f"folder:{args.folder.name}")
+    elif folder is not None:
+        images = folder_images(folder, count=count, seed=seed)
+        metadata.update(dataset=f"folder:{Path(folder).name}")
     else:
-        images = dataset_images(args.dataset, split=args.split, revision=args.dataset_revision,
-                                column=args.image_column, count=args.count, seed=args.seed,
-                                buffer_size=args.buffer_size)
-        metadata.update(dataset=args.dataset, dataset_split=args.split,
-                        dataset_revision=args.dataset_revision or "main",
-                        shuffle=f"streaming shuffle seed={args.seed} buffer_size={args.buffer_size}")
-    if args.builtin_photos if args.augment is None else args.augment:
-        images = augmented(images, scales=scales, crops_per_scale=args.crops_per_scale,
-                           flip=args.flip, seed=args.seed)
+        images = dataset_images(dataset, split=split, revision=dataset_revision, column=image_column,
+                                count=count, seed=seed, buffer_size=buffer_size)
+        metadata.update(dataset=dataset, dataset_split=split, dataset_revision=dataset_revision or "main",
+                        shuffle=f"streaming shuffle seed={seed} buffer_size={buffer_size}")
+    if builtin if augment is None else augment:
+        images = augmented(images, scales=scales, crops_per_scale=crops_per_scale, flip=flip, seed=seed)
         metadata["augmentation"] = (
             f"per photo, in order, for each crop side s*short_side with s in {list(scales)}: "
-            f"{args.crops_per_scale} square crops at positions drawn uniformly "
-            f"(numpy default_rng({args.seed}), one generator for all photos, top then left;"
+            f"{crops_per_scale} square crops at positions drawn uniformly "
+            f"(numpy default_rng({seed}), one generator for all photos, top then left;"
             " a single crop when the square fills the photo)"
-            + ("; each crop also mirrored left-right" if args.flip else "")
+            + ("; each crop also mirrored left-right" if flip else "")
         )
     return images, metadata
-
-
-def _scales(text: str) -> tuple[float, ...]:
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        scales = ()
-    if not scales or not all(0 < s <= 1 for s in scales):
-        raise ConfigError(f"--scales {text!r} must be comma-separated fractions in (0, 1], "
-                          "e.g. 0.9,0.7,0.5.")
-    return scales

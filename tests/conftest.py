@@ -1,7 +1,12 @@
 """Shared test set-up: every cache in a temporary folder, the Hub unreachable by design.
 
 huggingface_hub and datasets read their environment when first imported, so the variables are
-set here, at collection time, before any test module imports them.
+set here, at collection time, before any test module imports them. Fixtures shared by many test
+files come through ``pytest_plugins``: ``hub`` / ``online_hub`` (tests/hub_server.py, a loopback
+Hub started on first use) and ``tiny_zoo`` (tests/tiny_models.py).
+
+Tests marked ``slow`` (a real pretrained model for a while) run only with ``--runslow`` or
+``MACO_HUB_RUNSLOW=1``; ``.ci/run`` turns them on.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+pytest.register_assert_rewrite("hub_server", "tiny_models", "helpers")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_SPECTRUM = PROJECT_ROOT.parent / "shared" / "reference" / "imagenet_decorrelated_512.npy"
@@ -29,10 +36,25 @@ os.environ.update(
     }
 )
 
-# A Hub-compatible server on 127.0.0.1 (tests/hub_server.py); sets HF_ENDPOINT, so it starts here.
-from hub_server import hub, online_hub, start_session_hub  # noqa: E402, F401
+from hub_server import reserve_session_hub  # noqa: E402  (sets HF_ENDPOINT before any client import)
 
-start_session_hub(_HOME / "hub_server")
+reserve_session_hub(_HOME / "hub_server")
+
+pytest_plugins = ["hub_server", "tiny_models"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run tests marked slow (or set MACO_HUB_RUNSLOW=1)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow") or os.environ.get("MACO_HUB_RUNSLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or MACO_HUB_RUNSLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

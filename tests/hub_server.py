@@ -8,9 +8,10 @@ creation and info, preupload, Git LFS (basic transfer + verify), ndjson commits 
 
 How the test suite uses it
 --------------------------
-``tests/conftest.py`` calls :func:`start_session_hub` at import time, before any test imports
-``huggingface_hub`` or ``datasets`` (both read ``HF_ENDPOINT`` when imported). That sets
-``HF_ENDPOINT=http://127.0.0.1:<port>``, ``HF_HUB_DISABLE_XET=1`` and a dummy ``HF_TOKEN``.
+``tests/conftest.py`` calls :func:`reserve_session_hub` at import time, before any test imports
+``huggingface_hub`` or ``datasets`` (both read ``HF_ENDPOINT`` when imported). That picks a port
+and sets ``HF_ENDPOINT=http://127.0.0.1:<port>``, ``HF_HUB_DISABLE_XET=1`` and a dummy ``HF_TOKEN``;
+the ``hub`` fixture starts the server on that port the first time a test asks for it.
 ``HF_HUB_OFFLINE=1`` stays set for the whole suite, so a test that talks to the server asks for the
 ``online_hub`` fixture: for the test's duration it turns offline mode off in ``huggingface_hub.constants``
 and ``datasets.config`` (both are read at call time) and in the environment (for modules first imported
@@ -845,11 +846,15 @@ def _resolve(h: _Handler, hub: HubServer, repo_type: str, repo_id: str, rev: str
 _SESSION_HUB: HubServer | None = None
 
 
-def start_session_hub(root: str | Path) -> HubServer:
-    """Start the suite's server and point the clients at it; call before huggingface_hub is imported."""
+def reserve_session_hub(root: str | Path) -> HubServer:
+    """Pick the suite's server port and point the clients at it, without starting it (the ``hub``
+    fixture starts it on first use); call before huggingface_hub is imported."""
     global _SESSION_HUB
     if _SESSION_HUB is None:
-        _SESSION_HUB = HubServer(root).start()
+        _SESSION_HUB = HubServer(root)
+        with socket.socket() as probe:  # a free port now; the server binds it when first used
+            probe.bind(("127.0.0.1", 0))
+            _SESSION_HUB.port = probe.getsockname()[1]
         os.environ.update({k: v for k, v in _SESSION_HUB.client_env().items() if "OFFLINE" not in k})
     return _SESSION_HUB
 
@@ -864,13 +869,15 @@ def _set_offline(flag: bool) -> None:
 
 
 @pytest.fixture(scope="session")
-def hub() -> HubServer:
-    """The session's Hub-compatible server (offline mode stays on: use ``online_hub`` to talk to it)."""
+def hub() -> Iterator[HubServer]:
+    """The session's Hub-compatible server, started on first use (offline mode stays on: use
+    ``online_hub`` to talk to it)."""
     if _SESSION_HUB is None:
         raise RuntimeError(
-            "tests/conftest.py must call start_session_hub() before huggingface_hub is imported"
+            "tests/conftest.py must call reserve_session_hub() before huggingface_hub is imported"
         )
-    return _SESSION_HUB
+    yield _SESSION_HUB.start()
+    _SESSION_HUB.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import time
 
 import pytest
 from PIL import Image
-from tiny_models import tiny_zoo_fixture  # noqa: F401
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -46,8 +45,8 @@ def test_layers_prints_a_table(tiny_zoo):
 def test_explain_writes_a_gallery_folder(tiny_zoo, tmp_path):
     tiny = tiny_zoo["resnet"]
     out = tmp_path / "gallery"
-    result = run_cli("explain", str(tiny.path), "--classes", "espresso", "1",
-                     "--objective", f"{tiny.middle_layer}:0", "--steps", "2", "--canvas", "48",
+    result = run_cli("explain", str(tiny.path), "--objective", "class:espresso", "class:1",
+                     f"{tiny.middle_layer}:0", "--steps", "2", "--canvas", "48",
                      "--out", str(out), "--quiet")
     assert result.returncode == 0, result.stderr
     assert {"README.md", "index.html", "manifest.json", "data", "images"} <= {p.name for p in out.iterdir()}
@@ -65,7 +64,10 @@ def test_explain_writes_a_gallery_folder(tiny_zoo, tmp_path):
     [
         (["--layer", "no.such.layer", "--channels", "0"], "no.such.layer"),
         (["--classes", "espreso"], "espreso"),
-        (["--channels", "1"], "--channels needs --layer"),
+        (["--channels", "1"], "needs layer"),
+        (["--classes", "-1"], "Class index -1 is out of range"),
+        (["--classes", "cat"], "'tabby, tabby cat'"),
+        (["--classes", "1", "--objective", "class:2"], "not both"),
         (["--objective", "resnet.encoder.stages.0.layers.0:999"], "999"),
     ],
 )

@@ -5,18 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tiny_models import BUILDERS, loaded, tiny_zoo_fixture  # noqa: F401
+from helpers import QUICK, hook_count
+from tiny_models import BUILDERS, loaded
 
 import maco_hub
 from maco_hub import objectives as obj
 from maco_hub.engine import EngineConfig
 from maco_hub.errors import ConfigError, LayerNotFoundError, NoClassifierHeadError, UnitOutOfRangeError
 
-QUICK = {"steps": 3, "canvas": 48, "progress": False, "device": "cpu"}
 
-
-def _hook_count(module: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))
@@ -91,9 +88,9 @@ def test_class_objective_on_a_backbone_is_refused(tiny_zoo):
 def test_no_hooks_left_after_success_or_failure(tiny_zoo):
     model = loaded("convnext")
     layer = tiny_zoo["convnext"].middle_layer
-    before = _hook_count(model.module)
+    before = hook_count(model.module)
     maco_hub.explain(model, layer=layer, channels=[0], **QUICK)
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before
 
     def failing_schedule(step: int, total: int):
         if step == 1:
@@ -103,7 +100,7 @@ def test_no_hooks_left_after_success_or_failure(tiny_zoo):
     config = EngineConfig(steps=3, canvas=48, crop_scale=failing_schedule)
     with pytest.raises(RuntimeError, match="on purpose"):
         maco_hub.explain(model, layer=layer, channels=[0], config=config, progress=False)
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before
 
 
 def test_gallery_saves_images(tiny_zoo, tmp_path):

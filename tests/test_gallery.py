@@ -12,13 +12,13 @@ import time
 import datasets
 import numpy as np
 import pytest
-from tiny_models import loaded, tiny_zoo_fixture  # noqa: F401
+from helpers import QUICK
+from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import ConfigError
 from maco_hub.store import MANIFEST_NAME, GalleryFolder
 
-QUICK = {"steps": 3, "canvas": 48, "progress": False, "device": "cpu"}
 
 
 def pixels(image) -> np.ndarray:

@@ -9,12 +9,13 @@ import sys
 import datasets
 import numpy as np
 import pytest
-from tiny_models import loaded, tiny_zoo_fixture  # noqa: F401
+import helpers
+from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import ConfigError, HubError
 
-QUICK = {"steps": 2, "canvas": 48, "progress": False, "device": "cpu"}
+QUICK = {**helpers.QUICK, "steps": 2}
 COLUMNS = {"image", "alpha", "model_id", "model_revision", "objective", "kind", "layer", "unit", "class_id",
            "label", "score", "seed", "steps", "canvas", "spectrum_id", "spectrum_revision",
            "spectrum_sha256", "maco_hub_version", "config"}

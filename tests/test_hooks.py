@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import BUILDERS, loaded, tiny_zoo_fixture  # noqa: F401
+from helpers import hook_count
+from tiny_models import BUILDERS, loaded
 
 from maco_hub.errors import LayerNotFoundError
-from maco_hub.hooks import LayerInfo, capture, layers
+from maco_hub.hooks import LayerInfo, capture
+from maco_hub.inspection import layers
 
-
-def _hook_count(module: torch.nn.Module) -> int:
-    """Forward hooks on all submodules (transformers keeps a few of its own once it has run
-    with output_hidden_states, so tests compare counts before and after)."""
-    return sum(len(m._forward_hooks) for m in module.modules())
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_layers_are_real_module_paths_with_right_kinds(tiny_zoo, family):
     tiny, model = tiny_zoo[family], loaded(family)
-    before = _hook_count(model.module)
+    before = hook_count(model.module)
     infos = layers(model)
     order = {name: i for i, (name, _) in enumerate(model.module.named_modules())}
     assert infos and all(isinstance(info, LayerInfo) for info in infos)
@@ -31,7 +28,7 @@ def test_layers_are_real_module_paths_with_right_kinds(tiny_zoo, family):
         assert "Dropout" not in info.module_type and "Identity" not in info.module_type
     middle = {info.name: info for info in infos}[tiny.middle_layer]
     assert middle.kind == tiny.middle_kind and middle.prefix_tokens == tiny.prefix_tokens
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before
 
 
 def test_layer_shapes_match_hidden_states(tiny_zoo):
@@ -64,32 +61,32 @@ def test_layers_accepts_folders_and_modules(tiny_zoo):
 def test_capture_hooks_only_named_layers_and_clears(tiny_zoo):
     model = loaded("deit")
     names = ["deit.layers.0", "deit.layernorm"]
-    before = _hook_count(model.module)
+    before = hook_count(model.module)
     with capture(model, names) as store:
-        assert _hook_count(model.module) == before + 2
+        assert hook_count(model.module) == before + 2
         model.forward(torch.rand(3, 3, 32, 32))
         first = store.take()
         assert set(first) == set(names) and first["deit.layers.0"].shape == (3, 18, 32)
         assert store.take() == {}
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before
 
 
 def test_capture_removes_hooks_on_error(tiny_zoo):
     model = loaded("swin")
-    before = _hook_count(model.module)
+    before = hook_count(model.module)
     with pytest.raises(RuntimeError, match="boom"), capture(model, ["swin.layernorm"]):
-        assert _hook_count(model.module) == before + 1
+        assert hook_count(model.module) == before + 1
         raise RuntimeError("boom")
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before
 
 
 def test_unknown_layer_lists_close_names(tiny_zoo):
     model = loaded("vit")
-    before = _hook_count(model.module)
+    before = hook_count(model.module)
     with pytest.raises(LayerNotFoundError) as info:
         with capture(model, ["vit.layer.0"]):
             pass
     message = str(info.value)
     assert "'vit.layer.0'" in message and "vit.layers.0" in message
     assert "maco_hub.layers(model)" in message and "maco-hub layers" in message
-    assert _hook_count(model.module) == before
+    assert hook_count(model.module) == before

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 import torch
-from tiny_models import BACKBONES, BUILDERS, CLASSIFIERS, loaded, tiny_zoo_fixture  # noqa: F401
+from helpers import hook_count
+from tiny_models import BACKBONES, BUILDERS, CLASSIFIERS, loaded
 
 from maco_hub.errors import (
     ClassNotFoundError,
@@ -29,10 +30,6 @@ from maco_hub.objectives import (
 from maco_hub.scoring import scoring
 
 INDEX = torch.tensor([0, 1, 0, 1])
-
-
-def _hooks(module: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) for m in module.modules())
 
 
 def _pixels(model, rows: int = 4, *, grad: bool = False) -> torch.Tensor:
@@ -67,10 +64,10 @@ def test_class_objective_scores_are_the_logits(tiny_zoo, family):
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_channel_objective_on_a_middle_layer_has_gradients(tiny_zoo, family):
     tiny, model = tiny_zoo[family], loaded(family)
-    before = _hooks(model.module)
+    before = hook_count(model.module)
     pixels = _pixels(model, grad=True)
     scores = _scores(model, [Channel(tiny.middle_layer, 1), Channel(tiny.middle_layer, 2)], pixels)
-    assert _hooks(model.module) == before
+    assert hook_count(model.module) == before
     act = _activation(model, tiny.middle_layer, pixels.detach())
     if tiny.middle_kind == "conv":
         per_unit = act.mean(dim=(2, 3))
@@ -131,13 +128,13 @@ def test_validation_errors(tiny_zoo):
 
 def test_scoring_removes_hooks_on_error(tiny_zoo):
     model = loaded("resnet")
-    before = _hooks(model.module)
+    before = hook_count(model.module)
     with pytest.raises(RuntimeError, match="engine failed"):
         with scoring(model, [LayerEnergy("resnet.encoder.stages.1")]) as score_fn:
-            assert _hooks(model.module) == before + 1
+            assert hook_count(model.module) == before + 1
             score_fn(_pixels(model, 2), torch.tensor([0, 0]))
             raise RuntimeError("engine failed")
-    assert _hooks(model.module) == before
+    assert hook_count(model.module) == before
 
 
 def test_micro_batches_score_like_the_full_batch(tiny_zoo):

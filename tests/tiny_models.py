@@ -233,7 +233,7 @@ def build_bert(folder: Path) -> Path:
 def tiny_zoo_fixture() -> dict[str, Tiny]:
     """``tiny_zoo``: all tiny checkpoints (family -> Tiny); the text model is ``<root>/bert``.
 
-    Use it with ``from tiny_models import tiny_zoo_fixture  # noqa: F401``."""
+    Registered for every test file by ``pytest_plugins`` in conftest.py."""
     return zoo()
 
 

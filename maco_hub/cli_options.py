@@ -1,0 +1,105 @@
+"""What every ``maco-hub`` command shares: option groups defined once, table output, logging.
+
+CLI-only (the library never imports it); only the standard library loads here, so building the
+parser stays fast. Each ``add_*`` function adds one group of options to a parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEMO_MODEL = "efficientnet-lite0"  # the demo model's short name, accepted by every command
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Parent parser of every command: --debug and --quiet, also accepted after the command.
+
+    ``SUPPRESS`` defaults keep a value given before the command (on the main parser) when the
+    command's own parser does not see the option again.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks and debug logs")
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars or info messages")
+    return common
+
+
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """MODEL plus where to load it from (--revision, --trust-remote-code)."""
+    parser.add_argument("model", help=f"Hub repo id, local folder, or {DEMO_MODEL} (the offline demo model)")
+    parser.add_argument("--revision", help="model revision: branch, tag or commit (default: main)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow the model repo's own Python code to run")
+
+
+def add_explain_options(parser: argparse.ArgumentParser, *, steps: int | None = None,
+                        canvas: int | None = None, default_out: str) -> None:
+    """Every option of ``explain`` and ``demo`` besides what to visualize, in one place."""
+    parser.add_argument("--steps", type=int, default=steps,
+                        help="optimization steps (default: %s)" % (steps or "engine default, 256"))
+    parser.add_argument("--canvas", type=int, default=canvas,
+                        help="canvas side in px (default: %s)" % (canvas or "engine default, 512"))
+    parser.add_argument("--batch-size", type=int, default=8, help="images optimized at once")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda if present)")
+    parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
+    parser.add_argument("--out", type=Path, default=Path(default_out),
+                        help="gallery folder, created or extended (default: %(default)s)")
+    parser.add_argument("--push", metavar="REPO_ID", help="also push the gallery to this dataset repo")
+    add_push_options(parser, revision="--hub-revision")
+
+
+def explain_arguments(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``maco_hub.explain`` that :func:`add_explain_options` holds."""
+    return {"steps": args.steps, "canvas": args.canvas, "batch_size": args.batch_size,
+            "seed": args.seed, "device": args.device, "spectrum": args.spectrum, "out": args.out,
+            "progress": show_progress(args)}
+
+
+def add_push_options(parser: argparse.ArgumentParser, *, revision: str | None = "--revision",
+                     private: bool = True) -> None:
+    """--token, the branch to push to (named ``revision``), and --private."""
+    if private:
+        parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
+    if revision:
+        parser.add_argument(revision, dest="hub_revision", metavar="BRANCH",
+                            help="branch to push to, created if missing (default: main)")
+    parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or login)")
+
+
+def push_arguments(args: argparse.Namespace) -> dict:
+    """The keyword arguments of the library's push functions that :func:`add_push_options` holds."""
+    return {"private": args.private, "token": args.token, "revision": args.hub_revision}
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def configure_output(*, debug: bool, quiet: bool, progress: bool) -> None:
+    """maco_hub's own messages to stderr (INFO, DEBUG with --debug, warnings only with --quiet);
+    other libraries keep their own logging setup, their load-time bars off unless useful."""
+    logger = logging.getLogger("maco_hub")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    if not progress:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
