@@ -108,8 +108,8 @@ def test_push_file_and_bad_repo_id(online_hub, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ([], "--out FILE, --push REPO_ID"),
     (["--out", "x.safetensors", "--revision", "v1"], "--dataset-revision"),
-    (["--out", "x.safetensors", "--scales", "0.5,2"], "'0.5,2'"),
-    (["--out", "x.safetensors", "--count", "0"], "--count 0"),
+    (["--out", "x.safetensors", "--scales", "0.5,2"], "scales=[0.5, 2.0]"),
+    (["--out", "x.safetensors", "--count", "0"], "count=0"),
     (["--push", "me/spectrum", "--name", "spectrum.bin"], "'spectrum.bin'"),
 ])
 def test_estimate_usage_errors(args: list[str], message: str, photos: Path, tmp_path: Path,
