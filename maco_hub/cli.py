@@ -9,6 +9,7 @@ error, exit 2). Only argparse is imported up front so ``maco-hub --help`` stays 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = Path(os.devnull).open("w")  # no second error when Python flushes at exit
+        return 0
     except Exception as error:
         from .errors import MacoHubError
 

@@ -52,7 +52,7 @@ def search(labels: Labels | None, word: str) -> list[tuple[int, str]]:
     if not key or not labels:
         return []
     whole = [i for i, label in labels.items() if key in _words(label)]
-    partial = [i for i, label in labels.items() if key in _key(label) and i not in whole]
+    partial = [i for i, label in labels.items() if i not in whole and _contains(label, word)]
     return [(i, labels[i]) for i in sorted(whole) + sorted(partial)]
 
 
@@ -97,6 +97,13 @@ def _unknown_name_message(labels: Labels | None, name: str, model_id: str) -> st
 def _key(text: str) -> str:
     """Case, spacing and punctuation folded away: "Tabby-Cat" -> "tabbycat"."""
     return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def _contains(label: str, text: str) -> bool:
+    """``text`` inside one word of ``label`` or, for several words, inside one comma part."""
+    if len(_words(text)) > 1:
+        return any(_key(text) in _key(part) for part in label.split(","))
+    return any(_key(text) in word for word in _words(label))
 
 
 def _words(label: str) -> set[str]:

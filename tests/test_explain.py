@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from helpers import QUICK, hook_count
 from tiny_models import BUILDERS, loaded
 
@@ -12,8 +11,6 @@ import maco_hub
 from maco_hub import objectives as obj
 from maco_hub.engine import EngineConfig
 from maco_hub.errors import ConfigError, LayerNotFoundError, NoClassifierHeadError, UnitOutOfRangeError
-
-
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))

