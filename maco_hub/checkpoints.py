@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,7 +165,8 @@ def _unreachable(exc: BaseException) -> bool:
 def _weights_message(name: str, hub: dict, exc: Exception) -> str:
     files = _weight_files(name, hub)
     where = ", ".join(repr(str(f)) for f in files) if files else f"the weights of {name!r}"
-    return (f"Could not read {where} ({type(exc).__name__}: {str(exc).strip()[:200]}). The file is "
+    first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0][:160]
+    return (f"Could not read {where} ({type(exc).__name__}: {first_line}). The file is "
             "truncated, corrupted or not a format transformers loads safely (pickled .bin weights "
             "are refused): download the checkpoint again, or re-save it as model.safetensors with "
             "save_pretrained.")

@@ -81,9 +81,38 @@ def test_errors_are_one_clear_line_with_exit_code_2(tiny_zoo, tmp_path, args, na
     assert not (tmp_path / "out").exists()
 
 
-def test_debug_shows_the_traceback(tiny_zoo):
-    result = run_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "espreso", "--debug")
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_command(tiny_zoo, where):
+    command = ["explain", str(tiny_zoo["resnet"].path), "--classes", "espreso"]
+    result = run_cli(*(["--debug", *command] if where == "before" else [*command, "--debug"]))
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_labels_lists_and_greps_class_names(tiny_zoo):
+    every = run_cli("labels", str(tiny_zoo["vit"].path))
+    assert every.returncode == 0, every.stderr
+    assert [line.split()[0] for line in every.stdout.splitlines()] == ["index", "0", "1", "2", "3", "4", "5"]
+    cats = run_cli("labels", str(tiny_zoo["vit"].path), "--grep", "CAT")
+    assert [line.split()[0] for line in cats.stdout.splitlines()[1:]] == ["0", "1", "2"]
+    backbone = run_cli("labels", str(tiny_zoo["dinov2"].path))
+    assert backbone.returncode == 0 and backbone.stdout.splitlines() == ["index  label"]
+
+
+def test_layers_filters(tiny_zoo):
+    path = str(tiny_zoo["vit"].path)
+    every = [row.split() for row in run_cli("layers", path).stdout.splitlines()[1:]]
+    some = [row.split() for row in
+            run_cli("layers", path, "--grep", "layers.1", "--kind", "tokens").stdout.splitlines()[1:]]
+    assert 0 < len(some) < len(every) and all(row in every for row in some)
+    assert all("layers.1" in row[0] and row[1] == "tokens" for row in some)
+    bad = run_cli("layers", path, "--kind", "pixels")
+    assert bad.returncode == 2 and "'pixels'" in bad.stderr
+
+
+def test_missing_folder_is_reported_as_a_folder(tmp_path):
+    result = run_cli("layers", str(tmp_path / "no-such-model"))
+    assert result.returncode == 2 and "does not exist" in result.stderr
+    assert "spelling" not in result.stderr
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):

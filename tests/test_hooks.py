@@ -7,7 +7,7 @@ import torch
 from helpers import hook_count
 from tiny_models import BUILDERS, loaded
 
-from maco_hub.errors import LayerNotFoundError
+from maco_hub.errors import ConfigError, LayerNotFoundError
 from maco_hub.hooks import LayerInfo, capture
 from maco_hub.inspection import layers
 
@@ -89,3 +89,29 @@ def test_unknown_layer_lists_close_names(tiny_zoo):
     assert "'vit.layer.0'" in message and "vit.layers.0" in message
     assert "maco_hub.layers(model)" in message and "maco-hub layers" in message
     assert hook_count(model.module) == before
+
+
+def test_conv_output_with_channels_equal_to_height_is_kept():
+    """Conv2d(3, 16) on a 16x24 input gives (16, 16, 24): channels-first, not channels-last."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(16, 24, 1), torch.nn.Flatten())
+    infos = layers(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": (16, 24)})
+    assert [(i.name, i.kind, i.units) for i in infos[:3]] == [
+        ("0", "conv", 16), ("1", "conv", 16), ("2", "conv", 24)]
+
+
+def test_layers_filters_by_name_and_kind(tiny_zoo):
+    model = loaded("vit")
+    every = layers(model)
+    some = layers(model, grep="LAYERS.1", kind="tokens")
+    assert 0 < len(some) < len(every)
+    assert all("layers.1" in i.name and i.kind == "tokens" for i in some)
+    assert [i.name for i in some] == [i.name for i in every if i in some]  # module order kept
+    with pytest.raises(ConfigError, match="'conv2d'"):
+        layers(model, kind="conv2d")
+
+
+def test_unknown_layer_suggests_the_full_path_of_a_suffix(tiny_zoo):
+    with pytest.raises(LayerNotFoundError, match=r"Closest: vit\.layers\.1[,.]"):
+        with capture(loaded("vit"), ["layers.1"]):
+            pass

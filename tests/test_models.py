@@ -189,3 +189,49 @@ def test_plain_module_needs_preprocessing():
     backbone = load_model(net[:2], preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3,
                                                   "size": 16})
     assert not backbone.has_classifier
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "pickle"])
+def test_unreadable_weights_name_the_file_and_the_fix(tiny_zoo, tmp_path, capfd, damage):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    weights = folder / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:1000])
+        bad = weights
+    else:
+        weights.unlink()
+        bad = folder / "pytorch_model.bin"
+        torch.save({"vit.embeddings.cls_token": _Payload()}, bad)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(folder)
+    message = str(info.value)
+    assert str(bad) in message and "save_pretrained" in message and "\n" not in message
+    assert "this must never run" not in capfd.readouterr().out
+
+
+def test_missing_local_folder_is_not_called_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    for name in ("./no-such-model", str(tmp_path / "gone"), "../x/y", "models/mine", "a-file"):
+        with pytest.raises(ModelLoadError, match="does not exist") as info:
+            load_model(name)
+        assert repr(name) in str(info.value) and "spelling" not in str(info.value), name
+
+
+def test_local_folder_id_is_its_name_not_its_path(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "resnet", tmp_path / "deep" / "my-resnet")
+    model = load_model(folder)
+    assert model.model_id == "my-resnet" and model.source is None and model.revision is None
+
+
+@pytest.mark.slow  # huggingface_hub retries a refused connection for about 26 s
+def test_unreachable_hub_is_not_blamed_on_spelling(online_hub, tmp_path):
+    with online_hub.unreachable(), pytest.raises(ModelLoadError, match="Could not reach") as info:
+        load_model("some-org/some-model", cache_dir=tmp_path)
+    assert "spelling" not in str(info.value)

@@ -16,7 +16,7 @@ from maco_hub.errors import (
     NoClassifierHeadError,
     UnitOutOfRangeError,
 )
-from maco_hub.hooks import capture
+from maco_hub.hooks import capture, layer_table
 from maco_hub.objectives import (
     Channel,
     ClassLogit,
@@ -257,3 +257,16 @@ def test_score_fn_exposes_validated_objectives(tiny_zoo):
     with scoring(model, [ClassLogit("tiger cat"), Channel("vit.layers.1", 3)]) as score_fn:
         assert [o.description for o in score_fn.objectives] == [
             "class 1 'tiger cat' (logit)", "vit.layers.1 channel 3 (mean over all tokens)"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda layer: Channel(layer, 1, tokens="patch"),
+    lambda layer: Channel(layer, 1, tokens="cls"),
+    lambda layer: Direction(layer, [1.0] * 16, tokens="patch"),
+])
+def test_token_choice_on_a_conv_layer_is_refused(tiny_zoo, make):
+    model = loaded("resnet")
+    layer = next(i for i in layer_table(model).values() if i.kind == "conv" and i.units == 16).name
+    with pytest.raises(ConfigError, match=f"layer '{layer}' is a conv"):
+        make(layer).validate(model)
+    Channel(layer, 1).validate(model)  # tokens="all", the default, is fine

@@ -77,6 +77,8 @@ def test_estimate_folder_and_push_end_to_end(online_hub, photos: Path, tmp_path:
                  env=online_hub.client_env())
     assert shown.returncode == 0, shown.stderr
     assert saved.sha256 in shown.stdout and commit in shown.stdout and "3x64x33" in shown.stdout
+    quiet = _run("show", repo_id, "--name", "photos.safetensors", "--quiet", env=online_hub.client_env())
+    assert quiet.returncode == 0 and quiet.stderr == ""  # no HTTP request lines of the Hub client
 
 
 def test_estimate_push_only_writes_nothing_locally(online_hub, photos: Path, tmp_path: Path) -> None:

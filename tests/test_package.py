@@ -1,0 +1,94 @@
+"""The package's shape: imports in one direction (no cycle), one table for the public names."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import maco_hub
+
+PACKAGE = Path(maco_hub.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """maco_hub modules that ``path`` imports, at module level or inside functions alike."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("maco_hub.")}
+        elif isinstance(node, ast.ImportFrom):
+            base = ("maco_hub" + (f".{node.module}" if node.module else "")) if node.level \
+                else (node.module or "")
+            if base == "maco_hub":  # `from . import objectives` names modules
+                found |= {f"maco_hub.{a.name}" for a in node.names if (PACKAGE / f"{a.name}.py").exists()}
+            elif base.startswith("maco_hub."):
+                found.add(base)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    return {f"maco_hub.{p.stem}": _imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt] if nxt in path else [*path, nxt]
+            if nxt not in state:
+                found = visit(nxt, [*path, nxt])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            found = visit(start, [start])
+            if found:
+                return found
+    return None
+
+
+# The gallery modules' cycle (gallery <-> store <-> hub <-> _explain) is being untied in the
+# gallery-safety work (issue 7); delete this set, and the xfail below, once that is merged.
+_PENDING = {f"maco_hub.{m}" for m in ("gallery", "store", "hub", "_explain", "explainer")}
+
+
+def test_no_import_cycle_in_the_package():
+    others = {k: v - _PENDING for k, v in _graph().items() if k not in _PENDING}
+    assert _cycle(others) is None, "import cycle: " + " -> ".join(_cycle(others))
+    cycle = _cycle(_graph())
+    if cycle and set(cycle) <= _PENDING:
+        pytest.xfail("known gallery cycle: " + " -> ".join(cycle))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_function_level_imports_are_seen():
+    graph = _graph()
+    assert "maco_hub.models" in graph["maco_hub.inspection"]  # module level
+    assert "maco_hub.spectrum_estimation" in graph["maco_hub.spectrum_sources"]  # inside a function
+
+
+def test_public_names_come_from_one_table():
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    checking = next(n for n in tree.body
+                    if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    declared = {}
+    for node in checking.body:
+        for alias in node.names:
+            declared[alias.name] = "" if node.module is None else node.module
+    assert declared == maco_hub._EXPORTS
+    assert sorted(maco_hub.__all__) == sorted(["__version__", *maco_hub._EXPORTS])
+    for name in maco_hub._EXPORTS:
+        assert getattr(maco_hub, name) is not None
