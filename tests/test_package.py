@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import doctest
+import importlib
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,12 @@ def test_public_names_come_from_one_table():
     assert sorted(maco_hub.__all__) == sorted(["__version__", *maco_hub._EXPORTS])
     for name in maco_hub._EXPORTS:
         assert getattr(maco_hub, name) is not None
+
+
+@pytest.mark.parametrize("name", sorted(f"maco_hub.{p.stem}" for p in PACKAGE.glob("*.py")))
+def test_docstring_examples_run(name):
+    """Every module's examples, with this suite's offline caches (those needing the network are
+    marked ``# doctest: +SKIP``)."""
+    result = doctest.testmod(importlib.import_module(name),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
