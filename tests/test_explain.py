@@ -24,7 +24,7 @@ def test_explain_every_family(tiny_zoo, family):
         assert item.image.mode == "RGB" and item.image.size == (48, 48)
         assert item.alpha.mode == "L" and item.alpha.size == (48, 48)
         assert np.isfinite(item.score)
-        assert item.record["model_id"] == str(tiny.path)
+        assert item.record["model_id"] == tiny.path.name  # portable: the folder name, no path
         assert item.record["spectrum"]["sha256"] == maco_hub.load_spectrum().sha256
         assert EngineConfig.from_record(item.record["config"]).steps == 3
     # a random tiny network may have a dead unit (zero gradient), but not everywhere
