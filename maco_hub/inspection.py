@@ -41,13 +41,15 @@ def layers(model: Any, *, grep: str | None = None, kind: str | None = None,
 
 def labels(model: Any, *, grep: str | None = None, **load_options: Any) -> list[tuple[int, str]]:
     """(index, label) of the model's classes; ``grep`` keeps labels holding that word or text
-    (whole-word matches first). Empty for a model without class names.
+    (whole-word matches first). A backbone (no trained head) is an error; a head without names
+    gives an empty list.
 
     >>> labels("google/vit-base", grep="cat")[:2]  # doctest: +SKIP
     [(281, 'tabby, tabby cat'), (282, 'tiger cat')]
     """
     loaded = _loaded(model, load_options)
-    if not loaded.has_classifier or not loaded.id2label:
+    loaded.require_head()
+    if not loaded.id2label:
         return []
     if grep:
         return search(loaded.id2label, grep)

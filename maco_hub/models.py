@@ -70,7 +70,7 @@ class LoadedModel:
 
     def logits(self, outputs: Any) -> torch.Tensor:
         """Class logits (N, num_classes) from the output of :meth:`forward`."""
-        self._require_head()
+        self.require_head()
         logits = _logits_of(outputs)
         if logits is None:
             raise NoClassifierHeadError(
@@ -89,14 +89,16 @@ class LoadedModel:
     def resolve_class(self, cls: int | str) -> int:
         """Class index from an index (int or digit string) or a name ("tabby cat" matches
         "tabby, tabby cat"); see :mod:`maco_hub.labels`."""
-        self._require_head()
+        self.require_head()
         return class_index(self.id2label, cls, model_id=self.model_id, num_classes=self.num_classes)
 
     def label(self, class_id: int) -> str | None:
         """The name of class ``class_id`` (None when the model has no names)."""
         return (self.id2label or {}).get(class_id)
 
-    def _require_head(self) -> None:
+    def require_head(self) -> None:
+        """Raise :class:`~maco_hub.errors.NoClassifierHeadError` unless the checkpoint has a
+        trained classification head."""
         if not self.has_classifier:
             raise NoClassifierHeadError(
                 f"Model {self.model_id!r} ({self.family}) is a backbone: its checkpoint has no "

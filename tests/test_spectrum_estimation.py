@@ -165,7 +165,7 @@ def photo_folder(tmp_path: Path) -> Path:
 def test_script_folder_is_deterministic(photo_folder: Path, tmp_path: Path, capsys) -> None:
     script = _script("estimate_spectrum")
     args = ["--folder", str(photo_folder), "--resolution", "32", "--count", "3", "--seed", "4",
-            "--no-progress"]
+            "--quiet"]
     assert script.main([*args, "--out", str(tmp_path / "a.safetensors")]) == 0
     assert script.main([*args, "--out", str(tmp_path / "b.safetensors")]) == 0
     first, second = (Spectrum.load(tmp_path / n) for n in ("a.safetensors", "b.safetensors"))
@@ -196,7 +196,7 @@ def test_script_builtin_photos(tmp_path: Path) -> None:
     script = _script("estimate_spectrum")
     out = tmp_path / "builtin.safetensors"
     assert script.main(["--builtin-photos", "--count", "3", "--resolution", "32", "--scales",
-                        "1.0", "--crops-per-scale", "1", "--no-progress", "--out", str(out)]) == 0
+                        "1.0", "--crops-per-scale", "1", "--quiet", "--out", str(out)]) == 0
     spectrum = Spectrum.load(out)
     assert spectrum.metadata["dataset"] == "builtin-photos"
     assert spectrum.metadata["photos"].count("(") >= 3
@@ -208,7 +208,7 @@ def test_script_streams_a_local_dataset(photo_folder: Path, tmp_path: Path) -> N
     script = _script("estimate_spectrum")
     out = tmp_path / "dataset.safetensors"
     assert script.main(["--dataset", str(photo_folder), "--count", "2", "--resolution", "32",
-                        "--no-progress", "--out", str(out)]) == 0
+                        "--quiet", "--out", str(out)]) == 0
     meta = Spectrum.load(out).metadata
     assert (meta["num_images"], meta["dataset_split"]) == ("2", "train")
     assert "seed=0" in meta["shuffle"]
