@@ -97,7 +97,6 @@ def configure_output(*, debug: bool, quiet: bool, progress: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
     if not progress:
         os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
         os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"

@@ -11,9 +11,12 @@ Tests marked ``slow`` (a real pretrained model for a while) run only with ``--ru
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,29 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def hf_cache() -> Path:
     """The session's temporary Hugging Face hub cache (HF_HUB_CACHE)."""
     return Path(os.environ["HF_HUB_CACHE"])
+
+
+@pytest.fixture
+def maco_cli(capsys, monkeypatch) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``maco-hub ARGS`` in this process (no torch import per call); returns the exit code
+    and captured output as a CompletedProcess. The CLI's logging set-up is undone afterwards."""
+    from maco_hub import cli
+
+    logger = logging.getLogger("maco_hub")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "level", logger.level)
+    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS",
+                 "TRANSFORMERS_VERBOSITY"):
+        if name in os.environ:  # the CLI sets these: put them back as they are after the test
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["maco-hub", *args], code, out, err)
+
+    return run
+

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import torch
 
 QUICK = {"steps": 3, "canvas": 48, "progress": False, "device": "cpu"}
@@ -11,3 +15,11 @@ QUICK = {"steps": 3, "canvas": 48, "progress": False, "device": "cpu"}
 def hook_count(module: torch.nn.Module) -> int:
     """Forward hooks attached anywhere in ``module`` (to check nothing is left behind)."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
+
+
+def subprocess_cli(*args: str, timeout: float = 300, env: dict | None = None, **options
+                   ) -> subprocess.CompletedProcess:
+    """Run ``maco-hub ARGS`` as users do, in a new process (``env`` adds to this environment).
+    The ``maco_cli`` fixture runs it in this process, which is much faster."""
+    return subprocess.run([sys.executable, "-m", "maco_hub.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **options)

@@ -69,22 +69,17 @@ def test_demo_command_runs_offline(tmp_path):
     assert gallery[0].record["model_id"] == "efficientnet-lite0"  # portable, not a cache path
 
 
-def test_demo_model_short_name_in_every_command():
-    labels = subprocess.run([sys.executable, "-m", "maco_hub.cli", "labels", "efficientnet-lite0",
-                             "--grep", "cat"], capture_output=True, text=True, timeout=300)
+def test_demo_model_short_name_in_every_command(maco_cli):
+    labels = maco_cli("labels", "efficientnet-lite0", "--grep", "cat")
     assert labels.returncode == 0, labels.stderr
-    rows = [line.split(None, 1) for line in labels.stdout.splitlines()[1:]]
-    names = [name for _, name in rows]
+    names = [line.split(None, 1)[1] for line in labels.stdout.splitlines()[1:]]
     five = {"tabby, tabby cat", "tiger cat", "Persian cat", "Siamese cat, Siamese", "Egyptian cat"}
     assert five <= set(names)
     assert names.index("tiger cat") < names.index("lynx, catamount")  # whole words before substrings
     assert not any("tinca" in name for name in names)  # "Tinca tinca" holds c-a-t across words
-    wrong = subprocess.run([sys.executable, "-m", "maco_hub.cli", "explain", "efficientnet-lite0",
-                            "--classes", "cat", "--steps", "1"], capture_output=True, text=True, timeout=300)
+    wrong = maco_cli("explain", "efficientnet-lite0", "--classes", "cat", "--steps", "1")
     assert wrong.returncode == 2 and "281 'tabby, tabby cat'" in wrong.stderr, wrong.stderr
-    layers = subprocess.run([sys.executable, "-m", "maco_hub.cli", "layers", "efficientnet-lite0",
-                             "--grep", "stages.6", "--kind", "conv"], capture_output=True, text=True,
-                            timeout=300)
+    layers = maco_cli("layers", "efficientnet-lite0", "--grep", "stages.6", "--kind", "conv")
     assert layers.returncode == 0, layers.stderr
     rows = [line.split() for line in layers.stdout.splitlines()[1:]]
     assert rows and all("stages.6" in row[0] and row[1] == "conv" for row in rows)

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from maco_hub import cli
 from maco_hub.spectra import Spectrum, load_spectrum
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,11 +114,10 @@ def test_push_file_and_bad_repo_id(online_hub, tmp_path: Path) -> None:
     (["--push", "me/spectrum", "--name", "spectrum.bin"], "'spectrum.bin'"),
 ])
 def test_estimate_usage_errors(args: list[str], message: str, photos: Path, tmp_path: Path,
-                               capsys, monkeypatch) -> None:
+                               maco_cli, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # restored after the test
-    assert cli.main(["spectrum", "estimate", "--folder", str(photos), *args]) == 2
-    assert message in capsys.readouterr().err
+    result = maco_cli("spectrum", "estimate", "--folder", str(photos), *args)
+    assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "x.safetensors").exists()
 
 
