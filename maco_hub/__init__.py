@@ -14,7 +14,7 @@ from ._version import __version__
 __all__ = [
     "EngineConfig", "Gallery", "Preprocessing", "Spectrum", "Visualization", "__version__",
     "explain", "layers", "load_gallery", "load_model", "load_spectrum", "objectives", "optimize",
-    "push_spectrum", "regenerate",
+    "push_gallery", "push_spectrum", "regenerate", "repair_gallery", "save_gallery",
 ]
 
 _LAZY = {
@@ -27,9 +27,12 @@ _LAZY = {
     "layers": "maco_hub.hooks",
     "Gallery": "maco_hub.gallery",
     "Visualization": "maco_hub.gallery",
-    "explain": "maco_hub._explain",
-    "regenerate": "maco_hub._explain",
-    "load_gallery": "maco_hub.gallery",
+    "explain": "maco_hub.explainer",
+    "regenerate": "maco_hub.explainer",
+    "save_gallery": "maco_hub.store",
+    "repair_gallery": "maco_hub.store",
+    "load_gallery": "maco_hub.hub",
+    "push_gallery": "maco_hub.hub",
     "push_spectrum": "maco_hub.hub",
 }
 
@@ -48,11 +51,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
-    from ._explain import explain, regenerate
     from .engine import EngineConfig, optimize
-    from .gallery import Gallery, Visualization, load_gallery
+    from .explainer import explain, regenerate
+    from .gallery import Gallery, Visualization
     from .hooks import layers
-    from .hub import push_spectrum
+    from .hub import load_gallery, push_gallery, push_spectrum
     from .models import load_model
     from .preprocessing import Preprocessing
     from .spectra import Spectrum, load_spectrum
+    from .store import repair_gallery, save_gallery
