@@ -87,6 +87,7 @@ class GalleryFolder:
         self._manifest = manifest
         self._remedy = remedy  # what the user can do about a damaged shard
         self._identities: dict[str, dict[str, tuple]] = {}  # shard file -> identity -> settings
+        self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, create: bool = True, remedy: str | None = None
@@ -295,6 +296,10 @@ class GalleryFolder:
         where = f"gallery shard {entry['file']!r} in {self.path}"
         if not file.is_file():
             raise GalleryError(f"The {where} is missing; {self._remedy}.")
+        stat = file.stat()  # a checked shard is not hashed again while its file stays the same
+        seen = (entry["file"], entry["sha256"], stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if not images and seen in self._checked:
+            return self._checked[seen]
         data = file.read_bytes()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
@@ -311,6 +316,8 @@ class GalleryFolder:
             if not isinstance(row["record"], dict) or row_key(row["record"]) != row["key"]:
                 raise GalleryError(f"Row {index} of the {where} has key {row['key']!r}, which is not the "
                                    f"hash of its record (edited or crafted); {self._remedy}.")
+        if not images:
+            self._checked[seen] = rows
         return rows
 
     def _metadata_rows(self) -> list[dict[str, Any]]:

@@ -364,3 +364,34 @@ def test_regenerate_falls_back_when_the_recorded_device_is_absent(tiny_zoo, tmp_
         again = maco_hub.regenerate(made_on_cuda)
     assert "'cuda'" in caplog.text and "cpu" in caplog.text
     assert again.key == gallery[0].key
+
+
+def test_missing_shard_is_named_and_repair_then_rerun_completes(tiny_zoo, tmp_path):
+    out = tmp_path / "g"
+    model = str(tiny_zoo["resnet"].path)
+    options = {"classes": [0, 1, 2], "batch_size": 2, "out": out, "steps": 2, "canvas": 32, "progress": False}
+    maco_hub.explain(model, **options)
+    shards = json.loads((out / MANIFEST_NAME).read_text())["shards"]
+    (out / shards[0]["file"]).unlink()
+    with pytest.raises(GalleryError, match=f"{shards[0]['file']}.*is missing.*gallery repair"):
+        maco_hub.explain(model, **options)
+    report = maco_hub.repair_gallery(out)
+    assert report.rows == 1 and shards[0]["file"] in report.dropped[0]
+    assert sorted(item.class_id for item in maco_hub.explain(model, **options)) == [0, 1, 2]
+
+
+def test_a_wrong_manifest_entry_loses_no_shard(good_gallery, tmp_path):
+    folder = tmp_path / "g"
+    shutil.copytree(good_gallery, folder)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    real = manifest["shards"][0]["file"]
+    manifest["shards"][0]["file"] = "data/train-00000.parquet"  # well-formed, but not the real file
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(GalleryError, match=r"train-00000\.parquet.*is missing"):
+        maco_hub.load_gallery(folder)
+    report = maco_hub.repair_gallery(folder)
+    assert report.adopted == [real] and report.rows == 3  # the real shard is listed again, not deleted
+    assert sorted(item.class_id for item in maco_hub.load_gallery(folder)) == [0, 1, 2]
+    (folder / MANIFEST_NAME).write_text("{ damaged")
+    assert maco_hub.repair_gallery(folder).rows == 3  # rebuilt from the shards named by their hash
+    assert len(maco_hub.load_gallery(folder)) == 3
