@@ -358,8 +358,9 @@ def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
 def repair_gallery(folder: str | os.PathLike) -> RepairReport:
     """Make a damaged gallery folder consistent again (see :meth:`GalleryFolder.repair`)."""
     path = Path(folder)
-    if not path.is_dir():
-        raise GalleryError(f"{str(path)!r} is not a folder; pass a gallery folder to repair.")
+    if not (path / MANIFEST_NAME).is_file():
+        raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass a gallery "
+                           "folder to repair.")
     return GalleryFolder(path, {"format": FORMAT_VERSION, "shards": []},
                          remedy="it was dropped").repair()
 

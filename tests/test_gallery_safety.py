@@ -395,3 +395,8 @@ def test_a_wrong_manifest_entry_loses_no_shard(good_gallery, tmp_path):
     (folder / MANIFEST_NAME).write_text("{ damaged")
     assert maco_hub.repair_gallery(folder).rows == 3  # rebuilt from the shards named by their hash
     assert len(maco_hub.load_gallery(folder)) == 3
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "README.md").write_text("my notes")
+    result = run_cli("gallery", "repair", str(tmp_path / "mine"))
+    assert result.returncode == 2 and "not a maco_hub gallery" in result.stderr
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["README.md"]
