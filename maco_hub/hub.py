@@ -21,7 +21,8 @@ from ._version import __version__
 from .cards import spectrum_card
 from .errors import ConfigError, GalleryError, HubError
 from .gallery import Gallery, Visualization
-from .store import MANIFEST_NAME, GalleryFolder
+from .shards import MANIFEST_NAME
+from .store import GalleryFolder
 
 if TYPE_CHECKING:
     from .spectra import Spectrum

@@ -11,7 +11,8 @@ Layout of a gallery folder::
 
 Nothing in a folder is trusted: shard names must be ``data/train-HASH.parquet``, row keys 20 hex
 digits that equal the hash of the row's record, each shard's sha256 must match the manifest, and
-records are size- and depth-limited before they are parsed. File names are derived from keys.
+records are size- and depth-limited before they are parsed (:mod:`maco_hub.shards`). File names
+are derived from keys.
 
 Writers take the folder lock, re-read the manifest and merge into it, so concurrent jobs add
 the union of their rows. Every write is atomic and the manifest is written after the files it
@@ -28,7 +29,6 @@ import io
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,29 +42,25 @@ from .cards import render_gallery_card
 from .errors import GalleryError
 from .gallery import Gallery, Visualization, image_names, png_bytes
 from .keys import canonical_json, is_row_key, row_key
+from .shards import (
+    DATA_DIR,
+    FORMAT_VERSION,
+    IMAGES_DIR,
+    MANIFEST_NAME,
+    MAX_RECORD_BYTES,
+    features_yaml,
+    is_own_shard,
+    parquet_bytes,
+    parse_json,
+    read_manifest,
+    read_table,
+    shard_names,
+    write_manifest,
+)
 from .viewer import write_index_html
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-DATA_DIR = "data"
-IMAGES_DIR = "images"
-MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
-MAX_MANIFEST_BYTES = 256 << 20
-MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
-COLUMNS = (  # (name, datasets dtype) of a shard, in order
-    ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
-    ("objective", "string"), ("kind", "string"), ("layer", "string"), ("unit", "int64"),
-    ("class_id", "int64"), ("label", "string"), ("score", "float64"), ("seed", "int64"),
-    ("steps", "int64"), ("canvas", "int64"), ("spectrum_id", "string"), ("spectrum_revision", "string"),
-    ("spectrum_sha256", "string"), ("maco_hub_version", "string"), ("config", "string"),
-    ("record", "string"), ("key", "string"),
-)
-_SHARD_RE = re.compile(r"^data/train-([0-9a-f]{5}|[0-9a-f]{16})\.parquet$")  # old counters or hashes
-_HASH_NAME_LENGTH = 16
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _KNOWN_TOP = {MANIFEST_NAME, DATA_DIR, IMAGES_DIR, "README.md", "index.html", LOCK_NAME, ".gitattributes"}
 
 
@@ -107,15 +103,15 @@ class GalleryFolder:
             if not (path / MANIFEST_NAME).is_file():
                 raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass "
                                    "a folder written by save_gallery / `maco-hub explain --out`.")
-            return cls(path, _read_manifest(path), remedy=remedy)
+            return cls(path, read_manifest(path), remedy=remedy)
         _refuse_foreign_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         with folder_lock(path):
             if not (path / MANIFEST_NAME).is_file():
                 _refuse_foreign_folder(path)
-                _write_manifest(path, {"format": FORMAT_VERSION, "shards": []})
+                write_manifest(path, {"format": FORMAT_VERSION, "shards": []})
                 kill_point("after-marker")
-            folder = cls(path, _read_manifest(path), remedy=remedy)
+            folder = cls(path, read_manifest(path), remedy=remedy)
             for entry in folder._manifest["shards"]:
                 folder._load_shard(entry, images=False)
             report = folder._reconcile()
@@ -136,7 +132,7 @@ class GalleryFolder:
         Takes the folder lock and merges with what other writers added meanwhile.
         """
         with folder_lock(self.path):
-            self._manifest = _read_manifest(self.path)
+            self._manifest = read_manifest(self.path)
             known = self.keys
             new: dict[str, Visualization] = {}
             for item in items:
@@ -151,14 +147,14 @@ class GalleryFolder:
                 atomic_write(self.path / IMAGES_DIR / image, row["image"]["bytes"])
                 atomic_write(self.path / IMAGES_DIR / transparent, png_bytes(item.with_transparency()))
             kill_point("after-images")
-            data = _parquet_bytes(rows)
+            data = parquet_bytes(rows)
             digest = hashlib.sha256(data).hexdigest()
-            name = next(name for name in _shard_names(digest) if not (self.path / name).exists())
+            name = next(name for name in shard_names(digest) if not (self.path / name).exists())
             atomic_write(self.path / name, data)
             kill_point("after-shard")
             shard = {"file": name, "keys": list(new), "sha256": digest}
             manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
-            _write_manifest(self.path, manifest)
+            write_manifest(self.path, manifest)
             self._manifest = manifest
             kill_point("after-manifest")
         return len(new)
@@ -166,7 +162,7 @@ class GalleryFolder:
     def write_pages(self, *, title: str | None = None, repo_id: str | None = None) -> None:
         """(Re)write README.md (dataset card) and index.html (viewer) from the shards' metadata."""
         with folder_lock(self.path):
-            self._manifest = _read_manifest(self.path)
+            self._manifest = read_manifest(self.path)
             rows = self._metadata_rows()
             card = render_gallery_card(rows, shards=[shard["file"] for shard in self._manifest["shards"]],
                                        features_yaml=features_yaml(), title=title, repo_id=repo_id)
@@ -203,7 +199,7 @@ class GalleryFolder:
         with folder_lock(self.path):
             report = RepairReport()
             try:
-                self._manifest = _read_manifest(self.path)
+                self._manifest = read_manifest(self.path)
             except GalleryError as error:
                 report.dropped.append(f"{MANIFEST_NAME}: {error}; rebuilt from the shards")
                 self._manifest = {"format": FORMAT_VERSION, "shards": []}
@@ -220,7 +216,7 @@ class GalleryFolder:
                 seen.update(entry["keys"])
                 self._restore_images(rows)
             self._manifest = {**self._manifest, "shards": kept}
-            _write_manifest(self.path, self._manifest)
+            write_manifest(self.path, self._manifest)
             self._reconcile(report)
             report.rows = len(self)
             self.write_pages()
@@ -238,7 +234,7 @@ class GalleryFolder:
             if is_own_temp_file(file):
                 file.unlink()
                 report.removed.append(relative)
-            elif _is_own_shard(file):
+            elif is_own_shard(file):
                 if self._adopt(file):
                     report.adopted.append(relative)
                 else:
@@ -270,7 +266,7 @@ class GalleryFolder:
         data = file.read_bytes()
         entry = {"file": f"{DATA_DIR}/{file.name}", "sha256": hashlib.sha256(data).hexdigest()}
         try:
-            table = _table(data, entry["file"], self.path, self._remedy)
+            table = read_table(data, entry["file"], self.path, self._remedy)
             entry["keys"] = table.column("key").to_pylist()
             self._load_shard(entry, images=False)
         except GalleryError:
@@ -278,7 +274,7 @@ class GalleryFolder:
         if not entry["keys"] or set(entry["keys"]) & self.keys:
             return False
         self._manifest = {**self._manifest, "shards": [*self._manifest["shards"], entry]}
-        _write_manifest(self.path, self._manifest)
+        write_manifest(self.path, self._manifest)
         return True
 
     def _restore_images(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -304,14 +300,14 @@ class GalleryFolder:
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
                                f"damaged); {self._remedy}.")
-        table = _table(data, entry["file"], self.path, self._remedy)
+        table = read_table(data, entry["file"], self.path, self._remedy)
         if not images:
             table = table.drop_columns(["image", "alpha"])
         rows = table.to_pylist()
         if [row["key"] for row in rows] != entry["keys"]:
             raise GalleryError(f"The {where} holds other rows than {MANIFEST_NAME} lists; {self._remedy}.")
         for index, row in enumerate(rows):
-            row["record"] = _parse_json(row["record"], f"the record of row {index} of the {where}",
+            row["record"] = parse_json(row["record"], f"the record of row {index} of the {where}",
                                         MAX_RECORD_BYTES)
             if not isinstance(row["record"], dict) or row_key(row["record"]) != row["key"]:
                 raise GalleryError(f"Row {index} of the {where} has key {row['key']!r}, which is not the "
@@ -410,21 +406,8 @@ def visualization_from_row(row: dict[str, Any]) -> Visualization:
         unit=row.get("unit"),
         class_id=row.get("class_id"),
         label=row.get("label"),
-        record=_parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
+        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
     )
-
-
-def features():
-    """The ``datasets.Features`` of a gallery shard."""
-    from datasets import Features, Value
-    from datasets import Image as ImageFeature
-
-    return Features({name: ImageFeature() if dtype == "image" else Value(dtype) for name, dtype in COLUMNS})
-
-
-def features_yaml() -> list[dict[str, str]]:
-    """The shard's columns as the ``dataset_info.features`` list of a dataset card."""
-    return [{"name": name, "dtype": dtype} for name, dtype in COLUMNS]
 
 
 def _identity(record: dict[str, Any]) -> str:
@@ -437,21 +420,6 @@ def _settings(record: dict[str, Any]) -> tuple:
     return (config.get("steps"), config.get("canvas"), (record.get("spectrum") or {}).get("sha256"))
 
 
-def _shard_names(digest: str) -> list[str]:
-    """Names a shard with this sha256 may take: a 16-digit part of it (the next one if a file
-    maco_hub did not write already has the first)."""
-    return [f"{DATA_DIR}/train-{digest[i:i + _HASH_NAME_LENGTH]}.parquet"
-            for i in range(0, len(digest), _HASH_NAME_LENGTH)]
-
-
-def _is_own_shard(file: Path) -> bool:
-    """A shard named by the hash of its own content, as :meth:`GalleryFolder.append` writes them."""
-    name = f"{DATA_DIR}/{file.name}"
-    if not _SHARD_RE.match(name) or not file.is_file():
-        return False
-    return name in _shard_names(hashlib.sha256(file.read_bytes()).hexdigest())
-
-
 def _refuse_foreign_folder(path: Path) -> None:
     if (path / MANIFEST_NAME).is_file() or not path.is_dir():
         return
@@ -460,91 +428,6 @@ def _refuse_foreign_folder(path: Path) -> None:
         raise GalleryError(f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
                            f"{MANIFEST_NAME}; it holds {sorted(others)[:3]}); choose an empty or new "
                            "folder for --out.")
-
-
-def _table(data: bytes, name: str, folder: Path, remedy: str):
-    """The parquet table of a shard's bytes, with exactly the gallery's columns."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        # the very bytes whose sha256 was checked; reading a buffer with threads (torch loaded)
-        # made the interpreter abort at exit ("terminate called without an active exception")
-        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
-    except (pa.ArrowException, OSError, ValueError) as error:
-        raise GalleryError(f"Gallery shard {name!r} in {folder} is not a readable parquet file "
-                           f"({type(error).__name__}); {remedy}.") from None
-    expected = [column for column, _ in COLUMNS]
-    if sorted(table.column_names) != sorted(expected):
-        extra = sorted(set(table.column_names) - set(expected))
-        missing = sorted(set(expected) - set(table.column_names))
-        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than a maco_hub "
-                           f"gallery (extra {extra}, missing {missing}); {remedy}.")
-    return table
-
-
-def _parse_json(text: Any, what: str, limit: int) -> Any:
-    """``json.loads`` of untrusted text, refused (GalleryError) when too big or nested too deep."""
-    if not isinstance(text, str):
-        raise GalleryError(f"{what[0].upper()}{what[1:]} is a {type(text).__name__}, not JSON text.")
-    if len(text) > limit:
-        raise GalleryError(f"{what[0].upper()}{what[1:]} is {len(text)} characters long (limit {limit}); "
-                           "it was not written by maco_hub.")
-    depth = deepest = 0
-    for char in _STRING_RE.sub('""', text):
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_JSON_DEPTH:
-                raise GalleryError(f"{what[0].upper()}{what[1:]} is nested more than {MAX_JSON_DEPTH} "
-                                   "levels deep; it was not written by maco_hub.")
-        elif char in "]}":
-            depth -= 1
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise GalleryError(f"{what[0].upper()}{what[1:]} is not valid JSON ({error}).") from None
-
-
-def _read_manifest(folder: Path) -> dict[str, Any]:
-    """The manifest, with every entry checked: a shard name of ours, well-formed keys and sha256."""
-    path = folder / MANIFEST_NAME
-    fix = "it was written by another tool or version, or is damaged; run `maco-hub gallery repair`"
-    try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise GalleryError(f"it is {size} bytes")
-        manifest = _parse_json(path.read_text(encoding="utf-8"), "the manifest", MAX_MANIFEST_BYTES)
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
-                or not isinstance(manifest.get("shards"), list):
-            version = manifest.get("format") if isinstance(manifest, dict) else None
-            raise GalleryError(f"unsupported format {version!r}")
-        files: set[str] = set()
-        keys: set[str] = set()
-        for index, entry in enumerate(manifest["shards"]):
-            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
-                    or not _SHARD_RE.match(entry["file"]):
-                file = entry.get("file") if isinstance(entry, dict) else entry
-                raise GalleryError(f"shard entry {index} names {file!r}, not a file data/train-*.parquet "
-                                   "inside the gallery")
-            if not isinstance(entry.get("sha256"), str) or not _SHA256_RE.match(entry["sha256"]):
-                raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
-            if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
-                bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
-                raise GalleryError(f"shard {entry['file']!r} lists the row key {bad!r}, not a maco_hub "
-                                   "row key (20 hex digits)")
-            if entry["file"] in files or keys & set(entry["keys"]):
-                raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
-            files.add(entry["file"])
-            keys.update(entry["keys"])
-    except (OSError, UnicodeDecodeError, GalleryError) as error:
-        raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
-                           f"{fix}.") from None
-    return manifest
-
-
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
 
 
 def _log_report(report: RepairReport) -> None:
@@ -557,17 +440,6 @@ def _log_report(report: RepairReport) -> None:
     if report.left:
         logger.warning("Files maco_hub did not write are in the gallery folder (kept, not part of the "
                        "gallery; remove them if they are not yours): %s", ", ".join(report.left[:10]))
-
-
-def _parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns)."""
-    import pyarrow.parquet as pq
-    from datasets import Dataset
-
-    table = Dataset.from_list(list(rows), features=features()).data.table
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
 
 
 def _image(value: Any) -> Image.Image:

@@ -27,7 +27,8 @@ import maco_hub
 from maco_hub._files import KILL_ENV
 from maco_hub._lock import folder_lock
 from maco_hub.errors import GalleryError
-from maco_hub.store import MANIFEST_NAME, GalleryFolder, _parquet_bytes
+from maco_hub.shards import MANIFEST_NAME, parquet_bytes
+from maco_hub.store import GalleryFolder
 
 QUICK = ["--steps", "2", "--canvas", "32", "--quiet"]
 JINJA = '{{ lipsum.__globals__["os"].system("touch PWNED") }}'
@@ -100,7 +101,7 @@ def _rewrite_shard(folder: Path, index: int, change) -> str:
     entry = manifest["shards"][index]
     rows = pq.read_table(folder / entry["file"]).to_pylist()
     rows = change(rows)
-    data = _parquet_bytes(rows) if isinstance(rows, list) else rows
+    data = parquet_bytes(rows) if isinstance(rows, list) else rows
     (folder / entry["file"]).write_bytes(data)
     import hashlib
 
@@ -131,7 +132,7 @@ def _huge(rows):
 
 
 def _truncated(rows):
-    return _parquet_bytes(rows)[:-200]
+    return parquet_bytes(rows)[:-200]
 
 
 def _other_columns(rows):
