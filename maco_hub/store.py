@@ -2,15 +2,24 @@
 
 Layout of a gallery folder::
 
-    README.md                dataset card (YAML header tells `datasets` where the data is)
-    index.html               static viewer (search, transparency toggle, records)
-    manifest.json            the finished shards, in order, with their row keys
-    data/train-NNNNN.parquet one shard per finished batch: `image`/`alpha` columns + metadata
-    images/KEY.png           the image, and KEY-transparent.png with attribution as alpha, for the page
+    manifest.json                 the finished shards, in order, with their row keys and sha256
+    data/train-HASH.parquet       one shard per finished batch: `image`/`alpha` columns + metadata
+    images/KEY.png                the image, and KEY-transparent.png with attribution as alpha
+    README.md                     dataset card (YAML header tells `datasets` where the data is)
+    index.html                    static viewer (search, transparency toggle, records)
+    .maco_hub.lock                the inter-process lock every writer takes
 
-Every write is atomic (temporary file + rename) and the manifest is written last, so a run killed
-at any moment leaves a readable gallery; :meth:`GalleryFolder.open` removes shards the manifest
-does not list (a batch that was being written) before anything new is added.
+Nothing in a folder is trusted: shard names must be ``data/train-HASH.parquet``, row keys 20 hex
+digits that equal the hash of the row's record, each shard's sha256 must match the manifest, and
+records are size- and depth-limited before they are parsed (:mod:`maco_hub.shards`). File names
+are derived from keys.
+
+Writers take the folder lock, re-read the manifest and merge into it, so concurrent jobs add
+the union of their rows. Every write is atomic and the manifest is written after the files it
+lists; an empty manifest marks a new folder before any data. A writer that opens a folder removes
+what maco_hub left unfinished (its own temporary files, shards whose name is the hash of their
+content but that no manifest lists, images of unlisted rows) and reports, but keeps, anything
+else; :func:`repair_gallery` also drops damaged shards (to be recomputed by a rerun).
 """
 
 from __future__ import annotations
@@ -18,142 +27,344 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from ._files import atomic_write
-from .errors import ConfigError
-from .gallery import Gallery, Visualization, png_bytes
+from ._files import atomic_write, is_own_temp_file, kill_point
+from ._lock import LOCK_NAME, folder_lock
+from .cards import render_gallery_card
+from .errors import GalleryError
+from .gallery import Gallery, Visualization, image_names, png_bytes
+from .keys import canonical_json, is_row_key, row_key
+from .shards import (
+    DATA_DIR,
+    FORMAT_VERSION,
+    IMAGES_DIR,
+    MANIFEST_NAME,
+    MAX_RECORD_BYTES,
+    features_yaml,
+    is_own_shard,
+    parquet_bytes,
+    parse_json,
+    read_manifest,
+    read_table,
+    shard_names,
+    write_manifest,
+)
+from .viewer import write_index_html
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-DATA_DIR = "data"
-IMAGES_DIR = "images"
+logger = logging.getLogger(__name__)
 
-STRING_COLUMNS = ("model_id", "model_revision", "objective", "kind", "layer", "label", "spectrum_id",
-                  "spectrum_revision", "spectrum_sha256", "maco_hub_version", "config", "record", "key")
-INT_COLUMNS = ("unit", "class_id", "seed", "steps", "canvas")
+_KNOWN_TOP = {MANIFEST_NAME, DATA_DIR, IMAGES_DIR, "README.md", "index.html", LOCK_NAME, ".gitattributes"}
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair_gallery` (or opening a folder for writing) did."""
+
+    rows: int = 0  # rows in the gallery afterwards
+    dropped: list[str] = field(default_factory=list)  # manifest entries removed, with the reason
+    adopted: list[str] = field(default_factory=list)  # finished shards of ours added to the manifest
+    removed: list[str] = field(default_factory=list)  # files maco_hub left unfinished, deleted
+    left: list[str] = field(default_factory=list)  # files maco_hub did not write: kept, to check
 
 
 class GalleryFolder:
     """A gallery folder being read or extended (see the module docstring for its layout)."""
 
-    def __init__(self, path: str | os.PathLike, manifest: dict[str, Any]):
-        self.path = Path(path)
+    def __init__(self, path: Path, manifest: dict[str, Any], *, remedy: str):
+        self.path = path
         self._manifest = manifest
+        self._remedy = remedy  # what the user can do about a damaged shard
+        self._identities: dict[str, dict[str, tuple]] = {}  # shard file -> identity -> settings
+        self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, create: bool = True) -> GalleryFolder:
-        """Open a gallery folder (created if missing and ``create``); drop unfinished shards."""
+    def open(cls, path: str | os.PathLike, *, create: bool = True, remedy: str | None = None
+             ) -> GalleryFolder:
+        """Open a gallery folder to read it, or (``create``) to extend it, creating it if needed.
+
+        Opening for writing marks a new folder as a gallery, cleans up what an interrupted
+        maco_hub run left (see the module docstring) and checks every shard's sha256.
+        """
         path = Path(path)
-        manifest_path = path / MANIFEST_NAME
-        if manifest_path.is_file():
-            manifest = _read_manifest(manifest_path)
-        elif not create:
-            raise ConfigError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass a "
-                              "folder written by Gallery.save / `maco-hub explain --out`.")
-        elif path.exists() and any(path.iterdir()):
-            raise ConfigError(f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
-                              f"{MANIFEST_NAME}); choose an empty or new folder for --out.")
-        else:
-            manifest = {"format": FORMAT_VERSION, "shards": []}
-        folder = cls(path, manifest)
-        if create:
-            folder._remove_unlisted_shards()
+        remedy = remedy or (f"run `maco-hub gallery repair {path}` to drop it, then rerun the "
+                            "explain command to recompute its rows")
+        if path.exists() and not path.is_dir():
+            raise GalleryError(f"{str(path)!r} is a file, not a gallery folder; choose a new or empty "
+                               "folder (for --out) or a folder written by maco_hub.")
+        if not create:
+            if not (path / MANIFEST_NAME).is_file():
+                raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass "
+                                   "a folder written by save_gallery / `maco-hub explain --out`.")
+            return cls(path, read_manifest(path), remedy=remedy)
+        _refuse_foreign_folder(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with folder_lock(path):
+            if not (path / MANIFEST_NAME).is_file():
+                _refuse_foreign_folder(path)
+                write_manifest(path, {"format": FORMAT_VERSION, "shards": []})
+                kill_point("after-marker")
+            folder = cls(path, read_manifest(path), remedy=remedy)
+            for entry in folder._manifest["shards"]:
+                folder._load_shard(entry, images=False)
+            report = folder._reconcile()
+        _log_report(report)
         return folder
 
     @property
     def keys(self) -> set[str]:
-        """Row keys already in the gallery."""
+        """Row keys in the gallery (as of the last read of the manifest)."""
         return {key for shard in self._manifest["shards"] for key in shard["keys"]}
 
     def __len__(self) -> int:
         return sum(len(shard["keys"]) for shard in self._manifest["shards"])
 
-    def append(self, items: Sequence[Visualization]) -> None:
-        """Add one shard holding ``items`` (rows whose key is already present are skipped)."""
-        known = self.keys
-        new = [item for item in items if row_key_of(item) not in known]
-        if not new:
-            return
-        rows = [row_of(item) for item in new]
-        images = self.path / IMAGES_DIR
-        for item, row in zip(new, rows, strict=True):
-            atomic_write(images / f"{row['key']}.png", row["image"]["bytes"])
-            atomic_write(images / f"{row['key']}-transparent.png", png_bytes(item.with_transparency()))
-        name = f"{DATA_DIR}/train-{len(self._manifest['shards']):05d}.parquet"
-        data = _parquet_bytes(rows)
-        atomic_write(self.path / name, data)
-        shard = {"file": name, "keys": [row["key"] for row in rows],
-                 "sha256": hashlib.sha256(data).hexdigest()}
-        manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
-        atomic_write(self.path / MANIFEST_NAME, json.dumps(manifest, indent=1).encode())
-        self._manifest = manifest
+    def append(self, items: Iterable[Visualization]) -> int:
+        """Add one shard holding ``items`` whose key is not in the gallery yet; return how many.
+
+        Takes the folder lock and merges with what other writers added meanwhile.
+        """
+        with folder_lock(self.path):
+            self._manifest = read_manifest(self.path)
+            known = self.keys
+            new: dict[str, Visualization] = {}
+            for item in items:
+                if item.key not in known:
+                    new.setdefault(item.key, item)
+            if not new:
+                return 0
+            self._warn_mixed_settings(new.values())
+            rows = [row_of(item) for item in new.values()]
+            for item, row in zip(new.values(), rows, strict=True):
+                image, transparent = image_names(item.key)
+                atomic_write(self.path / IMAGES_DIR / image, row["image"]["bytes"])
+                atomic_write(self.path / IMAGES_DIR / transparent, png_bytes(item.with_transparency()))
+            kill_point("after-images")
+            data = parquet_bytes(rows)
+            digest = hashlib.sha256(data).hexdigest()
+            name = next(name for name in shard_names(digest) if not (self.path / name).exists())
+            atomic_write(self.path / name, data)
+            kill_point("after-shard")
+            shard = {"file": name, "keys": list(new), "sha256": digest}
+            manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
+            write_manifest(self.path, manifest)
+            self._manifest = manifest
+            kill_point("after-manifest")
+        return len(new)
 
     def write_pages(self, *, title: str | None = None, repo_id: str | None = None) -> None:
         """(Re)write README.md (dataset card) and index.html (viewer) from the shards' metadata."""
-        from .card import render_gallery_card
-        from .viewer import write_index_html
-
-        rows = self._metadata_rows()
-        feats = features()
-        card = render_gallery_card(rows, shards=[shard["file"] for shard in self._manifest["shards"]],
-                                   features_yaml=feats._to_yaml_list(), title=title, repo_id=repo_id)
-        atomic_write(self.path / "README.md", card.encode())
-        page_rows = [{"image": f"{IMAGES_DIR}/{r['key']}.png",
-                      "transparent": f"{IMAGES_DIR}/{r['key']}-transparent.png",
-                      **{k: r[k] for k in ("objective", "kind", "layer", "unit", "class_id", "label",
-                                           "score", "seed")},
-                      "record": json.loads(r["record"])} for r in rows]
-        model_ids = ", ".join(sorted({str(r["model_id"]) for r in rows}))
-        write_index_html(self.path, page_rows, title=title or f"MACO gallery: {model_ids}",
-                         description=f"{len(rows)} feature visualizations made with maco_hub (MACO).")
-
-    def _metadata_rows(self) -> list[dict[str, Any]]:
-        import pyarrow.parquet as pq
-
-        names = [name for name in features() if name not in ("image", "alpha")]
-        rows: list[dict[str, Any]] = []
-        for shard in self._manifest["shards"]:
-            rows.extend(pq.read_table(self.path / shard["file"], columns=names).to_pylist())
-        return rows
+        with folder_lock(self.path):
+            self._manifest = read_manifest(self.path)
+            rows = self._metadata_rows()
+            card = render_gallery_card(rows, shards=[shard["file"] for shard in self._manifest["shards"]],
+                                       features_yaml=features_yaml(), title=title, repo_id=repo_id)
+            atomic_write(self.path / "README.md", card)
+            kill_point("during-pages")
+            page_rows = []
+            for r in rows:
+                image, transparent = image_names(r["key"])
+                page_rows.append({"image": f"{IMAGES_DIR}/{image}",
+                                  "transparent": f"{IMAGES_DIR}/{transparent}",
+                                  **{k: r[k] for k in ("objective", "kind", "layer", "unit", "class_id",
+                                                       "label", "score", "seed", "steps", "canvas")},
+                                  "record": r["record"]})
+            model_ids = ", ".join(sorted({str(r["model_id"]) for r in rows}))
+            write_index_html(self.path, page_rows, title=title or f"MACO gallery: {model_ids}",
+                             description=f"{len(rows)} feature visualizations made with maco_hub (MACO).")
 
     def read(self) -> Gallery:
-        """Every row, in the order they were added."""
-        import pyarrow.parquet as pq
-
+        """Every row, in the order they were added (each shard's sha256 and rows checked)."""
         items: list[Visualization] = []
-        for shard in self._manifest["shards"]:
-            file = self.path / shard["file"]
-            if not file.is_file():
-                raise ConfigError(f"Gallery shard {str(file)!r} listed in {MANIFEST_NAME} is missing; "
-                                  "restore it or re-run the explain command to rebuild the gallery.")
-            for row in pq.read_table(file).to_pylist():
-                items.append(visualization_from_row(row))
+        for entry in self._manifest["shards"]:
+            for index, row in enumerate(self._load_shard(entry, images=True)):
+                try:
+                    items.append(visualization_from_row(row))
+                except (OSError, ValueError, TypeError, KeyError) as error:
+                    raise GalleryError(f"Row {index} of gallery shard {entry['file']!r} in {self.path} "
+                                       f"cannot be read ({type(error).__name__}: {error}); "
+                                       f"{self._remedy}.") from None
         return Gallery(tuple(items))
 
-    def _remove_unlisted_shards(self) -> None:
+    def repair(self) -> RepairReport:
+        """Drop damaged or unreadable shards, adopt finished unlisted ones, rewrite missing images
+        and the pages. A rerun of the explain command then recomputes the dropped rows."""
+        with folder_lock(self.path):
+            report = RepairReport()
+            try:
+                self._manifest = read_manifest(self.path)
+            except GalleryError as error:
+                report.dropped.append(f"{MANIFEST_NAME}: {error}; rebuilt from the shards")
+                self._manifest = {"format": FORMAT_VERSION, "shards": []}
+            kept, seen = [], set()
+            for entry in self._manifest["shards"]:
+                try:
+                    rows = self._load_shard(entry, images=True)
+                    if seen & set(entry["keys"]):
+                        raise GalleryError("its rows are already in another shard")
+                except GalleryError as error:
+                    report.dropped.append(f"{entry['file']}: {error}")
+                    continue
+                kept.append(entry)
+                seen.update(entry["keys"])
+                self._restore_images(rows)
+            self._manifest = {**self._manifest, "shards": kept}
+            write_manifest(self.path, self._manifest)
+            self._reconcile(report)
+            report.rows = len(self)
+            self.write_pages()
+        return report
+
+    def _reconcile(self, report: RepairReport | None = None) -> RepairReport:
+        """Under the lock: clean up what an interrupted maco_hub writer left (see module doc)."""
+        report = report or RepairReport()
         listed = {shard["file"] for shard in self._manifest["shards"]}
-        for file in (self.path / DATA_DIR).glob("*.parquet") if (self.path / DATA_DIR).is_dir() else ():
-            if f"{DATA_DIR}/{file.name}" not in listed:
+        data = self.path / DATA_DIR
+        for file in sorted(data.iterdir()) if data.is_dir() else ():
+            relative = f"{DATA_DIR}/{file.name}"
+            if relative in listed:
+                continue
+            if is_own_temp_file(file):
                 file.unlink()
-        for tmp in self.path.rglob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
+                report.removed.append(relative)
+            elif is_own_shard(file):
+                if self._adopt(file):
+                    report.adopted.append(relative)
+                else:
+                    file.unlink()
+                    report.removed.append(relative)
+            else:
+                report.left.append(relative)
+        keys = self.keys
+        images = self.path / IMAGES_DIR
+        for file in sorted(images.iterdir()) if images.is_dir() else ():
+            key = file.name.removesuffix(".png").removesuffix("-transparent")
+            if is_own_temp_file(file) or (is_row_key(key) and file.name in image_names(key)
+                                          and key not in keys):
+                file.unlink()
+                report.removed.append(f"{IMAGES_DIR}/{file.name}")
+            elif not (is_row_key(key) and file.name in image_names(key)):
+                report.left.append(f"{IMAGES_DIR}/{file.name}")
+        for file in sorted(self.path.iterdir()):
+            if is_own_temp_file(file):
+                file.unlink()
+                report.removed.append(file.name)
+            elif file.name not in _KNOWN_TOP:
+                report.left.append(file.name)
+        report.rows = len(self)
+        return report
+
+    def _adopt(self, file: Path) -> bool:
+        """List a finished shard of ours (its name is its hash) whose rows are all new; True if done."""
+        data = file.read_bytes()
+        entry = {"file": f"{DATA_DIR}/{file.name}", "sha256": hashlib.sha256(data).hexdigest()}
+        try:
+            table = read_table(data, entry["file"], self.path, self._remedy)
+            entry["keys"] = table.column("key").to_pylist()
+            self._load_shard(entry, images=False)
+        except GalleryError:
+            return False
+        if not entry["keys"] or set(entry["keys"]) & self.keys:
+            return False
+        self._manifest = {**self._manifest, "shards": [*self._manifest["shards"], entry]}
+        write_manifest(self.path, self._manifest)
+        return True
+
+    def _restore_images(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            image, transparent = image_names(row["key"])
+            if not (self.path / IMAGES_DIR / image).is_file() or \
+                    not (self.path / IMAGES_DIR / transparent).is_file():
+                item = visualization_from_row(row)
+                atomic_write(self.path / IMAGES_DIR / image, png_bytes(item.image))
+                atomic_write(self.path / IMAGES_DIR / transparent, png_bytes(item.with_transparency()))
+
+    def _load_shard(self, entry: dict[str, Any], *, images: bool) -> list[dict[str, Any]]:
+        """The rows of one listed shard, after checking its sha256, columns, keys and records."""
+        file = self.path / entry["file"]
+        where = f"gallery shard {entry['file']!r} in {self.path}"
+        if not file.is_file():
+            raise GalleryError(f"The {where} is missing; {self._remedy}.")
+        stat = file.stat()  # a checked shard is not hashed again while its file stays the same
+        seen = (entry["file"], entry["sha256"], stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if not images and seen in self._checked:
+            return self._checked[seen]
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
+                               f"damaged); {self._remedy}.")
+        table = read_table(data, entry["file"], self.path, self._remedy)
+        if not images:
+            table = table.drop_columns(["image", "alpha"])
+        rows = table.to_pylist()
+        if [row["key"] for row in rows] != entry["keys"]:
+            raise GalleryError(f"The {where} holds other rows than {MANIFEST_NAME} lists; {self._remedy}.")
+        for index, row in enumerate(rows):
+            row["record"] = parse_json(row["record"], f"the record of row {index} of the {where}",
+                                        MAX_RECORD_BYTES)
+            if not isinstance(row["record"], dict) or row_key(row["record"]) != row["key"]:
+                raise GalleryError(f"Row {index} of the {where} has key {row['key']!r}, which is not the "
+                                   f"hash of its record (edited or crafted); {self._remedy}.")
+        if not images:
+            self._checked[seen] = rows
+        return rows
+
+    def _metadata_rows(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for shard in self._manifest["shards"]:
+            rows.extend(self._load_shard(shard, images=False))
+        return rows
+
+    def _warn_mixed_settings(self, new: Iterable[Visualization]) -> None:
+        """Log when rows of the same model, objective and seed get other steps/canvas/spectrum."""
+        for shard in self._manifest["shards"]:
+            if shard["file"] not in self._identities:
+                self._identities[shard["file"]] = {_identity(r["record"]): _settings(r["record"])
+                                                   for r in self._load_shard(shard, images=False)}
+        existing: dict[str, tuple] = {}
+        for identities in self._identities.values():
+            existing.update(identities)
+        for item in new:
+            before = existing.get(_identity(item.record))
+            if before is not None and before != _settings(item.record):
+                logger.warning("%s (seed %s) is already in %s with other settings (steps, canvas, "
+                               "spectrum: %s, now %s); both rows are kept, labelled by their settings.",
+                               item.objective, item.seed, self.path, before, _settings(item.record))
 
 
-def row_key_of(item: Visualization) -> str:
-    from .records import row_key
+def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
+                 title: str | None = None) -> Path:
+    """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
 
-    return item.record.get("key") or row_key(item.record)
+    Rows already in the folder are kept and not duplicated; concurrent writers are safe.
+    """
+    store = GalleryFolder.open(folder)
+    store.append(gallery)
+    store.write_pages(title=title)
+    return store.path
+
+
+def repair_gallery(folder: str | os.PathLike) -> RepairReport:
+    """Make a damaged gallery folder consistent again (see :meth:`GalleryFolder.repair`)."""
+    path = Path(folder)
+    if not (path / MANIFEST_NAME).is_file():
+        raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass a gallery "
+                           "folder to repair.")
+    return GalleryFolder(path, {"format": FORMAT_VERSION, "shards": []},
+                         remedy="it was dropped").repair()
 
 
 def row_of(item: Visualization) -> dict[str, Any]:
     """The dataset row of one visualization (``image``/``alpha`` as PNG bytes)."""
-    record = item.record
+    key = item.key
+    record = {**item.record, "key": key}
     spectrum = record.get("spectrum") or {}
     config = record.get("config") or {}
     return {
@@ -177,12 +388,14 @@ def row_of(item: Visualization) -> dict[str, Any]:
         "maco_hub_version": record.get("maco_hub_version"),
         "config": json.dumps(config, sort_keys=True),
         "record": json.dumps(record, sort_keys=True),
-        "key": row_key_of(item),
+        "key": key,
     }
 
 
 def visualization_from_row(row: dict[str, Any]) -> Visualization:
-    """Inverse of :func:`row_of` (accepts PIL images or ``{"bytes": ...}`` for the image columns)."""
+    """Inverse of :func:`row_of` (image columns as PIL images or ``{"bytes": ...}``; ``record`` as
+    JSON text or already parsed)."""
+    record = row["record"]
     return Visualization(
         image=_image(row["image"]).convert("RGB"),
         alpha=_image(row["alpha"]).convert("L"),
@@ -193,49 +406,43 @@ def visualization_from_row(row: dict[str, Any]) -> Visualization:
         unit=row.get("unit"),
         class_id=row.get("class_id"),
         label=row.get("label"),
-        record=json.loads(row["record"]),
+        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
     )
 
 
-def features():
-    """The ``datasets.Features`` of a gallery shard."""
-    from datasets import Features, Value
-    from datasets import Image as ImageFeature
-
-    columns = {"image": ImageFeature(), "alpha": ImageFeature(), "score": Value("float64")}
-    columns.update({name: Value("string") for name in STRING_COLUMNS})
-    columns.update({name: Value("int64") for name in INT_COLUMNS})
-    order = ["image", "alpha", "model_id", "model_revision", "objective", "kind", "layer", "unit",
-             "class_id", "label", "score", "seed", "steps", "canvas", "spectrum_id", "spectrum_revision",
-             "spectrum_sha256", "maco_hub_version", "config", "record", "key"]
-    return Features({name: columns[name] for name in order})
+def _identity(record: dict[str, Any]) -> str:
+    return canonical_json({k: record.get(k) for k in ("model_id", "model_revision", "objective_record",
+                                                       "seed")})
 
 
-def _parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns)."""
-    import pyarrow.parquet as pq
-    from datasets import Dataset
-
-    table = Dataset.from_list(list(rows), features=features()).data.table
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
+def _settings(record: dict[str, Any]) -> tuple:
+    config = record.get("config") or {}
+    return (config.get("steps"), config.get("canvas"), (record.get("spectrum") or {}).get("sha256"))
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads(path.read_text())
-        if manifest.get("format") != FORMAT_VERSION or not isinstance(manifest.get("shards"), list):
-            raise ValueError(f"unsupported format {manifest.get('format')!r}")
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"Gallery manifest {str(path)!r} is unreadable ({error}); it was written by "
-                          "another tool or version, or is damaged.") from error
-    return manifest
+def _refuse_foreign_folder(path: Path) -> None:
+    if (path / MANIFEST_NAME).is_file() or not path.is_dir():
+        return
+    others = [p.name for p in path.iterdir() if p.name != LOCK_NAME and not is_own_temp_file(p)]
+    if others:
+        raise GalleryError(f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
+                           f"{MANIFEST_NAME}; it holds {sorted(others)[:3]}); choose an empty or new "
+                           "folder for --out.")
+
+
+def _log_report(report: RepairReport) -> None:
+    if report.removed:
+        logger.info("Removed %d file(s) an interrupted maco_hub run left unfinished: %s",
+                    len(report.removed), ", ".join(report.removed[:5]))
+    if report.adopted:
+        logger.info("Added %d finished shard(s) an interrupted run had not listed yet: %s",
+                    len(report.adopted), ", ".join(report.adopted))
+    if report.left:
+        logger.warning("Files maco_hub did not write are in the gallery folder (kept, not part of the "
+                       "gallery; remove them if they are not yours): %s", ", ".join(report.left[:10]))
 
 
 def _image(value: Any) -> Image.Image:
     if isinstance(value, Image.Image):
         return value
     return Image.open(io.BytesIO(value["bytes"]))
-
-

@@ -27,7 +27,7 @@ from .errors import ConfigError
 
 INDEX_NAME = "index.html"
 ROW_FIELDS = ("image", "transparent", "objective", "kind", "layer", "unit", "class_id", "label",
-              "score", "seed", "record")  # what a row may hold; other keys are ignored
+              "score", "seed", "steps", "canvas", "record")  # what a row may hold; others are ignored
 _PATH_FIELDS = ("image", "transparent")
 _TEXT_FIELDS = ("objective", "kind", "layer", "label")
 
@@ -126,6 +126,8 @@ _SCRIPT = """
     if (row.class_id !== null) meta.append(el("span", "chip class", `class ${row.class_id}`));
     if (row.score !== null) meta.append(el("span", "chip score", `score ${fmt(row.score)}`));
     if (row.seed !== null) meta.append(el("span", "chip seed", `seed ${row.seed}`));
+    if (row.steps !== null) meta.append(el("span", "chip steps", `${row.steps} steps`));
+    if (row.canvas !== null) meta.append(el("span", "chip canvas", `canvas ${row.canvas} px`));
     body.append(meta);
     const details = el("details", "record");
     details.append(el("summary", null, "Reproducibility record"),

@@ -103,8 +103,24 @@ def test_no_hooks_left_after_success_or_failure(tiny_zoo):
 def test_gallery_saves_images(tiny_zoo, tmp_path):
     gallery = maco_hub.explain(loaded("vit"), classes=["espresso"], **QUICK)
     paths = gallery.save_images(tmp_path / "out")
-    assert [p.name for p in paths] == ["0000-espresso.png", "0000-espresso-alpha.png"]
+    assert [p.name for p in paths] == [f"{gallery[0].key}.png", f"{gallery[0].key}-transparent.png"]
     from PIL import Image
 
     assert Image.open(paths[1]).mode == "RGBA"
     assert np.array_equal(np.asarray(Image.open(paths[0])), np.asarray(gallery[0].image))
+
+
+def test_a_loaded_model_runs_where_it_is_or_where_asked(tiny_zoo):
+    from maco_hub.models import load_model
+
+    model = load_model(tiny_zoo["resnet"].path)  # its own copy: it is moved below
+    gallery = maco_hub.explain(model, classes=[0], steps=2, canvas=32, progress=False)
+    assert gallery[0].record["device"] == "cpu"
+    assert next(model.module.parameters()).device.type == "cpu"
+    if not torch.cuda.is_available():
+        return  # the move itself is checked where there is a second device
+    moved = maco_hub.explain(model, classes=[0], steps=2, canvas=32, progress=False, device="cuda")
+    assert moved[0].record["device"] == "cuda"
+    assert next(model.module.parameters()).device.type == "cuda"
+    again = maco_hub.explain(model, classes=[1], steps=2, canvas=32, progress=False)  # stays there
+    assert again[0].record["device"] == "cuda"

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import datasets
 import numpy as np
@@ -16,7 +11,7 @@ from helpers import QUICK
 from tiny_models import loaded
 
 import maco_hub
-from maco_hub.errors import ConfigError
+from maco_hub.errors import GalleryError
 from maco_hub.store import MANIFEST_NAME, GalleryFolder
 
 
@@ -38,7 +33,7 @@ def test_saved_gallery_reads_back_with_datasets_and_load_gallery(tiny_zoo, tmp_p
     tiny = tiny_zoo["resnet"]
     gallery = maco_hub.explain(loaded("resnet"), classes=["espresso", 1], layer=tiny.middle_layer,
                                channels=[2], **QUICK)
-    folder = gallery.save(tmp_path / "g")
+    folder = maco_hub.save_gallery(gallery, tmp_path / "g")
     rows = datasets.load_dataset(str(folder), split="train")
     assert isinstance(rows.features["image"], datasets.Image)
     assert isinstance(rows.features["alpha"], datasets.Image)
@@ -56,8 +51,13 @@ def test_saved_gallery_reads_back_with_datasets_and_load_gallery(tiny_zoo, tmp_p
         assert json.loads(row["config"])["steps"] == 3
     assert_same_rows(maco_hub.load_gallery(folder), gallery)
     card = (folder / "README.md").read_text()
-    assert "feature-visualization" in card and "maco" in card and "data/train-00000.parquet" in card
+    shard = json.loads((folder / MANIFEST_NAME).read_text())["shards"][0]["file"]
+    assert "feature-visualization" in card and "maco" in card and shard in card
+    assert "Rows: 3 (2 class logits, 1 channel)" in card
     assert (folder / "index.html").read_text().count("-transparent.png") == 3
+    # the plain PNGs of save_images carry the same names as the gallery's images/ files
+    names = sorted(p.name for p in gallery.save_images(tmp_path / "pngs"))
+    assert names == sorted(p.name for p in (folder / "images").iterdir())
 
 
 def test_appending_adds_rows_without_losing_or_duplicating(tiny_zoo, tmp_path):
@@ -89,46 +89,15 @@ def test_regenerate_reproduces_a_row(tiny_zoo, tmp_path):
         assert again.record["key"] == gallery[index].record["key"]
 
 
-def test_unfinished_shards_are_dropped_when_a_run_resumes(tiny_zoo, tmp_path):
-    out = tmp_path / "g"
-    maco_hub.explain(loaded("resnet"), classes=[0], out=out, **QUICK)
-    orphan = out / "data" / "train-00001.parquet"
-    orphan.write_bytes(b"half-written batch")
-    assert len(GalleryFolder.open(out)) == 1 and not orphan.exists()
-
-
 def test_folders_that_are_not_galleries_are_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="not a maco_hub gallery"):
+    with pytest.raises(GalleryError, match="not a maco_hub gallery"):
         GalleryFolder.open(tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(ConfigError, match="unreadable"):
+    with pytest.raises(GalleryError, match="unreadable"):
         maco_hub.load_gallery(tmp_path / "broken")
-
-
-def test_killed_cli_job_resumes_to_a_complete_gallery(tiny_zoo, tmp_path):
-    model = str(tiny_zoo["vit"].path)
-    out = tmp_path / "killed"
-    command = [sys.executable, "-m", "maco_hub.cli", "explain", model, "--classes", "0", "1", "2", "3",
-               "4", "--batch-size", "1", "--steps", "40", "--canvas", "64", "--out", str(out), "--quiet"]
-    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        manifest = out / MANIFEST_NAME
-        if manifest.is_file() and len(json.loads(manifest.read_text())["shards"]) >= 2:
-            break
-        time.sleep(0.05)
-    os.kill(job.pid, signal.SIGKILL)
-    job.wait()
-    before = maco_hub.load_gallery(out)
-    assert 2 <= len(before) < 5, "the job should have been killed part-way"
-
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert finished.returncode == 0, finished.stderr
-    after = maco_hub.load_gallery(out)
-    assert sorted(item.class_id for item in after) == [0, 1, 2, 3, 4]
-    assert len({item.record["key"] for item in after}) == 5
-    assert_same_rows(after[:len(before)], before)
-    assert len(datasets.load_dataset(str(out), split="train")) == 5
+    with pytest.raises(GalleryError, match="is a file"):
+        GalleryFolder.open(tmp_path / "notes.txt")

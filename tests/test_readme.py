@@ -11,7 +11,7 @@ from tiny_models import MEAN, SIZE, STD, cache_repo
 from tiny_models import _save as save_tiny  # the saving rules every tiny checkpoint follows
 
 import maco_hub
-import maco_hub._explain
+import maco_hub.explainer
 from maco_hub.efficientnet_lite import imagenet_labels
 
 
@@ -39,14 +39,14 @@ def test_readme_python_example_runs(hub_stand_ins, online_hub, tmp_path, monkeyp
     """Models come from the offline cache; the push and load_gallery go to the loopback Hub."""
     blocks = _python_blocks((PROJECT_ROOT / "README.md").read_text())
     assert blocks, "README.md has no python example"
-    real_explain = maco_hub._explain.explain
+    real_explain = maco_hub.explainer.explain
     calls = []
 
     def quick_explain(*args, **kwargs):  # same call, fewer steps: the example's defaults take minutes
         calls.append(kwargs)
         return real_explain(*args, **{**kwargs, "steps": 2, "canvas": 48, "progress": False})
 
-    monkeypatch.setattr(maco_hub._explain, "explain", quick_explain)
+    monkeypatch.setattr(maco_hub.explainer, "explain", quick_explain)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     for block in blocks:
@@ -57,4 +57,6 @@ def test_readme_python_example_runs(hub_stand_ins, online_hub, tmp_path, monkeyp
     assert (tmp_path / "out").is_dir() and len(list((tmp_path / "out").glob("*.png"))) == 4
     assert (tmp_path / "vit-gallery" / "index.html").is_file()
     assert len(namespace["again"]) == 2
-    assert "data/train-00000.parquet" in online_hub.list_files("my-user/vit-base-maco", repo_type="dataset")
+    pushed = online_hub.list_files("my-user/vit-base-maco", repo_type="dataset")
+    assert any(name.startswith("data/train-") and name.endswith(".parquet") for name in pushed)
+    assert ".maco_hub.lock" not in pushed

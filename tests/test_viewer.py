@@ -35,7 +35,7 @@ ROWS = [
     {"objective": "class 967 (espresso)", "kind": "class", "layer": None, "unit": None, "class_id": 967,
      "label": "Espresso", "score": 9.5, "seed": 1, "record": _record(1)},
     {"objective": "class 281 (tabby cat)", "kind": "class", "layer": None, "unit": None, "class_id": 281,
-     "label": "tabby cat", "score": 7.25, "seed": 2, "record": _record(2)},
+     "label": "tabby cat", "score": 7.25, "seed": 2, "steps": 64, "canvas": 256, "record": _record(2)},
     {"objective": "channel 17 of convnext.encoder.stages.2.layers.1", "kind": "channel",
      "layer": "convnext.encoder.stages.2.layers.1", "unit": 17, "class_id": None, "label": None,
      "score": 0.0421, "seed": 3, "record": _record(3)},
@@ -201,6 +201,9 @@ def test_page_in_headless_chromium(browser, gallery):
     captions = [t.find_element(By.CSS_SELECTOR, ".caption").text for t in tiles]
     assert captions == [r["label"] or r["objective"] for r in rows]
     assert browser.find_elements(By.CSS_SELECTOR, "#grid b") == []
+    # Steps and canvas tell apart rows of one objective and seed made with other settings.
+    chips = [[c.text for c in t.find_elements(By.CSS_SELECTOR, ".chip.steps, .chip.canvas")] for t in tiles]
+    assert chips == [["64 steps", "canvas 256 px"] if r.get("steps") else [] for r in rows]
 
     # One reproducibility record per tile, the row's record as JSON.
     records = [json.loads(t.find_element(By.CSS_SELECTOR, "details pre").get_attribute("textContent"))

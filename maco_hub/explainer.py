@@ -13,13 +13,17 @@ import torch
 
 from ._version import __version__
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
-from .errors import ConfigError
+from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
+from .keys import row_key, seed_for
+from .models import LoadedModel, load_model
+from .records import objective_from_record, objective_to_record
+from .scoring import scoring
+from .spectra import _DEFAULT_ID, Spectrum, load_spectrum
+from .store import GalleryFolder
 
 if TYPE_CHECKING:
-    from .models import LoadedModel
     from .objectives import Objective
-    from .spectra import Spectrum
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +55,27 @@ def explain(
     position), and ``batch_size`` images are optimized at once. ``steps`` and ``canvas`` override
     the matching fields of ``config`` (default :class:`EngineConfig`).
 
-    With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically);
-    rows already there are skipped, so rerunning after an interruption finishes the job, and
-    running with more objectives extends the gallery. The whole folder's gallery is returned.
+    A passed :class:`~maco_hub.models.LoadedModel` is moved to ``device`` (default: where it is).
+
+    With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically,
+    under the folder's lock); rows already there are skipped, so rerunning after an interruption
+    finishes the job, running with more objectives extends the gallery, and concurrent runs on one
+    folder end with the union of their rows. The whole folder's gallery is returned.
 
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    from .models import LoadedModel, load_model
-    from .records import objective_to_record, row_key, seed_for
-    from .store import GalleryFolder
-
     wanted = _objectives_from_arguments(classes, layer, channels, objectives)
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is invalid: use 1 or more images per batch.")
     config = _engine_config(config, steps=steps, canvas=canvas)
-    device = resolve_device(device)
-    loaded = model if isinstance(model, LoadedModel) else load_model(
-        model, revision=revision, trust_remote_code=trust_remote_code, device=device)
+    if isinstance(model, LoadedModel):
+        device = resolve_device(device if device is not None else _device_of(model))
+        model.module.to(device)
+        loaded = model
+    else:
+        device = resolve_device(device)
+        loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
     resolved = [objective.validate(loaded) for objective in wanted]
     spectrum = _spectrum(spectrum)
     plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
@@ -101,7 +108,6 @@ def explain(
 def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
               config: EngineConfig, device: torch.device, progress: bool = False) -> list[Visualization]:
     """Optimize one batch of validated ``(objective, seed)`` pairs together."""
-    from .scoring import scoring
 
     objectives = [objective for objective, _ in batch]
     seeds = [seed for _, seed in batch]
@@ -140,8 +146,6 @@ def _engine_config(config: EngineConfig | None, *, steps: int | None, canvas: in
 
 
 def _spectrum(spectrum: Any) -> Spectrum:
-    from .spectra import Spectrum, load_spectrum
-
     return spectrum if isinstance(spectrum, Spectrum) else load_spectrum(spectrum)
 
 
@@ -149,8 +153,6 @@ def _record(loaded: LoadedModel, objective: Objective, seed: int,
             batch: Sequence[tuple[Objective, int]], spectrum: Spectrum, config: EngineConfig,
             device: torch.device) -> dict[str, Any]:
     """Everything needed to make this row again (see :func:`maco_hub.regenerate`)."""
-    from .records import objective_to_record
-
     return {
         "model_id": loaded.model_id,
         "model_revision": loaded.revision,
@@ -171,8 +173,6 @@ def _record(loaded: LoadedModel, objective: Objective, seed: int,
 def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]],
                     loaded: LoadedModel, spectrum: Spectrum, config: EngineConfig,
                     device: torch.device) -> list[Visualization]:
-    from .records import row_key
-
     items = []
     for b, (objective, seed) in enumerate(batch):
         record = _record(loaded, objective, seed, batch, spectrum, config, device)
@@ -207,35 +207,61 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
 
     The row's whole batch is re-run (batch members share forward passes, whose rounding depends on
     the batch), from the recorded model revision, spectrum, seeds and engine settings. On the same
-    device type the pixels match the original up to float rounding. ``model`` overrides the
-    recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
+    device type the pixels match the original up to float rounding; when the recorded device type
+    is not available here, the default device is used and a message says so. ``model`` overrides
+    the recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
     """
-    from .models import LoadedModel, load_model
-    from .records import objective_from_record
-    from .spectra import load_spectrum
-
     record = item.record
     if "batch" not in record or "objective_record" not in record:
         raise ConfigError(f"Row {item.objective!r} has no reproducibility record (made by maco_hub "
                           f"{record.get('maco_hub_version', '< 0.1')}); it cannot be regenerated.")
-    device = resolve_device(device or record.get("device"))
+    try:
+        batch_records = [(objective_from_record(b["objective_record"]), int(b["seed"]))
+                         for b in record["batch"]]
+        position = [b["seed"] == record["seed"] and b["objective_record"] == record["objective_record"]
+                    for b in record["batch"]].index(True)
+        reference = dict(record["spectrum"])
+        config = EngineConfig.from_record(record["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, ConfigError):
+            raise
+        raise GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
+                           f"{error}); it cannot be regenerated.") from None
+    device = resolve_device(device if device is not None else _available(record.get("device")))
     if isinstance(model, LoadedModel):
+        model.module.to(device)
         loaded = model
     else:
         loaded = load_model(model or record["model_id"], revision=None if model else record["model_revision"],
                             trust_remote_code=trust_remote_code, device=device)
-    reference = record["spectrum"]
-    if reference["id"] == "maco_hub/default":
+    if reference.get("id") == _DEFAULT_ID:
         spectrum = load_spectrum()
     else:
-        spectrum = load_spectrum(reference["id"], name=reference.get("name"),
+        spectrum = load_spectrum(reference.get("id"), name=reference.get("name"),
                                  revision=reference.get("revision"))
-    if spectrum.reference()["sha256"] != reference["sha256"]:
-        raise ConfigError(f"Spectrum {reference['id']!r} now has sha256 {spectrum.sha256[:12]}…, but the "
-                          f"row was made with {reference['sha256'][:12]}…; pass the original spectrum file.")
-    batch = [(objective_from_record(b["objective_record"]).validate(loaded), int(b["seed"]))
-             for b in record["batch"]]
-    config = EngineConfig.from_record(record["config"])
-    position = [b["seed"] == record["seed"] and b["objective_record"] == record["objective_record"]
-                for b in record["batch"]].index(True)
+    if spectrum.reference()["sha256"] != reference.get("sha256"):
+        raise ConfigError(f"Spectrum {reference.get('id')!r} now has sha256 {spectrum.sha256[:12]}…, but "
+                          f"the row was made with {str(reference.get('sha256'))[:12]}…; pass the original "
+                          "spectrum file.")
+    batch = [(objective.validate(loaded), seed) for objective, seed in batch_records]
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
+
+
+def _device_of(loaded: LoadedModel) -> torch.device:
+    """Where the model's parameters are (the CPU for a model without any)."""
+    return next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
+
+
+def _available(recorded: Any) -> str | None:
+    """The recorded device type if this machine has it, else None (the default) with a message."""
+    if recorded is None:
+        return None
+    kind = str(recorded).split(":")[0]
+    present = {"cpu": True, "cuda": torch.cuda.is_available(),
+               "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if present.get(kind):
+        return kind
+    fallback = resolve_device(None)
+    logger.warning("The row was made on %r, which this machine does not have; regenerating on %s "
+                   "(pixels may differ slightly from the original).", str(recorded), fallback)
+    return None

@@ -1,0 +1,39 @@
+"""Identities maco_hub derives by hashing: row keys (which also name a row's files) and seeds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from typing import Any
+
+KEY_LENGTH = 20  # hex digits of a row key
+_KEY_RE = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON text: sorted keys, no whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def seed_for(base_seed: int, objective_record: dict[str, Any]) -> int:
+    """The seed of one objective: depends on the base seed and the objective, not on its position.
+
+    So an objective gets the same starting phase whichever list it is explained in, and a gallery
+    can be extended with overlapping lists without duplicating rows.
+    """
+    return (int(base_seed) * 1_000_003 + zlib.crc32(canonical_json(objective_record).encode())) % 2**31
+
+
+def row_key(record: dict[str, Any]) -> str:
+    """Identity of a row: model + revision, objective, seed, engine config and spectrum."""
+    identity = {k: record.get(k) for k in ("model_id", "model_revision", "objective_record", "seed",
+                                           "config")}
+    identity["spectrum_sha256"] = (record.get("spectrum") or {}).get("sha256")
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:KEY_LENGTH]
+
+
+def is_row_key(value: Any) -> bool:
+    """Whether ``value`` has the form of a :func:`row_key` (so it is safe in a file name)."""
+    return isinstance(value, str) and bool(_KEY_RE.match(value))

@@ -1,0 +1,162 @@
+"""The files of a gallery and how they are read when nothing in them is trusted.
+
+Shard names, columns and the manifest's entries are checked against this format; JSON is size-
+and depth-limited before it is parsed, so a crafted record cannot exhaust memory or recursion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._files import atomic_write
+from .errors import GalleryError
+from .keys import is_row_key
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+DATA_DIR = "data"
+IMAGES_DIR = "images"
+MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
+MAX_MANIFEST_BYTES = 256 << 20
+MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
+COLUMNS = (  # (name, datasets dtype) of a shard, in order
+    ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
+    ("objective", "string"), ("kind", "string"), ("layer", "string"), ("unit", "int64"),
+    ("class_id", "int64"), ("label", "string"), ("score", "float64"), ("seed", "int64"),
+    ("steps", "int64"), ("canvas", "int64"), ("spectrum_id", "string"), ("spectrum_revision", "string"),
+    ("spectrum_sha256", "string"), ("maco_hub_version", "string"), ("config", "string"),
+    ("record", "string"), ("key", "string"),
+)
+SHARD_RE = re.compile(r"^data/train-([0-9a-f]{5}|[0-9a-f]{16})\.parquet$")  # old counters or hashes
+HASH_NAME_LENGTH = 16
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+def features():
+    """The ``datasets.Features`` of a gallery shard."""
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
+
+    return Features({name: ImageFeature() if dtype == "image" else Value(dtype) for name, dtype in COLUMNS})
+
+
+def features_yaml() -> list[dict[str, str]]:
+    """The shard's columns as the ``dataset_info.features`` list of a dataset card."""
+    return [{"name": name, "dtype": dtype} for name, dtype in COLUMNS]
+
+
+def shard_names(digest: str) -> list[str]:
+    """Names a shard with this sha256 may take: a 16-digit part of it (the next one if a file
+    maco_hub did not write already has the first)."""
+    return [f"{DATA_DIR}/train-{digest[i:i + HASH_NAME_LENGTH]}.parquet"
+            for i in range(0, len(digest), HASH_NAME_LENGTH)]
+
+
+def is_own_shard(file: Path) -> bool:
+    """A shard named by the hash of its own content, as :meth:`GalleryFolder.append` writes them."""
+    name = f"{DATA_DIR}/{file.name}"
+    if not SHARD_RE.match(name) or not file.is_file():
+        return False
+    return name in shard_names(hashlib.sha256(file.read_bytes()).hexdigest())
+
+
+def read_table(data: bytes, name: str, folder: Path, remedy: str):
+    """The parquet table of a shard's bytes, with exactly the gallery's columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # the very bytes whose sha256 was checked; reading a buffer with threads (torch loaded)
+        # made the interpreter abort at exit ("terminate called without an active exception")
+        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise GalleryError(f"Gallery shard {name!r} in {folder} is not a readable parquet file "
+                           f"({type(error).__name__}); {remedy}.") from None
+    expected = [column for column, _ in COLUMNS]
+    if sorted(table.column_names) != sorted(expected):
+        extra = sorted(set(table.column_names) - set(expected))
+        missing = sorted(set(expected) - set(table.column_names))
+        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than a maco_hub "
+                           f"gallery (extra {extra}, missing {missing}); {remedy}.")
+    return table
+
+
+def parse_json(text: Any, what: str, limit: int) -> Any:
+    """``json.loads`` of untrusted text, refused (GalleryError) when too big or nested too deep."""
+    if not isinstance(text, str):
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is a {type(text).__name__}, not JSON text.")
+    if len(text) > limit:
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is {len(text)} characters long (limit {limit}); "
+                           "it was not written by maco_hub.")
+    depth = deepest = 0
+    for char in _STRING_RE.sub('""', text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise GalleryError(f"{what[0].upper()}{what[1:]} is nested more than {MAX_JSON_DEPTH} "
+                                   "levels deep; it was not written by maco_hub.")
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is not valid JSON ({error}).") from None
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest, with every entry checked: a shard name of ours, well-formed keys and sha256."""
+    path = folder / MANIFEST_NAME
+    fix = "it was written by another tool or version, or is damaged; run `maco-hub gallery repair`"
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise GalleryError(f"it is {size} bytes")
+        manifest = parse_json(path.read_text(encoding="utf-8"), "the manifest", MAX_MANIFEST_BYTES)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
+                or not isinstance(manifest.get("shards"), list):
+            version = manifest.get("format") if isinstance(manifest, dict) else None
+            raise GalleryError(f"unsupported format {version!r}")
+        files: set[str] = set()
+        keys: set[str] = set()
+        for index, entry in enumerate(manifest["shards"]):
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+                    or not SHARD_RE.match(entry["file"]):
+                file = entry.get("file") if isinstance(entry, dict) else entry
+                raise GalleryError(f"shard entry {index} names {file!r}, not a file data/train-*.parquet "
+                                   "inside the gallery")
+            if not isinstance(entry.get("sha256"), str) or not _SHA256_RE.match(entry["sha256"]):
+                raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
+            if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
+                bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
+                raise GalleryError(f"shard {entry['file']!r} lists the row key {bad!r}, not a maco_hub "
+                                   "row key (20 hex digits)")
+            if entry["file"] in files or keys & set(entry["keys"]):
+                raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
+            files.add(entry["file"])
+            keys.update(entry["keys"])
+    except (OSError, UnicodeDecodeError, GalleryError) as error:
+        raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
+                           f"{fix}.") from None
+    return manifest
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
+
+
+def parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
+    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns)."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    table = Dataset.from_list(list(rows), features=features()).data.table
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
