@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from helpers import QUICK, hook_count
 from tiny_models import BUILDERS, loaded
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from helpers import subprocess_cli
 from huggingface_hub import DatasetCard
-from tiny_models import tiny_zoo_fixture  # noqa: F401
 
 import maco_hub
 from maco_hub._files import KILL_ENV
@@ -30,16 +30,14 @@ from maco_hub.errors import GalleryError
 from maco_hub.shards import MANIFEST_NAME, parquet_bytes
 from maco_hub.store import GalleryFolder
 
-QUICK = ["--steps", "2", "--canvas", "32", "--quiet"]
+CLI_QUICK = ["--steps", "2", "--canvas", "32", "--quiet"]
 JINJA = '{{ lipsum.__globals__["os"].system("touch PWNED") }}'
 EVIL_LABELS = [JINJA, "set {#1", "<script>alert(1)</script>", "two\nlines | and a pipe", "{% raw %}x", "ok"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "maco_hub.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess_cli(*args, timeout=timeout, cwd=cwd, env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -70,7 +68,7 @@ def good_gallery(tiny_zoo, tmp_path_factory) -> Path:
 def test_hostile_labels_stay_text(evil_model, tmp_path):
     out = tmp_path / "g"
     result = run_cli("explain", str(evil_model), "--classes", "0", "1", "2", "3", "4", "--out", str(out),
-                     *QUICK, cwd=tmp_path)
+                     *CLI_QUICK, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
     card_text = (out / "README.md").read_text()
@@ -196,7 +194,7 @@ def test_crafted_galleries_are_refused_with_one_line(good_gallery, tmp_path, att
 def test_shard_replaced_by_another_is_caught_and_repair_then_rerun_completes(tiny_zoo, tmp_path):
     out = tmp_path / "g"
     model = str(tiny_zoo["resnet"].path)
-    run = ["explain", model, "--classes", "0", "1", "2", "--batch-size", "2", "--out", str(out), *QUICK]
+    run = ["explain", model, "--classes", "0", "1", "2", "--batch-size", "2", "--out", str(out), *CLI_QUICK]
     explain_again = {"classes": [0, 1, 2], "batch_size": 2, "out": out, "steps": 2, "canvas": 32,
                      "progress": False}
     maco_hub.explain(model, **explain_again)
@@ -238,7 +236,7 @@ def test_record_key_in_data_never_names_a_file(good_gallery, tmp_path):
 def test_out_naming_a_file_is_one_clear_line(tiny_zoo, tmp_path):
     (tmp_path / "taken").write_text("mine")
     result = run_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "0",
-                     "--out", str(tmp_path / "taken"), *QUICK)
+                     "--out", str(tmp_path / "taken"), *CLI_QUICK)
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "taken").read_text() == "mine"
 
@@ -249,7 +247,7 @@ def test_three_concurrent_jobs_end_with_the_union_each_once(tiny_zoo, tmp_path):
     lists = [["0", "1", "2", "3"], ["2", "3", "4", "5"], ["5", "0", "4", "1"]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     jobs = [subprocess.Popen([sys.executable, "-m", "maco_hub.cli", "explain", model, "--classes", *classes,
-                              "--batch-size", "1", "--out", str(out), *QUICK],
+                              "--batch-size", "1", "--out", str(out), *CLI_QUICK],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
             for classes in lists]
     results = [(job.wait(timeout=400), job.stderr.read()) for job in jobs]
@@ -274,7 +272,7 @@ KILL_POINTS = ["after-marker", "after-images", "after-shard", "after-manifest", 
 def test_kill_9_at_any_point_then_rerun_completes(tiny_zoo, tmp_path, point):
     out = tmp_path / "g"
     model = str(tiny_zoo["resnet"].path)
-    run = ["explain", model, "--classes", "0", "1", "2", "--batch-size", "2", "--out", str(out), *QUICK]
+    run = ["explain", model, "--classes", "0", "1", "2", "--batch-size", "2", "--out", str(out), *CLI_QUICK]
     killed = run_cli(*run, env={KILL_ENV: point})
     assert killed.returncode == -9, killed.stderr  # it was killed, at that point
     assert (out / MANIFEST_NAME).is_file()  # marked as a gallery before any data

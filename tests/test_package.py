@@ -57,17 +57,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-# The gallery modules' cycle (gallery <-> store <-> hub <-> _explain) is being untied in the
-# gallery-safety work (issue 7); delete this set, and the xfail below, once that is merged.
-_PENDING = {f"maco_hub.{m}" for m in ("gallery", "store", "hub", "_explain", "explainer")}
-
-
 def test_no_import_cycle_in_the_package():
-    others = {k: v - _PENDING for k, v in _graph().items() if k not in _PENDING}
-    assert _cycle(others) is None, "import cycle: " + " -> ".join(_cycle(others))
     cycle = _cycle(_graph())
-    if cycle and set(cycle) <= _PENDING:
-        pytest.xfail("known gallery cycle: " + " -> ".join(cycle))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
