@@ -356,11 +356,11 @@ def test_regenerate_falls_back_when_the_recorded_device_is_absent(tiny_zoo, tmp_
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    gallery = maco_hub.explain(str(tiny_zoo["resnet"].path), classes=[0], steps=2, canvas=32,
-                               progress=False)
+    folder = str(tiny_zoo["resnet"].path)
+    gallery = maco_hub.explain(folder, classes=[0], steps=2, canvas=32, progress=False)
     made_on_cuda = dataclasses.replace(gallery[0], record={**gallery[0].record, "device": "cuda"})
     with caplog.at_level(logging.WARNING, logger="maco_hub.explainer"):
-        again = maco_hub.regenerate(made_on_cuda)
+        again = maco_hub.regenerate(made_on_cuda, model=folder)  # a local row names no folder
     assert "'cuda'" in caplog.text and "cpu" in caplog.text
     assert again.key == gallery[0].key
 
