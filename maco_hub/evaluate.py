@@ -156,7 +156,8 @@ def evaluate(
     """
     if isinstance(crops, bool) or not isinstance(crops, int) or crops < 0:
         raise ConfigError(f"crops={crops!r} must be a non-negative integer (crops per row).")
-    items = _items(gallery)
+    keyed = _items(gallery)
+    items = [item for _, item in keyed]
     named = _load_judges(judges, device)
     boxes = crop_fractions(crops, seed)
     targets = {name: [_target(judge, item) for item in items] for name, judge in named}
@@ -173,7 +174,7 @@ def evaluate(
         if not references.images:
             logger.warning("The reference %s has no image of the gallery's classes; plausibility and "
                            "Fréchet distance are left empty.", references.source)
-    rows: dict[str, dict[str, Any]] = {_key(item, i): {} for i, item in enumerate(items)}
+    rows: dict[str, dict[str, Any]] = {key: {} for key, _ in keyed}
     summary = []
     for name, judge in named:
         ref_features = _reference_features(judge, references) if references else {}
@@ -221,7 +222,8 @@ def judge_views(judge: LoadedModel, image: Image.Image,
 # ------------------------------------------------------------------------------- internals
 
 
-def _items(gallery: Any) -> list[Visualization]:
+def _items(gallery: Any) -> list[tuple[str, Visualization]]:
+    """(row key, row) pairs, one per key (a row without a key is keyed ``row-<index>``)."""
     if isinstance(gallery, (str, Path)):
         gallery = load_gallery(gallery)
     items = list(gallery)
@@ -230,7 +232,13 @@ def _items(gallery: Any) -> list[Visualization]:
     if not all(isinstance(item, Visualization) for item in items):
         raise ConfigError("evaluate() needs a Gallery, a list of Visualizations, a gallery folder "
                           "or a Hub dataset id.")
-    return items
+    keyed: dict[str, Visualization] = {}
+    for index, item in enumerate(items):
+        keyed.setdefault(_key(item, index), item)
+    if len(keyed) < len(items):
+        logger.info("%d rows repeat the key of an earlier row; each key is evaluated once.",
+                    len(items) - len(keyed))
+    return list(keyed.items())
 
 
 def _load_judges(judges: Any, device: Any) -> list[tuple[str, LoadedModel]]:
