@@ -42,7 +42,6 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from PIL import Image
 
 from ._version import __version__
 from .errors import ClassNotFoundError, ConfigError
+from .evaluation import FEATURE_METRICS, ROW_FIELDS, TRANSFER_METRICS, Evaluation, column_name
 from .feature_stats import frechet_distance, logits_and_features, plausibility
 from .gallery import Gallery, Visualization, load_gallery
 from .models import LoadedModel, load_model
@@ -60,73 +60,6 @@ from .reference_set import ReferenceSet, load_reference
 logger = logging.getLogger(__name__)
 
 CROP_SIDE = (0.25, 0.30)  # crop side as a fraction of the canvas side
-TRANSFER_METRICS = ("top1", "top5", "prob", "crops_top1", "crops_top5", "crops_prob")
-FEATURE_METRICS = ("plausibility", "crops_plausibility", "frechet")
-ROW_FIELDS = (*TRANSFER_METRICS, *FEATURE_METRICS, "pred", "status", "reference_images")
-"""Per judge, each row gets the column ``eval_<judge>_<field>`` for each of these fields."""
-STATUSES = {
-    "ok": "judged",
-    "not a class row": "the row's objective is not a class",
-    "no label": "the row has no class name",
-    "label not in judge": "the judge has no class of that name (or several)",
-}
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Results of :func:`evaluate`, ready to become gallery columns, a card table and JSON."""
-
-    rows: Mapping[str, Mapping[str, Any]]  # row key -> {"eval_<judge>_<field>": JSON value}
-    summary: tuple[Mapping[str, Any], ...]  # one dict per judge: means and counts (see evaluate)
-    settings: Mapping[str, Any] = field(default_factory=dict)  # crops, seed, reference, judges...
-
-    @property
-    def columns(self) -> list[str]:
-        """The column names every row has, in a stable order (judge by judge)."""
-        return [column_name(s["judge"], f) for s in self.summary for f in ROW_FIELDS]
-
-    def to_markdown(self) -> str:
-        """The summary as a Markdown table (one line per judge) with a sentence on the settings."""
-        head = ("| judge | rows judged | top-1 | top-5 | p(class) | crops top-1 | crops top-5 "
-                "| crops p(class) | plausibility | crops plausibility | Fréchet (per class) "
-                "| Fréchet (pooled) |")
-        lines = [head, "|---|" + "---:|" * 11]
-        for s in self.summary:
-            cells = [_fmt(s.get(k)) for k in (*TRANSFER_METRICS, "plausibility", "crops_plausibility")]
-            cells += [_fmt(s.get("frechet"), 1), _fmt(s.get("frechet_pooled"), 1)]
-            lines.append(f"| {s['judge']} (`{_display_id(s['model_id'])}`) | {s['judged']}/{s['rows']} | "
-                         + " | ".join(cells) + " |")
-        settings = self.settings
-        text = [
-            "\n".join(lines), "",
-            f"Each class row is shown to each judge whole and as {settings.get('crops')} random "
-            f"square crops of {CROP_SIDE[0]:.0%}–{CROP_SIDE[1]:.0%} of the canvas (seed "
-            f"{settings.get('seed')}), resized to the judge's input; top-1/top-5 are hit rates and "
-            "p(class) the mean probability of the row's class.",
-        ]
-        if settings.get("reference"):
-            text.append(f"Plausibility (median cosine similarity) and Fréchet distance are computed "
-                        f"in each judge's penultimate features against {settings['reference']}.")
-        skipped = Counter()
-        for s in self.summary:
-            skipped.update(s.get("not_judged", {}))
-        if skipped:
-            text.append("Not judged: " + ", ".join(f"{n} × {k}" for k, n in sorted(skipped.items())) + ".")
-        return "\n".join(text) + "\n"
-
-    def to_record(self) -> dict[str, Any]:
-        """A JSON-able dict; :meth:`from_record` turns it back into an equal Evaluation."""
-        return {"rows": {k: dict(v) for k, v in self.rows.items()},
-                "summary": [dict(s) for s in self.summary], "settings": dict(self.settings)}
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Evaluation:
-        return cls(dict(record["rows"]), tuple(record["summary"]), dict(record.get("settings", {})))
-
-
-def column_name(judge: str, field_name: str) -> str:
-    """The gallery column of one judge's field: ``eval_<judge>_<field>``."""
-    return f"eval_{judge}_{field_name}"
 
 
 def evaluate(
@@ -386,12 +319,3 @@ def _summarize(name: str, judge: LoadedModel, results: Sequence[dict[str, Any]],
     for values in results:
         values.pop("_features", None)
     return summary
-
-
-def _display_id(model_id: str) -> str:
-    """A Hub id as is; a local folder by its name only (no machine paths in cards)."""
-    return Path(model_id).name if Path(model_id).is_absolute() else model_id
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
