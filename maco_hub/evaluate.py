@@ -53,7 +53,8 @@ from ._version import __version__
 from .errors import ClassNotFoundError, ConfigError
 from .evaluation import FEATURE_METRICS, ROW_FIELDS, TRANSFER_METRICS, Evaluation, column_name
 from .feature_stats import frechet_distance, logits_and_features, plausibility
-from .gallery import Gallery, Visualization, load_gallery
+from .gallery import Gallery, Visualization
+from .hub import load_gallery
 from .models import LoadedModel, load_model
 from .reference_set import ReferenceSet, load_reference
 

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Preprocessing:
     mean: tuple[float, float, float]  # per RGB channel, on the [0, 1] scale
     std: tuple[float, float, float]  # per RGB channel, on the [0, 1] scale
     size: tuple[int, int]  # model input (height, width) in pixels
+    resample: str = "bicubic"  # how the checkpoint resizes photos (evaluate() resizes with it)
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
@@ -51,11 +53,12 @@ class Preprocessing:
         return low, high
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "size": list(self.size)}
+        return {"mean": list(self.mean), "std": list(self.std), "size": list(self.size),
+                "resample": self.resample}
 
 
 def coerce_preprocessing(value: Preprocessing | Mapping[str, Any]) -> Preprocessing:
-    """A Preprocessing from itself or a dict with mean, std and size."""
+    """A Preprocessing from itself or a dict with mean, std, size (and resample)."""
     if isinstance(value, Preprocessing):
         return value
     if isinstance(value, Mapping):
@@ -63,7 +66,8 @@ def coerce_preprocessing(value: Preprocessing | Mapping[str, Any]) -> Preprocess
             return Preprocessing(**value)
         except TypeError as exc:
             raise ConfigError(
-                f"preprocessing={dict(value)!r} must have the keys mean, std and size."
+                f"preprocessing={dict(value)!r} must have keys mean, std, size (and optionally "
+                "resample)."
             ) from exc
     raise ConfigError(
         f"preprocessing={value!r} must be a Preprocessing or a dict with mean, std and size."
@@ -79,7 +83,8 @@ def checkpoint_preprocessing(name: str, hub: dict, config: Any) -> Preprocessing
         if size is None:
             size = _config_size(config)
         return Preprocessing(
-            mean=tuple(values["image_mean"]), std=tuple(values["image_std"]), size=size)
+            mean=tuple(values["image_mean"]), std=tuple(values["image_std"]), size=size,
+            resample=_resample_name(values.get("resample")))
     if timm:
         return _timm_preprocessing(timm)
     size = _config_size(config)
@@ -102,7 +107,7 @@ def _processor_values(name: str, hub: dict) -> dict:
     values: dict = {}
     try:
         processor = AutoImageProcessor.from_pretrained(name, **hub)
-        for key in ("image_mean", "image_std", "size", "crop_size", "do_center_crop"):
+        for key in ("image_mean", "image_std", "size", "crop_size", "do_center_crop", "resample"):
             values[key] = getattr(processor, key, None)
     except Exception as exc:  # processor classes fail in many ways; the raw json rules
         logger.debug("AutoImageProcessor failed for %r (%s); using the raw json.", name, exc)
@@ -149,5 +154,13 @@ def _timm_config(config: Any) -> dict | None:
 def _timm_preprocessing(cfg: Mapping[str, Any]) -> Preprocessing:
     shape = cfg.get("input_size") or cfg.get("test_input_size") or (3, 224, 224)
     return Preprocessing(
-        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), size=(int(shape[-2]), int(shape[-1])))
+        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), size=(int(shape[-2]), int(shape[-1])),
+        resample=_resample_name(cfg.get("interpolation")))
 
+
+def _resample_name(value: Any) -> str:
+    if value is None:
+        return "bicubic"
+    if isinstance(value, str):
+        return value.lower()
+    return _PIL_RESAMPLE.get(int(value), "bicubic")
