@@ -13,6 +13,7 @@ from pathlib import Path
 TEMP_SUFFIX = ".maco_hub.tmp"  # temporary files of atomic_write end with this, and only they
 _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 KILL_ENV = "MACO_HUB_TEST_KILL_AFTER"  # "<point>" or "<point>:<n>": SIGKILL at the n-th pass
+KILL_RANK_ENV = "MACO_HUB_TEST_KILL_RANK"  # only in this torchrun rank (default: every process)
 _passes: dict[str, int] = {}
 
 
@@ -53,7 +54,8 @@ def kill_point(name: str) -> None:
     if not wanted:
         return
     point, _, count = wanted.partition(":")
-    if point != name:
+    rank = os.environ.get("RANK", "0")
+    if point != name or os.environ.get(KILL_RANK_ENV, rank) != rank:
         return
     _passes[name] = _passes.get(name, 0) + 1
     if _passes[name] >= int(count or 1):

@@ -30,6 +30,7 @@ from .cli_options import (
 from .cli_spectrum import add_spectrum_commands
 
 DEMO_CLASSES = ("espresso", "goldfish", "daisy", "lemon")
+SHOWN_ROWS = 20  # rows a finished explain lists; `gallery show` lists them all
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                     "(resumable: rerun the same command after an interruption).")
     add_model_argument(explain)
     explain.add_argument("--classes", nargs="+", metavar="CLASS",
-                         help="class indices or names (see `maco-hub labels MODEL`)")
+                         help="class indices or names (see `maco-hub labels MODEL`), or `all` for "
+                              "every class; with nothing chosen, a documented default set")
     explain.add_argument("--layer", help="module path, see `maco-hub layers MODEL`")
     explain.add_argument("--channels", nargs="+", type=int, metavar="UNIT", help="units of --layer")
     explain.add_argument("--objective", nargs="+", metavar="SPEC", dest="objectives",
@@ -128,10 +130,11 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
 
 def _run_explain(args: argparse.Namespace) -> int:
     from . import objectives as obj
-    from .explainer import explain
+    from .explainer import ALL_CLASSES, explain
 
     objectives = [obj.parse(text) for text in args.objectives] if args.objectives else None
-    gallery = explain(args.model, classes=args.classes, layer=args.layer, channels=args.channels,
+    classes = ALL_CLASSES if args.classes == [ALL_CLASSES] else args.classes
+    gallery = explain(args.model, classes=classes, layer=args.layer, channels=args.channels,
                       objectives=objectives, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, **explain_arguments(args))
     return _finish(gallery, args)
@@ -211,8 +214,14 @@ def _run_gallery_repair(args: argparse.Namespace) -> int:
 
 
 def _finish(gallery, args: argparse.Namespace) -> int:
-    for item in gallery:
+    from .distributed import current_world
+
+    if not current_world().is_main:
+        return 0  # under torchrun, rank 0 reports and pushes for the whole job
+    for item in gallery[:SHOWN_ROWS]:
         print(f"{item.objective}: score {item.score:.3f}")
+    if len(gallery) > SHOWN_ROWS:
+        print(f"… and {len(gallery) - SHOWN_ROWS} more rows (maco-hub gallery show {args.out})")
     print(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")
     if args.push:
         from .hub import push_gallery

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from . import objectives as obj
 from ._version import __version__
+from .default_objectives import default_objectives
+from .distributed import barrier, current_world, my_share, process_group, rank_device
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
@@ -27,11 +30,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+ALL_CLASSES = "all"  # classes="all": every class of the model's head, in label order
+
 
 def explain(
     model: Any,
     *,
-    classes: Sequence[int | str] | None = None,
+    classes: Sequence[int | str] | str | None = None,
     layer: str | None = None,
     channels: Sequence[int] | None = None,
     objectives: Sequence[Objective] | None = None,
@@ -65,44 +70,72 @@ def explain(
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    wanted = _objectives_from_arguments(classes, layer, channels, objectives)
+    _check_choice(classes, layer, channels, objectives)
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is invalid: use 1 or more images per batch.")
     config = _engine_config(config, steps=steps, canvas=canvas)
+    world = current_world()
+    if world.size > 1 and out is None:
+        raise ConfigError(f"This is rank {world.rank} of a {world.size}-process torchrun job: pass "
+                          "out=DIR (--out DIR), the gallery folder where the ranks meet.")
     if isinstance(model, LoadedModel):
-        device = resolve_device(device if device is not None else _device_of(model))
+        device = rank_device(resolve_device(device if device is not None else _device_of(model)), world)
         model.module.to(device)
         loaded = model
     else:
-        device = resolve_device(device)
+        device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
-    resolved = [objective.validate(loaded) for objective in wanted]
+    resolved = [objective.validate(loaded)
+                for objective in _objectives(loaded, classes, layer, channels, objectives)]
     spectrum = _spectrum(spectrum)
     plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
+    if out is None:
+        return Gallery(tuple(_run_plan(loaded, plan, batch_size, spectrum, config, device, progress)))
 
-    folder = GalleryFolder.open(out) if out is not None else None
-    if folder is not None:
+    with process_group(world, device):
+        folder = GalleryFolder.open(out)
+        keys = [row_key(_record(loaded, o, s, [(o, s)], spectrum, config, device)) for o, s in plan]
         done = folder.keys
-        plan = [(o, s) for o, s in plan
-                if row_key(_record(loaded, o, s, [(o, s)], spectrum, config, device)) not in done]
-        if len(resolved) > len(plan):
+        pending = [(item, key) for item, key in zip(plan, keys, strict=True) if key not in done]
+        if len(plan) > len(pending):
             logger.info("%d of %d objectives are already in %s; running the other %d.",
-                        len(resolved) - len(plan), len(resolved), out, len(plan))
-
-    items: list[Visualization] = []
-    for start in _batches(len(plan), batch_size, progress):
-        batch = plan[start:start + batch_size]
-        batch_items = run_batch(loaded, batch, spectrum=spectrum, config=config, device=device,
-                                progress=progress)
-        items.extend(batch_items)
-        if folder is not None:
+                        len(plan) - len(pending), len(plan), out, len(pending))
+        barrier(world)  # every rank has read the same pending list before anyone adds to it
+        mine = my_share([item for item, _ in pending], [key for _, key in pending], world)
+        if world.size > 1:
+            logger.info("rank %d of %d: %d of the %d pending objectives, on %s", world.rank,
+                        world.size, len(mine), len(pending), device)
+        for batch_items in _run_plan(loaded, mine, batch_size, spectrum, config, device, progress,
+                                     by_batch=True):
             folder.append(batch_items)
+            if world.size == 1:
+                folder.write_pages()
+        barrier(world)  # every rank's rows are in before the pages describe the gallery
+        if world.is_main and (world.size > 1 or not pending):
             folder.write_pages()
-    if folder is not None:
-        if not plan and len(folder):
-            folder.write_pages()
+        barrier(world)
         return folder.read()
-    return Gallery(tuple(items))
+
+
+def _run_plan(loaded: LoadedModel, plan: Sequence[tuple[Objective, int]], batch_size: int,
+              spectrum: Spectrum, config: EngineConfig, device: torch.device, progress: bool,
+              *, by_batch: bool = False):
+    """Optimize ``plan`` in batches of ``batch_size``; yield each visualization, or each batch's."""
+    bar = _progress_bar(len(plan), progress)
+    try:
+        for start in range(0, len(plan), batch_size):
+            batch = plan[start:start + batch_size]
+            items = run_batch(loaded, batch, spectrum=spectrum, config=config, device=device,
+                              progress=progress)
+            if bar is not None:
+                bar.update(len(batch))
+            if by_batch:
+                yield items
+            else:
+                yield from items
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
@@ -117,25 +150,36 @@ def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, sp
     return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
-def _objectives_from_arguments(classes, layer, channels, objectives) -> list:
-    from . import objectives as obj
-
+def _check_choice(classes, layer, channels, objectives) -> None:
+    """Refuse combinations of what to visualize that cannot work (before any model is loaded)."""
     if objectives is not None and (classes is not None or channels is not None or layer is not None):
         raise ConfigError("Give either objectives=[...] or classes=/layer=+channels=, not both; "
                           "add class objectives to the list with maco_hub.objectives.ClassLogit.")
+    if channels is not None and layer is None:
+        raise ConfigError(f"channels={list(channels)!r} needs layer=...; list layers with "
+                          "maco_hub.layers(model) or `maco-hub layers MODEL`.")
+    if layer is not None and channels is None:
+        raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
+    if isinstance(classes, str) and classes != ALL_CLASSES:
+        raise ConfigError(f"classes={classes!r} is a single string: pass a list such as [{classes!r}], "
+                          f"or {ALL_CLASSES!r} for every class of the head.")
+
+
+def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> list[Objective]:
+    """What to visualize: the given objectives, classes ("all": every class in label order) and
+    channels, or, when nothing was chosen, the model's documented defaults (logged)."""
     if objectives is not None:
-        wanted = list(objectives)
-    else:
-        if channels is not None and layer is None:
-            raise ConfigError(f"channels={list(channels)!r} needs layer=...; list layers with "
-                              "maco_hub.layers(model) or `maco-hub layers MODEL`.")
-        if layer is not None and channels is None:
-            raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
-        wanted = [obj.ClassLogit(c) for c in classes or ()]
-        wanted += [obj.Channel(layer, int(c)) for c in channels or ()]
+        return list(objectives)
+    if classes == ALL_CLASSES:
+        loaded.require_head()
+        classes = range(loaded.num_classes)
+        logger.info("Visualizing all %d classes of %s.", len(classes), loaded.model_id)
+    wanted = [obj.ClassLogit(c) for c in classes or ()]
+    wanted += [obj.Channel(layer, int(c)) for c in channels or ()]
     if not wanted:
-        raise ConfigError("Nothing to visualize: pass classes=[...], layer= with channels=[...], "
-                          "or objectives=[...].")
+        choice = default_objectives(loaded)
+        logger.info("Nothing chosen to visualize; using the defaults: %s.", choice.description)
+        wanted = list(choice.objectives)
     return wanted
 
 
@@ -192,13 +236,13 @@ def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]]
     return items
 
 
-def _batches(total: int, batch_size: int, progress: bool):
-    starts = range(0, total, batch_size)
-    if not progress or len(starts) < 2:
-        return starts
+def _progress_bar(total: int, progress: bool):
+    """A bar over objectives (its rate gives the ETA) when there is more than one batch to show."""
+    if not progress or total < 2:
+        return None
     from tqdm.auto import tqdm
 
-    return tqdm(starts, desc="batches", unit="batch")
+    return tqdm(total=total, desc="objectives", unit="image")
 
 
 def regenerate(item: Visualization, *, model: Any = None, device: str | torch.device | None = None,
