@@ -169,6 +169,9 @@ def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> li
     """What to visualize: the given objectives, classes ("all": every class in label order) and
     channels, or, when nothing was chosen, the model's documented defaults (logged)."""
     if objectives is not None:
+        if not objectives:
+            raise ConfigError("objectives=[] is empty: pass objectives to visualize, or leave it out "
+                              "for the model's documented defaults.")
         return list(objectives)
     if classes == ALL_CLASSES:
         loaded.require_head()
