@@ -60,13 +60,13 @@ def rank_device(device: torch.device, world: World) -> torch.device:
 
 
 def my_share(items: Sequence[T], keys: Sequence[str], world: World) -> list[T]:
-    """Rank ``r``'s items: those at positions r, r+size, … once sorted by key.
+    """Rank ``r``'s items: those at positions r, r+size, … once sorted by key, in their given order.
 
     Every rank computes the same order from the same pending list, so the shares are disjoint,
     cover everything and differ in size by at most one item.
     """
     order = sorted(range(len(items)), key=lambda i: keys[i])
-    return [items[i] for i in order[world.rank::world.size]]
+    return [items[i] for i in sorted(order[world.rank::world.size])]
 
 
 @contextmanager

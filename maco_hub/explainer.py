@@ -19,7 +19,7 @@ from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
 from .keys import row_key, seed_for
-from .models import LoadedModel, load_model
+from .models import LOCAL_REVISION_PREFIX, LoadedModel, load_model
 from .records import objective_from_record, objective_to_record
 from .scoring import scoring
 from .spectra import _DEFAULT_ID, Spectrum, load_spectrum
@@ -279,8 +279,13 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
         model.module.to(device)
         loaded = model
     else:
-        loaded = load_model(model or record["model_id"], revision=None if model else record["model_revision"],
+        recorded = record.get("model_revision")
+        local = isinstance(recorded, str) and recorded.startswith(LOCAL_REVISION_PREFIX)
+        loaded = load_model(model or record["model_id"], revision=None if model or local else recorded,
                             trust_remote_code=trust_remote_code, device=device)
+        if local and loaded.revision != recorded:
+            logger.warning("The row was made from a local folder with fingerprint %s; %s has %s, so "
+                           "the result may differ.", recorded, loaded.model_id, loaded.revision)
     if reference.get("id") == _DEFAULT_ID:
         spectrum = load_spectrum()
     else:

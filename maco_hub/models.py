@@ -16,7 +16,9 @@ Checkpoint loading itself is in :mod:`maco_hub.checkpoints`, label matching in
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,9 @@ ALIASES: dict[str, str] = {
     "facebook/deit-tiny": "facebook/deit-tiny-patch16-224",
 }
 """Short names people type, mapped to the ImageNet-1k classifier repos they mean."""
+
+_FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of a weight file
+LOCAL_REVISION_PREFIX = "local-"  # the revision of a local folder is its fingerprint
 
 
 @dataclass(frozen=True)
@@ -150,13 +155,31 @@ def load_model(
         module=module,
         preprocessing=prep,
         model_id=model_id,
-        revision=None if is_local else cached_commit(name, revision, cache_dir),
+        revision=folder_fingerprint(name) if is_local else cached_commit(name, revision, cache_dir),
         id2label={int(k): str(v) for k, v in labels.items()} if labels else None,
         has_classifier=has_head,
         family=str(getattr(config, "model_type", None) or type(module).__name__),
         num_labels=getattr(config, "num_labels", None) if has_head else None,
         source=source,
     )
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> str:
+    """The revision of a local folder: ``local-`` + 16 hex digits of a hash of its config and
+    weight files (names, sizes, first and last MiB), so two folders of the same name but other
+    weights never share row keys. Constant time whatever the size of the weights."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file()
+                   and (p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".pth")))
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with path.open("rb") as handle:
+            digest.update(handle.read(_FINGERPRINT_SPAN))
+            if size > 2 * _FINGERPRINT_SPAN:
+                handle.seek(-_FINGERPRINT_SPAN, os.SEEK_END)
+                digest.update(handle.read(_FINGERPRINT_SPAN))
+    return LOCAL_REVISION_PREFIX + digest.hexdigest()[:16]
 
 
 def _locate(name: str) -> tuple[str, str, bool, str | None]:

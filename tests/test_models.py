@@ -11,6 +11,7 @@ import pytest
 import torch
 from tiny_models import BUILDERS, LABELS, MEAN, STD, cache_repo, loaded
 
+import maco_hub
 from maco_hub.errors import (
     ClassNotFoundError,
     ConfigError,
@@ -18,7 +19,7 @@ from maco_hub.errors import (
     NoClassifierHeadError,
     NotAVisionModelError,
 )
-from maco_hub.models import LoadedModel, load_model
+from maco_hub.models import LoadedModel, folder_fingerprint, load_model
 from maco_hub.preprocessing import IMAGENET_MEAN, Preprocessing
 
 
@@ -42,7 +43,8 @@ def test_loads_every_family_with_checkpoint_preprocessing(tiny_zoo, family):
     assert model.has_classifier is tiny.has_classifier
     assert model.preprocessing.mean == MEAN and model.preprocessing.std == STD
     assert model.preprocessing.size == tiny.size
-    assert model.revision is None and model.model_id == tiny.path.name  # portable: no absolute path
+    assert model.model_id == tiny.path.name  # portable: no absolute path
+    assert model.revision == folder_fingerprint(tiny.path) and model.revision.startswith("local-")
     assert not model.module.training
     assert not any(p.requires_grad for p in model.module.parameters())
     assert all(p.dtype == torch.float32 for p in model.module.parameters())
@@ -227,7 +229,18 @@ def test_missing_local_folder_is_not_called_a_hub_id(tmp_path, monkeypatch):
 def test_local_folder_id_is_its_name_not_its_path(tiny_zoo, tmp_path):
     folder = _copy(tiny_zoo, "resnet", tmp_path / "deep" / "my-resnet")
     model = load_model(folder)
-    assert model.model_id == "my-resnet" and model.source is None and model.revision is None
+    assert model.model_id == "my-resnet" and model.source is None
+    assert model.revision == load_model(tiny_zoo["resnet"].path).revision  # same weights, same revision
+
+
+def test_folders_of_one_name_with_other_weights_get_other_revisions(tiny_zoo, tmp_path):
+    first = _copy(tiny_zoo, "resnet", tmp_path / "a" / "net")
+    second = _copy(tiny_zoo, "vit", tmp_path / "b" / "net")
+    assert load_model(first).model_id == load_model(second).model_id == "net"
+    assert folder_fingerprint(first) != folder_fingerprint(second)
+    keys = [maco_hub.explain(folder, classes=[0], steps=1, canvas=32, progress=False)[0].key
+            for folder in (first, second)]
+    assert keys[0] != keys[1]
 
 
 @pytest.mark.slow  # huggingface_hub retries a refused connection for about 26 s

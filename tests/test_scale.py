@@ -61,7 +61,8 @@ def test_cli_classes_all_is_resumable(tiny_zoo, tmp_path, maco_cli):
 
 def _torchrun(model: Path, out: Path, *, env: dict | None = None) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "maco_hub", "explain", str(model), "--classes", "all", "--out", str(out), *RUN[:-1]]  # not --quiet: the ranks log their shares
+               "-m", "maco_hub", "explain", str(model), "--classes", "all", "--out", str(out),
+               *RUN[:-1]]  # not --quiet: the ranks log their shares
     return subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
 
@@ -93,3 +94,15 @@ def test_a_killed_rank_is_finished_by_rerunning_the_same_command(tiny_zoo, tmp_p
     assert finished.returncode == 0, finished.stderr[-3000:]
     complete = maco_hub.load_gallery(out)
     assert sorted(item.class_id for item in complete) == list(range(len(LABELS)))
+
+
+def test_rank_shares_are_disjoint_balanced_and_keep_the_given_order():
+    from maco_hub.distributed import World, my_share
+
+    items = list("abcdefg")
+    keys = ["k5", "k1", "k6", "k0", "k3", "k2", "k4"]
+    shares = [my_share(items, keys, World(rank=r, size=3)) for r in range(3)]
+    assert sorted(x for share in shares for x in share) == items
+    assert sorted(len(share) for share in shares) == [2, 2, 3]
+    assert all(share == sorted(share, key=items.index) for share in shares)
+    assert my_share(items, keys, World()) == items
