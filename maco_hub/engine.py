@@ -49,7 +49,7 @@ class EngineConfig:
     crops_per_forward: int | None = None  # crops per model call; None: what fits on CUDA, 4 on the CPU
     precision: str = "fp32"  # "fp32" or "bf16" (autocast around the model)
     threads: int | None = None  # CPU intra-op threads; None: from the idle CPUs (maco_hub.threads)
-    compile: bool = False  # torch.compile the image and the score function
+    compile: bool = False  # torch.compile the score function (the model and the objective)
     resample: str | None = None  # "batched", "per_crop"; None: per_crop on the CPU, batched elsewhere
 
     def __post_init__(self) -> None:
@@ -69,6 +69,11 @@ class EngineConfig:
             _check_crop_range(self.crop_scale)
         if not callable(self.noise):
             _check_noise(self.noise)
+
+    @property
+    def reproducible(self) -> bool:
+        """False when a schedule is a plain callable, which :meth:`from_record` cannot rebuild."""
+        return all(schedules.is_reproducible(schedules.to_record(s)) for s in (self.crop_scale, self.noise))
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record that :meth:`from_record` turns back into an equal config."""
@@ -166,7 +171,6 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
         weights = level_weights(boxes, size, max(levels)).to(device, torch.float32)
         device_boxes = boxes.to(device)
     image_index = torch.arange(batch, device=device).repeat_interleave(crops)
-    render = torch.compile(image, dynamic=False) if config.compile else image
     scorer = torch.compile(score_fn, dynamic=False) if config.compile else score_fn
     chunk = config.crops_per_forward or _crops_per_forward(scorer, config, device, batch * crops, size)
     settings["crops_per_forward"] = chunk
@@ -175,7 +179,7 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
 
     for step in _steps(config.steps, progress):
         optimizer.zero_grad(set_to_none=True)
-        rgb = render()
+        rgb = image()
         rgb.retain_grad()
         if batched:
             views = resample_crops(rgb, device_boxes[step], size, weights[step, ..., :levels[step]])
