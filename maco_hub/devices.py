@@ -113,3 +113,15 @@ def crops_per_call(free_bytes: int, bytes_per_crop: int, total_crops: int,
     if bytes_per_crop <= 0:
         return total_crops
     return max(1, min(total_crops, int(free_bytes * (1 - reserve)) // bytes_per_crop))
+
+
+def use_channels_last(module: torch.nn.Module, device: torch.device) -> bool:
+    """Store a convolutional network's weights channels-last on CUDA (faster convolutions there).
+
+    Returns True when it converted ``module`` (in place); modules without 2-D convolutions, and
+    other devices, are left as they are.
+    """
+    if device.type != "cuda" or not any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
+        return False
+    module.to(memory_format=torch.channels_last)
+    return True

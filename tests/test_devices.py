@@ -12,6 +12,7 @@ from maco_hub.devices import (
     crops_per_call,
     resolve_device,
     run_bytes,
+    use_channels_last,
 )
 from maco_hub.engine import EngineConfig, optimize
 from maco_hub.errors import ConfigError, MacoHubError
@@ -119,3 +120,15 @@ def test_bad_thread_counts_are_config_errors(value):
     with pytest.raises(MacoHubError):
         with threads.intra_op_threads(value):
             pass
+
+
+def test_channels_last_only_for_conv_nets_on_cuda():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
+    linear = torch.nn.Linear(4, 4)
+    assert not use_channels_last(conv, torch.device("cpu"))
+    assert conv[0].weight.is_contiguous()
+    if torch.cuda.is_available():
+        conv.cuda()
+        assert use_channels_last(conv, torch.device("cuda"))
+        assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+        assert not use_channels_last(linear.cuda(), torch.device("cuda"))
