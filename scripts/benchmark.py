@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import os
 import platform
 import subprocess
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--resample", choices=["batched", "per_crop"], default=None,
                         help="crop resampling (default: the engine's choice for the device)")
     parser.add_argument("--compile", action="store_true", help="EngineConfig(compile=True)")
+    parser.add_argument("--crops-per-forward", type=int, nargs="+", default=[0],
+                        help="micro-batch sizes to try (0: the engine's choice)")
     parser.add_argument("--clock", choices=["wall", "process"], default="wall",
                         help="process: this process's CPU time, steadier on a shared CPU machine")
     parser.add_argument("--no-reference", action="store_true", help="skip the reference loop")
@@ -104,7 +107,8 @@ def main() -> None:
         for precision in args.precisions:
             config = dataclasses.replace(base, precision=precision)
             reference = None
-            for batch in args.batch_sizes:
+            for batch, chunk in itertools.product(args.batch_sizes, args.crops_per_forward):
+                config = dataclasses.replace(config, crops_per_forward=chunk or None)
                 runs = [_engine_step(loaded, spectrum, config, device, batch, args.steps)
                         for _ in range(args.repeats)]
                 engine, settings, peak = min(runs, key=lambda run: run[0])
