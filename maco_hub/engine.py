@@ -172,7 +172,7 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
         device_boxes = boxes.to(device)
     image_index = torch.arange(batch, device=device).repeat_interleave(crops)
     scorer = torch.compile(score_fn, dynamic=False) if config.compile else score_fn
-    chunk = config.crops_per_forward or _crops_per_forward(scorer, config, device, batch * crops, size)
+    chunk = config.crops_per_forward or _crops_per_forward(score_fn, config, device, batch * crops, size)
     settings["crops_per_forward"] = chunk
     attribution = torch.zeros(batch, side, side, device=device)
     history = torch.zeros(config.steps, batch, device=device)  # stays on the device: no sync per step
