@@ -304,15 +304,3 @@ def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
         torch.cuda.set_sync_debug_mode(0)
     assert result.settings["resample"] == "batched" and result.settings["threads"] is None
     assert result.settings["crops_per_forward"] >= 1 and torch.isfinite(result.images).all()
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_batched_and_per_crop_agree_early(spectrum, tiny_classifier):
-    net = tiny_classifier.to("cuda")
-    target = torch.tensor([1], device="cuda")
-    fn = lambda x, i: net(x)[torch.arange(len(x), device="cuda"), target[i]]  # noqa: E731
-    config = EngineConfig(steps=2, canvas=128, crops=4, crop_scale=(0.6, 1.0))
-    results = [optimize(fn, PRE, seeds=[0], spectrum=spectrum, device="cuda",
-                        config=dataclasses.replace(config, resample=r)) for r in ("batched", "per_crop")]
-    assert (results[0].images - results[1].images).abs().mean() < 0.01

@@ -125,3 +125,14 @@ def test_gradients_flow_to_the_canvas_like_the_reference(canvases):
         (resample(image) * direction).sum().backward()
         grads.append(image.grad.flatten())
     assert F.cosine_similarity(grads[0], grads[1], dim=0) > 0.95  # measured 0.967; plain bilinear 0.84
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batched_resampling_on_cuda_matches_the_cpu(canvases):
+    boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512),
+                      [(0.6, 1.0)], 0.15)[0]
+    weights = level_weights(boxes, SIZE, levels_needed(boxes, SIZE))
+    cpu = resample_crops(canvases, boxes, SIZE, weights)
+    cuda = resample_crops(canvases.cuda(), boxes.cuda(), SIZE, weights.cuda().float())
+    assert torch.allclose(cuda.cpu(), cpu, atol=1e-5)
