@@ -6,6 +6,8 @@ divided by its largest column norm. Pixels are row vectors: ``rgb = decorrelated
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 COLOR_CORRELATION = torch.tensor(
@@ -20,11 +22,17 @@ COLOR_CORRELATION = torch.tensor(
 
 def recorrelate(decorrelated: torch.Tensor) -> torch.Tensor:
     """Map decorrelated channels (..., 3, H, W) to RGB channels (..., 3, H, W)."""
-    matrix = COLOR_CORRELATION.to(device=decorrelated.device, dtype=decorrelated.dtype)
+    matrix = _matrix(False, decorrelated.device, decorrelated.dtype)
     return torch.einsum("...chw,cd->...dhw", decorrelated, matrix)
 
 
 def decorrelate(rgb: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`recorrelate`: RGB channels (..., 3, H, W) to decorrelated ones."""
-    inverse = torch.linalg.inv(COLOR_CORRELATION).to(device=rgb.device, dtype=rgb.dtype)
-    return torch.einsum("...chw,cd->...dhw", rgb, inverse)
+    return torch.einsum("...chw,cd->...dhw", rgb, _matrix(True, rgb.device, rgb.dtype))
+
+
+@functools.lru_cache(maxsize=16)
+def _matrix(inverse: bool, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (inverse) colour matrix on ``device``, made once (no copy to the device per step)."""
+    matrix = torch.linalg.inv(COLOR_CORRELATION) if inverse else COLOR_CORRELATION
+    return matrix.to(device=device, dtype=dtype)

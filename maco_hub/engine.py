@@ -11,21 +11,28 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import schedules
+from .devices import available_memory, check_memory, crops_per_call, resolve_device
 from .errors import ConfigError
 from .param import FourierPhaseImage
 from .preprocessing import Preprocessing
-from .transforms import add_noise, crop_and_resize, crop_boxes
+from .threads import check_threads, intra_op_threads
+from .transforms import add_noise, crop_and_resize, crop_plan, level_weights, levels_needed, resample_crops
 
 if TYPE_CHECKING:
     from .spectra import Spectrum
+
+__all__ = ["EngineConfig", "EngineResult", "ScoreFn", "optimize", "resolve_device"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(pixel_values (N, 3, h, w), image_index (N,)) -> scores (N,)`` to maximize."""
 
 _PRECISIONS = ("fp32", "bf16")
+_RESAMPLERS = ("batched", "per_crop")
 # On the CPU, small model calls are faster per crop (EfficientNet-Lite0, 2 cores: 4 crops per call
 # 0.16 s per image-step, 48 crops per call 0.34-0.37 s; scripts/benchmark.py --crops-per-forward).
 _CPU_CROPS_PER_FORWARD = 4
+# Fields added after rows were first written: recorded only when set, so older rows keep their keys.
+_OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None}
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,11 @@ class EngineConfig:
     crop_scale: schedules.Schedule = field(default_factory=schedules.Alternating)  # crop side / canvas
     crop_centre_std: float = 0.15  # crop centres 0.5 + N(0, std) of the canvas (Horama)
     noise: schedules.Schedule = 0.05  # std of gaussian noise (plus uniform of the same width), [0, 1] scale
-    crops_per_forward: int | None = None  # crops per model call; None: all on CUDA, 4 on the CPU
+    crops_per_forward: int | None = None  # crops per model call; None: what fits on CUDA, 4 on the CPU
     precision: str = "fp32"  # "fp32" or "bf16" (autocast around the model)
+    threads: int | None = None  # CPU intra-op threads; None: from the idle CPUs (maco_hub.threads)
+    compile: bool = False  # torch.compile the score function (the model and the objective)
+    resample: str | None = None  # "batched", "per_crop"; None: per_crop on the CPU, batched elsewhere
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, "steps", self.steps, "use 1 or more steps")
@@ -51,21 +61,41 @@ class EngineConfig:
         _check(self.crops_per_forward is None or self.crops_per_forward >= 1, "crops_per_forward",
                self.crops_per_forward, "use None or a positive number")
         _check(self.precision in _PRECISIONS, "precision", self.precision, f"use one of {_PRECISIONS}")
+        _check(self.resample is None or self.resample in _RESAMPLERS, "resample", self.resample,
+               f"use None or one of {_RESAMPLERS}")
+        _check(isinstance(self.compile, bool), "compile", self.compile, "use True or False")
+        check_threads(self.threads)
         if not callable(self.crop_scale):
             _check_crop_range(self.crop_scale)
+        if not callable(self.noise):
+            _check_noise(self.noise)
+
+    @property
+    def reproducible(self) -> bool:
+        """False when a schedule is a plain callable, which :meth:`from_record` cannot rebuild."""
+        return all(schedules.is_reproducible(schedules.to_record(s)) for s in (self.crop_scale, self.noise))
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able record that :meth:`from_record` turns back into an equal config."""
         record = dataclasses.asdict(self)
         record["crop_scale"] = schedules.to_record(self.crop_scale)
         record["noise"] = schedules.to_record(self.noise)
+        for name, default in _OPTIONAL_FIELDS.items():
+            if record[name] == default:
+                del record[name]
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EngineConfig:
+        """The config a :meth:`to_record` record describes; unknown fields are a ConfigError."""
         values = dict(record)
-        values["crop_scale"] = schedules.from_record(values["crop_scale"])
-        values["noise"] = schedules.from_record(values["noise"])
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ConfigError(f"engine config record has unknown fields {unknown}; it was written by "
+                              "another maco_hub version: upgrade maco_hub.")
+        for name in ("crop_scale", "noise"):
+            if name in values:
+                values[name] = schedules.from_record(values[name])
         return cls(**values)
 
 
@@ -77,6 +107,7 @@ class EngineResult:
     attribution: torch.Tensor  # (B, H, W) sum over steps of |d loss / d image|, channels summed
     scores: torch.Tensor  # (B,) objective on the whole canvas resized to the model input, no noise
     history: torch.Tensor  # (steps, B) mean objective over each step's crops
+    settings: dict[str, Any] = field(default_factory=dict)  # what auto settings resolved to (see optimize)
 
 
 def optimize(
@@ -94,48 +125,79 @@ def optimize(
     ``score_fn`` receives crops already normalized with ``preprocessing`` and must return one score
     per row; row ``r`` belongs to image ``image_index[r]``. Images never interact, so a batch gives each
     image the result it would get alone with the same seed (up to float rounding).
+
+    ``result.settings`` says what the automatic settings resolved to: ``threads`` (CPU intra-op
+    threads; None on other devices), ``resample`` and ``crops_per_forward``. The thread count
+    changes the last bits of CPU results, so record it with them.
     """
     config = config or EngineConfig()
     if not seeds:
         raise ConfigError("seeds is empty: pass one seed per image, e.g. seeds=[0, 1, 2]")
     device = resolve_device(device)
+    check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
+    ranges = [_check_crop_range(schedules.value_at(config.crop_scale, step, config.steps))
+              for step in range(config.steps)]
+    noise = [_check_noise(schedules.value_at(config.noise, step, config.steps))
+             for step in range(config.steps)]
     if spectrum is None:
         from .spectra import load_spectrum
 
         spectrum = load_spectrum()
-    side = config.canvas
+    on_cpu = device.type == "cpu"
+    # on other devices torch's CPU threads barely matter: leave them as they are unless set
+    threads = config.threads if on_cpu or config.threads is not None else torch.get_num_threads()
+    with intra_op_threads(threads) as used:
+        settings = {"threads": used if on_cpu else None,
+                    "resample": config.resample or ("per_crop" if on_cpu else "batched")}
+        return _run(score_fn, preprocessing, list(seeds), config, spectrum, device, ranges, noise,
+                    settings, progress)
+
+
+def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], config: EngineConfig,
+         spectrum: Spectrum, device: torch.device, ranges: list[tuple[float, float]],
+         noise: list[float], settings: dict[str, Any], progress: bool) -> EngineResult:
+    side, size = config.canvas, preprocessing.size
     magnitude = spectrum.resized(side, side).magnitude
     image = FourierPhaseImage(magnitude, (side, side), seeds).to(device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.learning_rate)
-    crop_generators = [torch.Generator().manual_seed(int(s) + 1) for s in seeds]
-    noise_generators = [torch.Generator(device=device).manual_seed(int(s) + 2) for s in seeds]
     batch, crops = len(seeds), config.crops
+    # every crop box of the run, drawn up front from each image's own generator
+    boxes = crop_plan([torch.Generator().manual_seed(int(s) + 1) for s in seeds], crops,
+                      (side, side), ranges, config.crop_centre_std)
+    noise_generators = [torch.Generator(device=device).manual_seed(int(s) + 2) for s in seeds]
+    batched = settings["resample"] == "batched"
+    if batched:
+        levels = [levels_needed(boxes[step], size) for step in range(config.steps)]
+        weights = level_weights(boxes, size, max(levels)).to(device, torch.float32)
+        device_boxes = boxes.to(device)
     image_index = torch.arange(batch, device=device).repeat_interleave(crops)
+    scorer = torch.compile(score_fn, dynamic=False) if config.compile else score_fn
+    chunk = config.crops_per_forward or _crops_per_forward(score_fn, config, device, batch * crops, size)
+    settings["crops_per_forward"] = chunk
     attribution = torch.zeros(batch, side, side, device=device)
-    history = torch.zeros(config.steps, batch)
+    history = torch.zeros(config.steps, batch, device=device)  # stays on the device: no sync per step
 
     for step in _steps(config.steps, progress):
-        side_range = schedules.value_at(config.crop_scale, step, config.steps)
-        noise_std = float(schedules.value_at(config.noise, step, config.steps))
-        _check_crop_range(side_range)
-        boxes = [crop_boxes(g, crops, (side, side), side_range, config.crop_centre_std)
-                 for g in crop_generators]
         optimizer.zero_grad(set_to_none=True)
         rgb = image()
         rgb.retain_grad()
-        views = crop_and_resize(rgb, boxes, preprocessing.size)
-        views = torch.cat([add_noise(views[b * crops:(b + 1) * crops], noise_std, g)
-                           for b, g in enumerate(noise_generators)])
+        if batched:
+            views = resample_crops(rgb, device_boxes[step], size, weights[step, ..., :levels[step]])
+        else:
+            views = crop_and_resize(rgb, boxes[step], size)
+        if noise[step] > 0:
+            views = torch.cat([add_noise(views[b * crops:(b + 1) * crops], noise[step], g)
+                               for b, g in enumerate(noise_generators)])
         pixels = preprocessing.normalize(views)
-        scores, grad = _scores_and_gradient(score_fn, pixels, image_index, crops, config, device)
+        scores, grad = _scores_and_gradient(scorer, pixels, image_index, crops, chunk, config, device)
         pixels.backward(grad)
         optimizer.step()
         attribution += rgb.grad.abs().sum(dim=1)
-        history[step] = scores.view(batch, crops).mean(dim=1).cpu()
+        history[step] = scores.view(batch, crops).mean(dim=1)
 
     with torch.no_grad():
         final = image()
-        whole = torch.nn.functional.interpolate(final, size=preprocessing.size, mode="bilinear",
+        whole = torch.nn.functional.interpolate(final, size=size, mode="bilinear",
                                                 antialias=True, align_corners=False)
         with _autocast(config, device):
             final_scores = score_fn(preprocessing.normalize(whole), torch.arange(batch, device=device))
@@ -143,27 +205,45 @@ def optimize(
         images=final.detach().float().cpu(),
         attribution=attribution.cpu(),
         scores=final_scores.detach().float().cpu(),
-        history=history,
+        history=history.cpu(),
+        settings=settings,
     )
 
 
+def _crops_per_forward(score_fn: ScoreFn, config: EngineConfig, device: torch.device, total: int,
+                       size: tuple[int, int]) -> int:
+    """Crops per model call: 4 on the CPU (measured fastest); on CUDA as many as free memory allows,
+    from the measured peak of a two-crop forward+backward."""
+    if device.type != "cuda":
+        return min(total, _CPU_CROPS_PER_FORWARD) if device.type == "cpu" else total
+    probe = torch.rand(2, 3, *size, device=device, requires_grad=True)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    with _autocast(config, device):
+        score_fn(probe, torch.zeros(2, dtype=torch.long, device=device)).float().sum().backward()
+    torch.cuda.synchronize(device)
+    per_crop = (torch.cuda.max_memory_allocated(device) - before) // 2
+    del probe
+    return crops_per_call(available_memory(device) or 0, per_crop, total)
+
+
 def _scores_and_gradient(
-    score_fn: ScoreFn, pixels: torch.Tensor, image_index: torch.Tensor, crops: int,
+    score_fn: ScoreFn, pixels: torch.Tensor, image_index: torch.Tensor, crops: int, chunk: int,
     config: EngineConfig, device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores of all rows and d(loss)/d(pixels), with loss = -Σ_images mean_crops(score).
 
     The model runs on detached micro-batches so the canvas graph is backpropagated only once.
     """
-    chunk = config.crops_per_forward or (len(pixels) if device.type == "cuda" else _CPU_CROPS_PER_FORWARD)
     scores, grads = [], []
     for start in range(0, len(pixels), chunk):
         rows = pixels[start:start + chunk].detach().requires_grad_(True)
         with _autocast(config, device):
             row_scores = score_fn(rows, image_index[start:start + chunk]).float()
         if row_scores.shape != (len(rows),):
-            raise ValueError(f"score_fn returned shape {tuple(row_scores.shape)}; expected "
-                             f"({len(rows)},), one score per row")
+            raise ConfigError(f"score_fn returned shape {tuple(row_scores.shape)}; expected "
+                              f"({len(rows)},), one score per row")
         (-row_scores.sum() / crops).backward()
         scores.append(row_scores.detach())
         grads.append(rows.grad)
@@ -184,22 +264,26 @@ def _steps(total: int, progress: bool):
     return tqdm(range(total), desc="MACO", unit="step", leave=False)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch.device; None picks CUDA when available, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _check(ok: bool, name: str, value: Any, fix: str) -> None:
     if not ok:
         raise ConfigError(f"{name}={value!r} is invalid: {fix}.")
 
 
-def _check_crop_range(value: Any) -> None:
+def _check_crop_range(value: Any) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ConfigError(f"crop_scale={value!r} is invalid: use a (low, high) pair of canvas "
                           "fractions, e.g. (0.25, 0.3), or a schedule") from None
     _check(0 < low <= high <= 1, "crop_scale", value, "use 0 < low <= high <= 1")
+    return low, high
+
+
+def _check_noise(value: Any) -> float:
+    try:
+        std = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"noise={value!r} is invalid: use a number (std on [0, 1] pixels) or a "
+                          "schedule returning one") from None
+    _check(std >= 0 and std == std, "noise", value, "use a std >= 0")
+    return std

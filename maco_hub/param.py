@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ._color import recorrelate
+from .errors import ConfigError
 
 _EPS = 1e-6
 
@@ -59,7 +60,7 @@ class FourierPhaseImage(nn.Module):
         super().__init__()
         height, width = size
         if tuple(magnitude.shape) != (3, height, width // 2 + 1):
-            raise ValueError(
+            raise ConfigError(
                 f"magnitude shape {tuple(magnitude.shape)} does not fit a {height}x{width} canvas; "
                 f"expected (3, {height}, {width // 2 + 1}) — resize the spectrum first"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,9 +43,8 @@ class Preprocessing:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Map images (N, 3, H, W) in [0, 1] to the model's pixel space."""
-        mean = torch.tensor(self.mean, device=images.device, dtype=images.dtype)
-        std = torch.tensor(self.std, device=images.device, dtype=images.dtype)
-        return (images - mean[:, None, None]) / std[:, None, None]
+        mean, std = _on_device(self.mean, self.std, images.device, images.dtype)
+        return (images - mean) / std
 
     def value_range(self) -> tuple[float, float]:
         """Lowest and highest value a model input can take under this convention."""
@@ -164,3 +164,9 @@ def _resample_name(value: Any) -> str:
     if isinstance(value, str):
         return value.lower()
     return _PIL_RESAMPLE.get(int(value), "bicubic")
+
+
+@functools.lru_cache(maxsize=32)
+def _on_device(mean: tuple, std: tuple, device: torch.device, dtype: torch.dtype) -> tuple:
+    """``mean`` and ``std`` as (3, 1, 1) tensors, made once per device (no copy to it per step)."""
+    return tuple(torch.tensor(v, device=device, dtype=dtype)[:, None, None] for v in (mean, std))

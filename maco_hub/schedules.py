@@ -6,9 +6,14 @@ classes below (preferred: they round-trip through a gallery's reproducibility re
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import types
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from .errors import ConfigError
 
 Range = tuple[float, float]
 
@@ -52,24 +57,87 @@ def value_at(schedule: Schedule, step: int, total_steps: int) -> Any:
 
 
 def to_record(schedule: Schedule) -> Any:
-    """A JSON-able description; plain callables are recorded by name and cannot be rebuilt."""
+    """A JSON-able description.
+
+    A plain callable cannot be rebuilt: it is recorded by name plus a fingerprint of its code,
+    constants, defaults, closure and the simple globals it reads, so two different callables never
+    share a record (and a gallery row key), and marked ``"reproducible": false``.
+    """
     for name, cls in _CLASSES.items():
         if isinstance(schedule, cls):
             return {"schedule": name, **{k: _listify(v) for k, v in asdict(schedule).items()}}
     if callable(schedule):
-        return {"schedule": "callable", "name": getattr(schedule, "__qualname__", repr(schedule))}
+        return {"schedule": "callable", "name": getattr(schedule, "__qualname__", type(schedule).__name__),
+                "fingerprint": fingerprint(schedule), "reproducible": False}
     return _listify(schedule)
+
+
+def is_reproducible(record: Any) -> bool:
+    """Whether :func:`from_record` can rebuild the schedule ``record`` describes."""
+    return not (isinstance(record, dict) and record.get("schedule") not in _CLASSES)
 
 
 def from_record(record: Any) -> Schedule:
     """Inverse of :func:`to_record` for constants and the classes above."""
     if isinstance(record, dict):
         kind = record.get("schedule")
+        if kind == "callable":
+            raise ConfigError(f"schedule {record.get('name')!r} was a plain callable and cannot be "
+                              "rebuilt from its record; pass it again in the config, or use "
+                              "maco_hub.schedules.Linear / Alternating, which are recorded in full.")
         if kind not in _CLASSES:
-            raise ValueError(f"schedule {record!r} cannot be rebuilt; pass it explicitly")
+            raise ConfigError(f"schedule record {record!r} has no known kind; expected one of "
+                              f"{sorted(_CLASSES)}.")
         fields = {k: _tuplify(v) for k, v in record.items() if k != "schedule"}
-        return _CLASSES[kind](**fields)
+        try:
+            return _CLASSES[kind](**fields)
+        except TypeError as error:
+            raise ConfigError(f"schedule record {record!r} is malformed ({error}).") from None
     return _tuplify(record)
+
+
+def fingerprint(function: Callable) -> str:
+    """sha256 (20 hex digits) of what a callable computes, as far as can be read from it."""
+    return hashlib.sha256(_describe(function, depth=0).encode()).hexdigest()[:20]
+
+
+def _describe(value: Any, depth: int) -> str:
+    if depth > 8:
+        return "..."
+    if isinstance(value, functools.partial):
+        return (f"partial({_describe(value.func, depth + 1)}, {_value(value.args, depth)}, "
+                f"{_value(value.keywords, depth)})")
+    if isinstance(value, types.MethodType):
+        return f"method({_describe(value.__func__, depth + 1)}, {_value(value.__self__, depth)})"
+    if isinstance(value, types.FunctionType):
+        code = value.__code__
+        globals_read = {name: _value(value.__globals__[name], depth) for name in code.co_names
+                        if name in value.__globals__ and not isinstance(
+                            value.__globals__[name], types.ModuleType)}
+        closure = [_value(cell.cell_contents, depth) for cell in value.__closure__ or ()
+                   if _has_contents(cell)]
+        return (f"function({value.__module__}.{value.__qualname__}, {_code(code, depth)}, "
+                f"defaults={_value(value.__defaults__, depth)}, "
+                f"kwdefaults={_value(value.__kwdefaults__, depth)}, closure={closure}, "
+                f"globals={sorted(globals_read.items())})")
+    return f"object({type(value).__module__}.{type(value).__qualname__}, {value!r})"
+
+
+def _code(code: types.CodeType, depth: int) -> str:
+    consts = [_code(c, depth + 1) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    return f"code({code.co_code.hex()}, {consts}, {code.co_names})"
+
+
+def _value(value: Any, depth: int) -> str:
+    return _describe(value, depth + 1) if callable(value) and not isinstance(value, type) else repr(value)
+
+
+def _has_contents(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # an empty cell
+        return False
+    return True
 
 
 def _listify(value: Any) -> Any:

@@ -77,6 +77,13 @@ class Spectrum:
                 f"Spectrum magnitude has negative values (min {magnitude.min().item():.3g}); "
                 "a magnitude is |rfft2|, re-estimate it."
             )
+        ac = magnitude.clone()
+        ac[:, 0, 0] = 0
+        if not ac.any():
+            raise SpectrumError(
+                f"Spectrum magnitude of shape {tuple(magnitude.shape)} is zero at every frequency "
+                "but DC: every image made with it would be flat grey; re-estimate it."
+            )
         metadata = {str(k): str(v) for k, v in dict(self.metadata).items()}
         rows, half = magnitude.shape[1], magnitude.shape[2]
         height = _int_key(metadata, "height", rows)
@@ -119,7 +126,12 @@ class Spectrum:
         return self.metadata["sha256"]
 
     def reference(self) -> dict:
-        """``{"id", "revision", "sha256"}`` naming this spectrum in a reproducibility record.
+        """``{"id", "name", "revision", "sha256"}`` naming this spectrum in a reproducibility record.
+
+        ``id``: where it was loaded from (a Hub repo id, a path, ``"maco_hub/default"`` or
+        ``"in-memory"``); ``name``: the file name inside a Hub repo (None otherwise); ``revision``:
+        the resolved Hub commit (the maco_hub version for the default; None for files);
+        ``sha256``: of the tensor as stored.
 
         For a resized spectrum the record names the file it was resized from (resizing is
         deterministic given the canvas size, which callers record themselves).

@@ -46,6 +46,10 @@ ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
     "fixed-crops": ("fixed 25–30 % crops (Horama's effective range)", {"crop_scale": (0.25, 0.30)}),
     "coarse-to-fine": ("crop sides 90 % → 25 % over the run",
                        {"crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))}),
+    "batched-resampling": ("default, all crops resampled in one batched op (the CUDA path)",
+                           {"resample": "batched"}),
+    "per-crop-resampling": ("default, each crop resized on its own (the CPU path)",
+                            {"resample": "per_crop"}),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from maco_hub import schedules
 from maco_hub.engine import EngineConfig, optimize
-from maco_hub.errors import ConfigError
+from maco_hub.errors import ConfigError, MacoHubError
 from maco_hub.param import FourierPhaseImage, canvas_to_rgb, phase_to_canvas
 from maco_hub.preprocessing import Preprocessing
 from maco_hub.spectra import load_spectrum
@@ -87,8 +88,9 @@ def test_phase_module_has_phase_as_only_parameter(spectrum):
     assert module().shape == (2, 3, 32, 32)
 
 
-def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_classifier):
-    config = EngineConfig(steps=40, canvas=64, crops=4)
+@pytest.mark.parametrize("resample", ["per_crop", "batched"])
+def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_classifier, resample):
+    config = EngineConfig(steps=40, canvas=64, crops=4, resample=resample)
     result = optimize(channel_score_fn(tiny_classifier, [4, 6]), PRE, seeds=[0, 1], config=config,
                       spectrum=spectrum)
     assert result.images.shape == (2, 3, 64, 64)
@@ -100,22 +102,26 @@ def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_c
     assert (early > 0.05).all() and (late > 1.5 * early).all(), (early, late)
 
 
-def test_batch_equals_separate_runs_with_the_same_seeds(spectrum, tiny_classifier):
+@pytest.mark.parametrize("resample", ["per_crop", "batched"])
+def test_batch_equals_separate_runs_with_the_same_seeds(spectrum, tiny_classifier, resample):
     targets, seeds = [0, 3, 4], [7, 8, 9]
-    batch = optimize(rowwise_class_score_fn(tiny_classifier, targets), PRE, seeds=seeds, config=FAST,
+    config = dataclasses.replace(FAST, resample=resample)
+    batch = optimize(rowwise_class_score_fn(tiny_classifier, targets), PRE, seeds=seeds, config=config,
                      spectrum=spectrum)
     for b, (target, seed) in enumerate(zip(targets, seeds, strict=True)):
         alone = optimize(rowwise_class_score_fn(tiny_classifier, [target]), PRE, seeds=[seed],
-                         config=FAST, spectrum=spectrum)
+                         config=config, spectrum=spectrum)
         assert torch.allclose(alone.images[0], batch.images[b], atol=1e-5)
         assert torch.allclose(alone.attribution[0], batch.attribution[b], rtol=1e-3, atol=1e-6)
 
 
-def test_same_seed_same_pixels_and_other_seed_other_pixels(spectrum, tiny_classifier):
+@pytest.mark.parametrize("resample", ["per_crop", "batched"])
+def test_same_seed_same_pixels_and_other_seed_other_pixels(spectrum, tiny_classifier, resample):
     fn = class_score_fn(tiny_classifier, [1])
-    first = optimize(fn, PRE, seeds=[5], config=FAST, spectrum=spectrum)
-    again = optimize(fn, PRE, seeds=[5], config=FAST, spectrum=spectrum)
-    other = optimize(fn, PRE, seeds=[6], config=FAST, spectrum=spectrum)
+    config = dataclasses.replace(FAST, resample=resample, threads=1)
+    first = optimize(fn, PRE, seeds=[5], config=config, spectrum=spectrum)
+    again = optimize(fn, PRE, seeds=[5], config=config, spectrum=spectrum)
+    other = optimize(fn, PRE, seeds=[6], config=config, spectrum=spectrum)
     assert torch.equal(first.images, again.images)
     assert not torch.allclose(first.images, other.images, atol=1e-2)
 
@@ -166,6 +172,79 @@ def test_config_record_round_trips_through_json():
     record = json.loads(json.dumps(config.to_record()))
     assert EngineConfig.from_record(record) == config
     assert EngineConfig.from_record(EngineConfig().to_record()) == EngineConfig()
+    tuned = EngineConfig(threads=2, compile=True, resample="batched")
+    assert EngineConfig.from_record(json.loads(json.dumps(tuned.to_record()))) == tuned
+
+
+def test_fields_added_later_are_recorded_only_when_set_so_old_row_keys_hold():
+    """Rows written before threads/compile/resample existed keep their keys."""
+    before = {"steps", "learning_rate", "canvas", "crops", "crop_scale", "crop_centre_std", "noise",
+              "crops_per_forward", "precision"}
+    assert set(EngineConfig().to_record()) == before
+    assert EngineConfig(threads=1).to_record()["threads"] == 1
+    with pytest.raises(ConfigError, match=r"unknown fields \['turbo'\]"):
+        EngineConfig.from_record({**EngineConfig().to_record(), "turbo": True})
+
+
+def test_plain_callable_schedules_are_keyed_by_what_they_compute():
+    """Two lambdas used to share one record (their __qualname__), so a gallery skipped the second."""
+    def make(low):
+        return lambda step, total: (low, low + 0.1)
+
+    small, large = (lambda s, t: (0.2, 0.3)), (lambda s, t: (0.5, 0.6))
+    records = [schedules.to_record(f) for f in (small, large, make(0.2), make(0.4))]
+    assert len({json.dumps(r, sort_keys=True) for r in records}) == 4
+    assert schedules.to_record(small) == schedules.to_record(small)
+    assert schedules.to_record(make(0.3)) == schedules.to_record(make(0.3))
+    assert all(r["reproducible"] is False for r in records)
+    config = EngineConfig(crop_scale=small)
+    assert not config.reproducible and EngineConfig().reproducible
+    assert config.to_record() != EngineConfig(crop_scale=large).to_record()
+    with pytest.raises(ConfigError, match="plain callable and cannot be rebuilt"):
+        EngineConfig.from_record(config.to_record())
+    with pytest.raises(ConfigError, match="no known kind"):
+        schedules.from_record({"schedule": "cosine"})
+    with pytest.raises(ConfigError, match="malformed"):
+        schedules.from_record({"schedule": "linear", "begin": 1})
+
+
+def test_settings_report_what_automatic_choices_resolved_to(spectrum):
+    result = optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0, 1], spectrum=spectrum,
+                      config=EngineConfig(steps=2, canvas=32, crops=3))
+    assert result.settings["resample"] == "per_crop"  # the CPU default (measured faster there)
+    assert result.settings["crops_per_forward"] == 4
+    assert isinstance(result.settings["threads"], int)
+
+
+def test_bad_schedule_values_fail_before_any_step(spectrum):
+    calls = []
+
+    def score(x, i):
+        calls.append(1)
+        return x.mean((1, 2, 3))
+
+    late_bad = EngineConfig(steps=5, canvas=32, crops=1, crop_scale=lambda s, t: (0.2, 2.0) if s == 4
+                            else (0.2, 0.3))
+    with pytest.raises(ConfigError, match=r"crop_scale=\(0.2, 2.0\)"):
+        optimize(score, PRE, seeds=[0], config=late_bad, spectrum=spectrum)
+    with pytest.raises(ConfigError, match=r"noise=-0\.1"):
+        EngineConfig(noise=-0.1)
+    assert calls == []
+
+
+def test_phase_module_rejects_a_mismatched_magnitude_clearly():
+    with pytest.raises(ConfigError, match=r"magnitude shape \(3, 8, 5\)"):
+        FourierPhaseImage(torch.ones(3, 8, 5), (16, 16), seeds=[0])
+
+
+@pytest.mark.slow
+def test_compiled_engine_matches_eager(spectrum, tiny_classifier):
+    fn = class_score_fn(tiny_classifier, [1, 2])
+    config = EngineConfig(steps=4, canvas=48, crops=2, threads=1)
+    eager = optimize(fn, PRE, seeds=[0, 1], config=config, spectrum=spectrum)
+    compiled = optimize(fn, PRE, seeds=[0, 1], config=dataclasses.replace(config, compile=True),
+                        spectrum=spectrum)
+    assert torch.allclose(eager.images, compiled.images, atol=1e-3)
 
 
 @pytest.mark.parametrize(
@@ -181,7 +260,7 @@ def test_bad_config_names_the_value(options, named):
 def test_empty_seeds_and_wrong_score_shape_are_clear_errors(spectrum):
     with pytest.raises(ConfigError, match="seeds"):
         optimize(lambda x, i: x.sum(), PRE, seeds=[], config=FAST, spectrum=spectrum)
-    with pytest.raises(ValueError, match="one score per row"):
+    with pytest.raises(MacoHubError, match="one score per row"):
         optimize(lambda x, i: x.sum(), PRE, seeds=[0], config=FAST, spectrum=spectrum)
 
 
@@ -203,3 +282,25 @@ def test_cuda_runs_and_improves_the_objective(spectrum, tiny_classifier, precisi
                       config=config, spectrum=spectrum, device="cuda")
     assert torch.isfinite(result.images).all()
     assert result.history[-5:].mean() > result.history[:5].mean()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
+    """No host sync between the first and the final model call (torch's sync debug mode errors)."""
+    net = tiny_classifier.to("cuda")
+    target = torch.tensor([1, 3], device="cuda")
+    calls = []
+
+    def score(pixels, index):
+        calls.append(1)
+        torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
+        return net(pixels)[torch.arange(len(pixels), device="cuda"), target[index]]
+
+    try:
+        result = optimize(score, PRE, seeds=[0, 1], spectrum=spectrum, device="cuda",
+                          config=EngineConfig(steps=6, canvas=64, crops=3))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert result.settings["resample"] == "batched" and result.settings["threads"] is None
+    assert result.settings["crops_per_forward"] >= 1 and torch.isfinite(result.images).all()

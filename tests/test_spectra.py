@@ -60,6 +60,9 @@ def test_odd_width_is_kept_from_metadata(tmp_path: Path) -> None:
     [
         (torch.ones(2, 8, 5), {}, r"shape \(2, 8, 5\)"),
         (torch.full((3, 8, 5), float("nan")), {}, "NaN"),
+        (torch.full((3, 8, 5), float("inf")), {}, "infinite"),
+        (torch.zeros(3, 8, 5), {}, "zero at every frequency but DC"),
+        (torch.nn.functional.pad(torch.ones(3, 1, 1), (0, 4, 0, 7)), {}, "flat grey"),  # DC only
         (-torch.ones(3, 8, 5), {}, "negative"),
         (torch.ones(3, 8, 5), {"width": "12"}, "8x12"),
         (torch.ones(3, 8, 5), {"height": "9"}, "9x8"),

@@ -111,7 +111,8 @@ def test_metadata_and_pixel_conventions() -> None:
 
 
 def test_small_images_are_skipped_and_empty_input_rejected() -> None:
-    big, small = np.zeros((40, 40, 3), np.uint8), np.zeros((20, 64, 3), np.uint8)
+    big = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)  # not flat
+    small = np.zeros((20, 64, 3), np.uint8)
     with pytest.warns(UserWarning, match="Skipping image 1: 20x64"):
         spectrum = estimate_spectrum([big, small], resolution=32, metadata={}, progress=False)
     assert (spectrum.metadata["num_images"], spectrum.metadata["num_skipped"]) == ("1", "1")
