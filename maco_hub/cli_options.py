@@ -48,6 +48,10 @@ def add_explain_options(parser: argparse.ArgumentParser, *, steps: int | None = 
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda if present)")
     parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: as many as CPUs are idle; "
+                                                    "1 on a busy shared machine)")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile the model's score function (pays off on long GPU runs)")
     parser.add_argument("--out", type=Path, default=Path(default_out),
                         help="gallery folder, created or extended (default: %(default)s)")
     parser.add_argument("--push", metavar="REPO_ID", help="also push the gallery to this dataset repo")
@@ -58,6 +62,7 @@ def explain_arguments(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``maco_hub.explain`` that :func:`add_explain_options` holds."""
     return {"steps": args.steps, "canvas": args.canvas, "batch_size": args.batch_size,
             "seed": args.seed, "device": args.device, "spectrum": args.spectrum, "out": args.out,
+            "threads": args.threads, "compile": args.compile,
             "progress": show_progress(args)}
 
 

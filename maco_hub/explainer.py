@@ -14,6 +14,7 @@ import torch
 from . import objectives as obj
 from ._version import __version__
 from .default_objectives import default_objectives
+from .devices import check_memory, use_channels_last
 from .distributed import barrier, current_world, my_share, process_group, rank_device
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
@@ -51,21 +52,29 @@ def explain(
     config: EngineConfig | None = None,
     out: str | os.PathLike | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    compile: bool | None = None,
 ) -> Gallery:
     """Visualize what a vision model's classes, channels or other objectives respond to.
 
     ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.LoadedModel`.
-    Give ``classes`` (indices or names), and/or ``layer`` with ``channels``, or a list of
-    ``objectives``. Each objective's seed derives from ``seed`` and the objective itself (not its
-    position), and ``batch_size`` images are optimized at once. ``steps`` and ``canvas`` override
-    the matching fields of ``config`` (default :class:`EngineConfig`).
+    Give ``classes`` (indices or names, or ``"all"`` for every class of the head in label order),
+    and/or ``layer`` with ``channels``, or a list of ``objectives``; with none of them, the model's
+    documented defaults (:mod:`maco_hub.default_objectives`) are visualized and logged. Each
+    objective's seed derives from ``seed`` and the objective itself (not its position), and
+    ``batch_size`` images are optimized at once. ``steps``, ``canvas``, ``threads`` (CPU threads;
+    None: from the idle CPUs) and ``compile`` override the matching fields of ``config`` (default
+    :class:`EngineConfig`).
 
     A passed :class:`~maco_hub.models.LoadedModel` is moved to ``device`` (default: where it is).
 
     With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically,
     under the folder's lock); rows already there are skipped, so rerunning after an interruption
     finishes the job, running with more objectives extends the gallery, and concurrent runs on one
-    folder end with the union of their rows. The whole folder's gallery is returned.
+    folder end with the union of their rows. The whole folder's gallery is returned. Under
+    ``torchrun`` (``WORLD_SIZE`` > 1) ``out`` is required: each rank takes a share of the pending
+    objectives, runs on its own GPU (``cuda:LOCAL_RANK``) or the CPU, and appends to ``out``; rank 0
+    writes the card and the page once all ranks are done.
 
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
@@ -73,7 +82,7 @@ def explain(
     _check_choice(classes, layer, channels, objectives)
     if batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} is invalid: use 1 or more images per batch.")
-    config = _engine_config(config, steps=steps, canvas=canvas)
+    config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
     world = current_world()
     if world.size > 1 and out is None:
         raise ConfigError(f"This is rank {world.rank} of a {world.size}-process torchrun job: pass "
@@ -87,8 +96,15 @@ def explain(
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
     resolved = [objective.validate(loaded)
                 for objective in _objectives(loaded, classes, layer, channels, objectives)]
+    check_memory(config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size,
+                 device)
+    use_channels_last(loaded.module, device)
     spectrum = _spectrum(spectrum)
     plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
+    if out is not None and not config.reproducible:
+        logger.warning("A schedule of this run is a plain callable: its rows are keyed by what it "
+                       "computes but cannot be regenerated from the gallery; use a schedule from "
+                       "maco_hub.schedules to make them reproducible.")
     if out is None:
         return Gallery(tuple(_run_plan(loaded, plan, batch_size, spectrum, config, device, progress)))
 
@@ -186,9 +202,10 @@ def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> li
     return wanted
 
 
-def _engine_config(config: EngineConfig | None, *, steps: int | None, canvas: int | None) -> EngineConfig:
+def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:
+    """``config`` (default :class:`EngineConfig`) with the explicitly given fields replaced."""
     config = config or EngineConfig()
-    overrides = {k: v for k, v in {"steps": steps, "canvas": canvas}.items() if v is not None}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
@@ -224,6 +241,7 @@ def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]]
     for b, (objective, seed) in enumerate(batch):
         record = _record(loaded, objective, seed, batch, spectrum, config, device)
         record["key"] = row_key(record)
+        record["engine_settings"] = dict(result.settings)  # e.g. CPU threads: not part of the key
         items.append(Visualization(
             image=to_pil_image(result.images[b]),
             alpha=attribution_to_alpha(result.attribution[b]),

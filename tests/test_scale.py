@@ -106,3 +106,20 @@ def test_rank_shares_are_disjoint_balanced_and_keep_the_given_order():
     assert sorted(len(share) for share in shares) == [2, 2, 3]
     assert all(share == sorted(share, key=items.index) for share in shares)
     assert my_share(items, keys, World()) == items
+
+
+def test_thread_count_is_chosen_or_given_and_recorded_outside_the_key(tiny_zoo):
+    model = loaded("resnet")
+    auto = maco_hub.explain(model, classes=[0], **QUICK)[0]
+    one = maco_hub.explain(model, classes=[0], threads=1, **QUICK)[0]
+    assert 1 <= auto.record["engine_settings"]["threads"] <= (os.cpu_count() or 1)
+    assert one.record["engine_settings"]["threads"] == 1
+    assert auto.key == maco_hub.explain(model, classes=[0], **QUICK)[0].key  # auto: same key
+    with pytest.raises(ConfigError, match="threads=0"):
+        maco_hub.explain(model, classes=[0], threads=0, **QUICK)
+
+
+def test_a_canvas_that_cannot_fit_is_refused_before_any_work(tiny_zoo, tmp_path):
+    with pytest.raises(ConfigError, match="canvas"):
+        maco_hub.explain(loaded("resnet"), classes=[0], out=tmp_path / "g", **{**QUICK, "canvas": 60000})
+    assert not (tmp_path / "g").exists()
