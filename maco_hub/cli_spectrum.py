@@ -163,11 +163,11 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
     from huggingface_hub import constants
 
     from .errors import HubError
-    from .hub import _check_repo_id, _check_spectrum_name
+    from .hub import check_repo_id, check_spectrum_name
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     if name is not None:
-        _check_spectrum_name(name)
+        check_spectrum_name(name)
     if constants.HF_HUB_OFFLINE:
         raise HubError(f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE is set. Unset it (or set it to "
                        "0) and run again; the Hub must be reachable.")

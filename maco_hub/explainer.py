@@ -14,7 +14,7 @@ import torch
 from . import objectives as obj
 from ._version import __version__
 from .default_objectives import default_objectives
-from .devices import check_memory, use_channels_last
+from .devices import available_devices, check_memory, use_channels_last
 from .distributed import barrier, current_world, my_share, process_group, rank_device
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
@@ -23,7 +23,7 @@ from .keys import row_key, seed_for
 from .models import LOCAL_REVISION_PREFIX, LoadedModel, load_model
 from .records import objective_from_record, objective_to_record
 from .scoring import scoring
-from .spectra import _DEFAULT_ID, Spectrum, load_spectrum
+from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
 from .store import GalleryFolder
 
 if TYPE_CHECKING:
@@ -304,7 +304,7 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
         if local and loaded.revision != recorded:
             logger.warning("The row was made from a local folder with fingerprint %s; %s has %s, so "
                            "the result may differ.", recorded, loaded.model_id, loaded.revision)
-    if reference.get("id") == _DEFAULT_ID:
+    if reference.get("id") == DEFAULT_SPECTRUM_ID:
         spectrum = load_spectrum()
     else:
         spectrum = load_spectrum(reference.get("id"), name=reference.get("name"),
@@ -327,11 +327,8 @@ def _available(recorded: Any) -> str | None:
     if recorded is None:
         return None
     kind = str(recorded).split(":")[0]
-    present = {"cpu": True, "cuda": torch.cuda.is_available(),
-               "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if present.get(kind):
+    if any(name.split(":")[0] == kind for name in available_devices()):
         return kind
-    fallback = resolve_device(None)
     logger.warning("The row was made on %r, which this machine does not have; regenerating on %s "
-                   "(pixels may differ slightly from the original).", str(recorded), fallback)
+                   "(pixels may differ slightly from the original).", str(recorded), resolve_device(None))
     return None

@@ -40,7 +40,7 @@ def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: boo
     """
     from huggingface_hub import HfApi
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     items = list(gallery)
     api = HfApi(token=token, **LIBRARY)
     with _hub_errors(repo_id, "dataset", action="push the gallery to"):
@@ -84,7 +84,7 @@ def download_gallery(repo_id: str, *, revision: str | None = None, token: str | 
     """Download (or reuse from the cache) the gallery dataset ``repo_id``; return its folder."""
     from huggingface_hub import snapshot_download
 
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     with _hub_errors(repo_id, "dataset", action="download the gallery"):
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
                                       **LIBRARY))
@@ -107,8 +107,8 @@ def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
 
     from .spectra import Spectrum
 
-    _check_repo_id(repo_id)
-    _check_spectrum_name(name)
+    check_repo_id(repo_id)
+    check_spectrum_name(name)
     spectrum = spectrum if isinstance(spectrum, Spectrum) else Spectrum.load(spectrum)
     api = HfApi(token=token, **LIBRARY)
     with tempfile.TemporaryDirectory(prefix="maco_hub_spectrum_") as tmp, \
@@ -124,7 +124,7 @@ def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
     return str(getattr(info, "commit_url", info))
 
 
-def _check_spectrum_name(name: str) -> None:
+def check_spectrum_name(name: str) -> None:
     """A relative ``.safetensors`` path inside a repo, or ConfigError."""
     if (not isinstance(name, str) or not name.endswith(".safetensors") or name.startswith("/")
             or any(part in ("", ".", "..") for part in name.split("/"))):
@@ -132,7 +132,7 @@ def _check_spectrum_name(name: str) -> None:
                           "repo, e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
 
 
-def _check_repo_id(repo_id: str) -> None:
+def check_repo_id(repo_id: str) -> None:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:

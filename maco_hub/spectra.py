@@ -35,7 +35,7 @@ DEFAULT_FILENAME = "spectrum.safetensors"  # file looked up in Hub repos and fol
 TENSOR_NAME = "magnitude"  # the one tensor of a spectrum file
 REQUIRED_KEYS = ("sha256", "height", "width", "color_space")  # metadata every file must carry
 _LOADED_FROM_KEYS = ("source", "revision", "filename")  # where a spectrum was loaded from; never saved
-_DEFAULT_ID = "maco_hub/default"
+DEFAULT_SPECTRUM_ID = "maco_hub/default"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -225,7 +225,7 @@ def load_spectrum(
                 "load_spectrum() alone loads the shipped default."
             )
         return _read_file(_default_path(), fix="reinstall maco_hub")._with(
-            source=_DEFAULT_ID, revision=__version__
+            source=DEFAULT_SPECTRUM_ID, revision=__version__
         )
     path = Path(source)
     if path.is_dir():
