@@ -220,6 +220,7 @@ def _record(loaded: LoadedModel, objective: Objective, seed: int,
     return {
         "model_id": loaded.model_id,
         "model_revision": loaded.revision,
+        "model_source": loaded.source,  # what a converted model was made from (None otherwise)
         "preprocessing": loaded.preprocessing.to_dict(),
         "objective": objective.description,
         "objective_record": objective_to_record(objective),
