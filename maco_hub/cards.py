@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .evaluation import Evaluation, display_id
 from .gallery import image_names
 from .keys import is_row_key
 
 if TYPE_CHECKING:
-    from .evaluation import Evaluation
     from .spectra import Spectrum
 
 PREVIEW_ROWS = 12
@@ -150,7 +150,7 @@ def _legibility(evaluation: Evaluation | None, rows: Sequence[dict[str, Any]]) -
     if evaluation is None:
         return ""
     settings = evaluation.settings
-    judges = ", ".join(markdown_text(f"{s['judge']}: {s['model_id']}"
+    judges = ", ".join(markdown_text(f"{s['judge']}: {display_id(s['model_id'])}"
                                      + (f"@{s['model_revision']}" if s.get("model_revision") else ""))
                        for s in evaluation.summary)
     low, high = settings.get("crop_side") or (0.25, 0.30)

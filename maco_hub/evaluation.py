@@ -73,7 +73,7 @@ class Evaluation:
         for s in self.summary:
             cells = [_fmt(s.get(k)) for k in (*TRANSFER_METRICS, "plausibility", "crops_plausibility")]
             cells += [_fmt(s.get("frechet"), 1), _fmt(s.get("frechet_pooled"), 1)]
-            lines.append([f"{s['judge']} ({_display_id(s['model_id'])})", f"{s['judged']}/{s['rows']}",
+            lines.append([f"{s['judge']} ({display_id(s['model_id'])})", f"{s['judged']}/{s['rows']}",
                           *cells])
         return header, lines
 
@@ -216,7 +216,7 @@ def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     return dict(settings)
 
 
-def _display_id(model_id: str) -> str:
+def display_id(model_id: str) -> str:
     """A Hub id as is; a local folder by its name only (no machine paths in cards)."""
     return Path(model_id).name if Path(model_id).is_absolute() else model_id
 

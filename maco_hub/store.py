@@ -479,10 +479,14 @@ def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
                  title: str | None = None) -> Path:
     """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
 
-    Rows already in the folder are kept and not duplicated; concurrent writers are safe.
+    Rows already in the folder are kept and not duplicated; concurrent writers are safe. The
+    evaluation a :class:`Gallery` carries is stored too (see :func:`save_evaluation`).
     """
     store = GalleryFolder.open(folder)
     store.append(gallery)
+    evaluation = getattr(gallery, "evaluation", None)
+    if evaluation is not None:
+        store.save_evaluation(evaluation)
     store.write_pages(title=title)
     return store.path
 
