@@ -198,6 +198,8 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
                    str((item.record.get("config") or {}).get("steps")),
                    str((item.record.get("config") or {}).get("canvas")),
                    str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
+    if gallery.evaluation is not None:
+        print(f"\n{gallery.evaluation.to_markdown()}", end="")
     return 0
 
 

@@ -168,14 +168,14 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                 raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
             files.add(entry["file"])
             keys.update(entry["keys"])
-        check_manifest_shape(manifest)
+        check_evaluation_entry(manifest)
     except (OSError, UnicodeDecodeError, GalleryError) as error:
         raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
                            f"{fix}.") from None
     return manifest
 
 
-def check_manifest_shape(manifest: dict[str, Any]) -> None:
+def check_evaluation_entry(manifest: dict[str, Any]) -> None:
     """The manifest's ``evaluation``: absent, or its columns with dtypes and evaluation.json's sha256."""
     entry = manifest.get("evaluation")
     if entry is None:

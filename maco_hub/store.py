@@ -59,7 +59,7 @@ from .shards import (
     MANIFEST_NAME,
     MAX_EVALUATION_BYTES,
     MAX_RECORD_BYTES,
-    check_manifest_shape,
+    check_evaluation_entry,
     eval_columns,
     features_yaml,
     is_own_shard,
@@ -256,6 +256,9 @@ class GalleryFolder:
                 previous = None
             keys = self.keys
             outside = set(evaluation.rows) - keys
+            if evaluation.rows and outside == set(evaluation.rows):
+                raise ConfigError(f"None of the {len(outside)} evaluated rows is in the gallery {self.path}; "
+                                  "store an evaluation in the folder that holds its rows.")
             if outside:
                 logger.warning("%d evaluated row(s) are not in %s (other rows or keyless rows); their "
                                "results are not stored.", len(outside), self.path)
@@ -378,7 +381,7 @@ class GalleryFolder:
             self._load_shard(entry, images=False)
             if not entry["keys"] or set(entry["keys"]) & self.keys:
                 raise GalleryError("no new rows")
-            check_manifest_shape(self._manifest)
+            check_evaluation_entry(self._manifest)
         except GalleryError:
             self._manifest = before
             return False

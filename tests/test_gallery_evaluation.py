@@ -14,7 +14,7 @@ from browser import console_errors, headless_chromium, why_unavailable
 from tiny_models import loaded
 
 import maco_hub
-from maco_hub.errors import GalleryError
+from maco_hub.errors import ConfigError, GalleryError
 from maco_hub.evaluation import ROW_FIELDS, Evaluation
 from maco_hub.shards import EVALUATION_NAME, MANIFEST_NAME
 from maco_hub.store import GalleryFolder
@@ -158,6 +158,14 @@ def test_oversized_or_deep_evaluation_json_is_refused_before_parsing(folder, mon
         maco_hub.load_gallery(folder)
 
 
+def test_an_evaluation_of_other_rows_is_not_stored(folder, tiny_zoo, tmp_path):
+    other = tmp_path / "other"
+    maco_hub.explain(loaded("vit"), classes=[4], out=other, **QUICK)
+    with pytest.raises(ConfigError, match="None of the 3 evaluated rows"):
+        maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=other)
+    assert maco_hub.load_gallery(other).evaluation is None
+
+
 def test_crafted_manifest_columns_are_refused(folder):
     maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)
     manifest = _manifest(folder)
@@ -215,6 +223,8 @@ def test_cli_evaluates_a_folder_in_place(folder, maco_cli, tiny_zoo):
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("| judge | rows judged |") and "| deit (deit) | 2/2 |" in run.stdout
     assert f"stored in {folder}" in run.stdout
+    shown = maco_cli("gallery", "show", str(folder))
+    assert shown.returncode == 0 and "| swin (swin) | 2/2 |" in shown.stdout
     stored = maco_hub.load_gallery(folder).evaluation
     assert [s["judge"] for s in stored.summary] == ["deit", "swin"] and stored.settings["seed"] == 3
     assert len(stored.columns) == 2 * len(ROW_FIELDS)
