@@ -227,9 +227,12 @@ class GalleryFolder:
             data = path.read_bytes() if size <= MAX_EVALUATION_BYTES else b""
         except OSError as error:
             raise GalleryError(f"The {where} is unreadable ({type(error).__name__}); {fix}.") from None
-        if size > MAX_EVALUATION_BYTES or hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise GalleryError(f"The {where} is {size} bytes (limit {MAX_EVALUATION_BYTES}) or does not "
-                               f"match its sha256 in {MANIFEST_NAME} (interrupted or edited); {fix}.")
+        if size > MAX_EVALUATION_BYTES:
+            raise GalleryError(f"The {where} is {size} bytes (limit {MAX_EVALUATION_BYTES}); it was not "
+                               f"written by maco_hub; {fix}.")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (an interrupted "
+                               f"evaluation, or edited); {fix}.")
         try:
             record = parse_json(data.decode("utf-8"), f"the {where}", MAX_EVALUATION_BYTES)
             evaluation = Evaluation.from_record(record)
