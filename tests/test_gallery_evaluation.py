@@ -9,8 +9,10 @@ import time
 
 import datasets
 import helpers
+import numpy as np
 import pytest
 from browser import console_errors, headless_chromium, why_unavailable
+from PIL import Image
 from tiny_models import loaded
 
 import maco_hub
@@ -47,6 +49,13 @@ def _forge(folder, record_text: str) -> None:
     manifest = _manifest(folder)
     manifest["evaluation"]["sha256"] = hashlib.sha256(record_text.encode()).hexdigest()
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def test_evaluate_is_the_function_even_after_its_module_is_imported():
+    import maco_hub.legibility
+
+    assert maco_hub.evaluate is maco_hub.legibility.evaluate and callable(maco_hub.evaluate)
+    assert maco_hub.save_evaluation.__module__ == "maco_hub.store"
 
 
 def test_results_become_columns_card_section_and_json(folder):
@@ -217,12 +226,25 @@ def test_interrupted_evaluation_leaves_the_gallery_and_repair_drops_a_stale_resu
 # ------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_evaluates_a_folder_in_place(folder, maco_cli, tiny_zoo):
+def test_cli_evaluates_a_folder_in_place(folder, maco_cli, tiny_zoo, tmp_path):
+    reference = tmp_path / "photos"
+    for name, seed in (("espresso", 1), ("tabby cat", 2)):
+        (reference / name).mkdir(parents=True)
+        for i in range(3):
+            pixels = np.random.default_rng(seed * 10 + i).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(reference / name / f"{i}.png")
     run = maco_cli("gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["deit"].path),
-                   "--judge", str(tiny_zoo["swin"].path), "--crops", "2", "--seed", "3")
+                   "--judge", str(tiny_zoo["swin"].path), "--crops", "2", "--seed", "3",
+                   "--reference", str(reference), "--reference-per-class", "2")
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("| judge | rows judged |") and "| deit (deit) | 2/2 |" in run.stdout
     assert f"stored in {folder}" in run.stdout
+    rows = datasets.load_dataset(str(folder), split="train")
+    judged = [(p, n) for p, n, s in zip(rows["eval_swin_plausibility"], rows["eval_swin_reference_images"],
+                                        rows["eval_swin_status"], strict=True) if s == "ok"]
+    assert len(judged) == 2 and all(-1 <= p <= 1 and n == 2 for p, n in judged)
+    assert "- Reference: folder photos: 4 images of 2 classes, at most 2 per class" in \
+        (folder / "README.md").read_text()
     shown = maco_cli("gallery", "show", str(folder))
     assert shown.returncode == 0 and "| swin (swin) | 2/2 |" in shown.stdout
     stored = maco_hub.load_gallery(folder).evaluation
