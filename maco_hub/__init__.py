@@ -15,6 +15,7 @@ from ._version import __version__
 
 _EXPORTS = {  # public name -> the module defining it ("" for a submodule)
     "explain": "explainer",
+    "evaluate": "legibility",
     "regenerate": "explainer",
     "load_model": "models",
     "layers": "inspection",
@@ -30,6 +31,7 @@ _EXPORTS = {  # public name -> the module defining it ("" for a submodule)
     "Visualization": "gallery",
     "save_gallery": "store",
     "repair_gallery": "store",
+    "save_evaluation": "store",
     "load_gallery": "hub",
     "push_gallery": "hub",
 }
@@ -56,7 +58,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .gallery import Gallery, Visualization
     from .hub import load_gallery, push_gallery, push_spectrum
     from .inspection import labels, layers
+    from .legibility import evaluate
     from .models import load_model
     from .preprocessing import Preprocessing
     from .spectra import Spectrum, load_spectrum
-    from .store import repair_gallery, save_gallery
+    from .store import repair_gallery, save_evaluation, save_gallery

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .evaluation import Evaluation, display_id
 from .gallery import image_names
 from .keys import is_row_key
 
@@ -36,8 +37,10 @@ def markdown_text(value: Any) -> str:
 
 
 def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str], features_yaml: list,
-                        title: str | None = None, repo_id: str | None = None) -> str:
-    """Card text for a gallery whose rows (metadata only) are ``rows``, stored in ``shards``.
+                        title: str | None = None, repo_id: str | None = None,
+                        evaluation: Evaluation | None = None) -> str:
+    """Card text for a gallery whose rows (metadata only) are ``rows``, stored in ``shards``, with
+    a "Legibility" section when it carries a (checked) ``evaluation``.
 
     ``rows[i]["key"]`` must be a checked row key (it names the preview images). The shard files
     are listed one by one rather than by a glob: `datasets` keys its cache of a local folder on
@@ -73,13 +76,14 @@ fixed to the average magnitude of natural images. The `alpha` column is the attr
 - Spectrum: {", ".join(markdown_text(s) for s in spectra) or "—"}
 - Rows: {len(rows)}{_kinds(rows)}
 - Settings: {_settings(rows)}
-
+{_legibility(evaluation, rows)}
 ## Columns
 
 `image` (RGB visualization), `alpha` (attribution, 8-bit), `objective` (caption), `kind`, `layer`, `unit`,
 `class_id`, `label`, `score` (objective value on the whole image), `seed`, `steps`, `canvas`,
 `spectrum_id`/`spectrum_revision`/`spectrum_sha256`, `model_id`/`model_revision`, `maco_hub_version`,
 `config` (engine settings, JSON) and `record` (everything needed to make the row again, JSON).
+An evaluated gallery also has the columns `eval_<judge>_<field>` (see Legibility).
 
 ## Preview
 
@@ -139,6 +143,43 @@ def _table_cell(value: object) -> str:
     """A metadata value in a table cell, as stored: whitespace runs collapsed, pipes escaped,
     ``<``, ``>`` and ``&`` as entities (so no HTML reaches the page)."""
     return html.escape(" ".join(str(value).split()).replace("|", "\\|"), quote=False)
+
+
+def _legibility(evaluation: Evaluation | None, rows: Sequence[dict[str, Any]]) -> str:
+    """The "Legibility" section: settings, the summary table and its notes, every value escaped."""
+    if evaluation is None:
+        return ""
+    settings = evaluation.settings
+    judges = ", ".join(markdown_text(f"{s['judge']}: {display_id(s['model_id'])}"
+                                     + (f"@{s['model_revision']}" if s.get("model_revision") else ""))
+                       for s in evaluation.summary)
+    low, high = settings.get("crop_side") or (0.25, 0.30)
+    reference = settings.get("reference")
+    header, lines = evaluation.table()
+    table = [f"| {' | '.join(markdown_text(c) for c in header)} |", "|---|" + "---:|" * (len(header) - 1)]
+    table += [f"| {' | '.join(markdown_text(c) for c in cells)} |" for cells in lines]
+    evaluated = sum(1 for r in rows if r.get("key") in evaluation.rows)
+    crops = (f"{markdown_text(settings.get('crops'))} per row, {low:.0%}–{high:.0%} of the canvas, seed "
+             f"{markdown_text(settings.get('seed'))}")
+    reference = (markdown_text(reference) if reference
+                 else "none (plausibility and Fréchet distance not computed)")
+    rest = "" if evaluated == len(rows) else " (evaluate again to judge the rest)"
+    return f"""
+## Legibility
+
+How well other networks recognize each class visualization, as a whole and zoomed in (the MACO
+paper's transferability, plausibility and Fréchet distance; `maco-hub gallery evaluate`).
+
+- Judges: {judges or "—"}
+- Crops: {crops}
+- Reference: {reference}
+- Rows evaluated: {evaluated} of {len(rows)}{rest}
+
+{chr(10).join(table)}
+
+{" ".join(markdown_text(note) for note in evaluation.notes())} Per-row results are the columns
+`eval_<judge>_<field>`; `evaluation.json` holds this summary and its settings.
+"""
 
 
 def _kinds(rows: Sequence[dict[str, Any]]) -> str:

@@ -126,6 +126,29 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
                                             "afterwards to recompute the dropped rows.")
     repair.add_argument("folder", type=Path)
     repair.set_defaults(run=_run_gallery_repair)
+    evaluate = actions.add_parser(
+        "evaluate", parents=[common], help="judge how legible a gallery is",
+        description="Show every class row to image classifiers (judges): top-1/top-5 and p(class) on "
+                    "the whole canvas and on random 25-30% crops, plus plausibility and Frechet "
+                    "distance against --reference. Results become gallery columns eval_<judge>_<field>, "
+                    "evaluation.json and a Legibility section in the card and index.html. A folder "
+                    "is updated in place (or copied to --out); a Hub gallery needs --out and/or --push.")
+    evaluate.add_argument("source", help="gallery folder or Hub dataset repo id")
+    evaluate.add_argument("--judge", action="append", required=True, metavar="MODEL",
+                          help="classifier sharing the label space (Hub id or folder); repeatable")
+    evaluate.add_argument("--reference", metavar="DATASET_OR_FOLDER",
+                          help="labelled real images: Hub dataset id or folder of class folders")
+    evaluate.add_argument("--reference-split", help="split of a --reference dataset (default: train)")
+    evaluate.add_argument("--reference-per-class", type=int, default=16, metavar="N",
+                          help="reference images per class (default: %(default)s)")
+    evaluate.add_argument("--crops", type=int, default=16, help="random crops per row (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the crop boxes (default: %(default)s)")
+    evaluate.add_argument("--device", help="torch device of the judges (default: cuda if present)")
+    evaluate.add_argument("--revision", help="Hub revision of SOURCE")
+    evaluate.add_argument("--out", type=Path, help="gallery folder to write the evaluated gallery to")
+    evaluate.add_argument("--push", metavar="REPO_ID", help="push the evaluated gallery to this dataset repo")
+    add_push_options(evaluate, revision="--hub-revision")
+    evaluate.set_defaults(run=_run_gallery_evaluate)
 
 
 def _run_explain(args: argparse.Namespace) -> int:
@@ -178,6 +201,8 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
                    str((item.record.get("config") or {}).get("steps")),
                    str((item.record.get("config") or {}).get("canvas")),
                    str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
+    if gallery.evaluation is not None:
+        print(f"\n{gallery.evaluation.to_markdown()}", end="")
     return 0
 
 
@@ -210,6 +235,35 @@ def _run_gallery_repair(args: argparse.Namespace) -> int:
     for name in report.left:
         print(f"kept {name}: not written by maco_hub (remove it if it is not yours)")
     print(f"{args.folder}: {report.rows} rows; rerun the explain command to recompute dropped rows")
+    return 0
+
+
+def _run_gallery_evaluate(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .gallery import Gallery
+    from .hub import load_gallery, push_gallery
+    from .legibility import evaluate
+    from .store import save_gallery
+
+    local = Path(args.source).exists()
+    if not local and args.out is None and args.push is None:
+        raise ConfigError(f"{args.source!r} is not a local folder; a Hub gallery is evaluated into a copy: "
+                          "pass --out DIR (a local gallery folder) and/or --push REPO_ID (a dataset repo "
+                          "you can write to, possibly the same one).")
+    gallery = load_gallery(args.source, revision=args.revision)
+    out = args.out or (Path(args.source) if local else None)
+    if out is not None and not (local and out.resolve() == Path(args.source).resolve()):
+        save_gallery(gallery, out)
+    evaluation = evaluate(gallery, args.judge, reference=args.reference, crops=args.crops, seed=args.seed,
+                          reference_per_class=args.reference_per_class,
+                          reference_split=args.reference_split, device=args.device, out=out)
+    print(evaluation.to_markdown())
+    if out is not None:
+        print(f"stored in {out}: columns eval_*, evaluation.json, README.md and index.html")
+    if args.push:
+        pushed = load_gallery(out) if out is not None else Gallery(gallery.items, evaluation)
+        url = push_gallery(pushed, args.push, **push_arguments(args))
+        print(f"pushed to {args.push}: {url}")
     return 0
 
 

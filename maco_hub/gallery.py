@@ -17,6 +17,7 @@ from PIL import Image
 
 from ._files import atomic_write
 from .errors import GalleryError
+from .evaluation import Evaluation
 from .keys import is_row_key, row_key
 
 ALPHA_QUANTILE = 0.99  # attribution at this quantile maps to full opacity
@@ -58,6 +59,7 @@ class Gallery(Sequence[Visualization]):
     """An ordered, immutable collection of visualizations of one model."""
 
     items: tuple[Visualization, ...] = ()  # in objective order
+    evaluation: Evaluation | None = None  # legibility results by row key (maco_hub.evaluate), if any
 
     @overload
     def __getitem__(self, index: int) -> Visualization: ...
@@ -65,7 +67,7 @@ class Gallery(Sequence[Visualization]):
     def __getitem__(self, index: slice) -> Gallery: ...
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Gallery(self.items[index])
+            return Gallery(self.items[index], self.evaluation)
         return self.items[index]
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from ._version import __version__
 from .cards import spectrum_card
 from .errors import ConfigError, GalleryError, HubError
 from .gallery import Gallery, Visualization
-from .shards import MANIFEST_NAME
+from .shards import DATA_DIR, MANIFEST_NAME
 from .store import GalleryFolder
 
 if TYPE_CHECKING:
@@ -35,8 +35,10 @@ def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: boo
                  commit_message: str | None = None) -> str:
     """Merge ``gallery`` into the dataset repo ``repo_id`` (created if needed) in one commit.
 
-    Rows the repo already holds are kept and not duplicated; its shards are checked first.
-    Returns the commit URL.
+    Rows the repo already holds are kept and not duplicated; its shards are checked first. A
+    :class:`Gallery` that carries an evaluation (``load_gallery`` of an evaluated folder, or
+    :func:`maco_hub.evaluate` with ``out``) adds its results as columns, as ``save_evaluation``
+    does. Returns the commit URL.
     """
     from huggingface_hub import HfApi
 
@@ -54,11 +56,14 @@ def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: boo
                 shutil.copytree(existing, folder, ignore=shutil.ignore_patterns(".gitattributes", ".cache"))
             store = GalleryFolder.open(folder, remedy=_damaged_repo(repo_id))
             store.append(items)
+            evaluation = getattr(gallery, "evaluation", None)
+            if evaluation is not None:
+                store.save_evaluation(evaluation)
             store.write_pages(repo_id=repo_id)
-            info = api.upload_folder(
+            info = api.upload_folder(  # shards the manifest no longer lists are deleted
                 repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
                 commit_message=commit_message or f"Add {len(items)} MACO visualizations (maco_hub)",
-                ignore_patterns=[LOCK_NAME],
+                ignore_patterns=[LOCK_NAME], delete_patterns=[f"{DATA_DIR}/*.parquet"],
             )
     return str(getattr(info, "commit_url", info))
 

@@ -2,6 +2,10 @@
 
 Shard names, columns and the manifest's entries are checked against this format; JSON is size-
 and depth-limited before it is parsed, so a crafted record cannot exhaust memory or recursion.
+
+An evaluated gallery's shards also hold the evaluation columns (``eval_<judge>_<field>``) that the
+manifest's ``evaluation`` entry lists with their dtypes, next to the name and sha256 of
+``evaluation.json`` (the summary and settings, :class:`maco_hub.evaluation.Evaluation`).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from .keys import is_row_key
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+EVALUATION_NAME = "evaluation.json"
 DATA_DIR = "data"
 IMAGES_DIR = "images"
 MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
 MAX_MANIFEST_BYTES = 256 << 20
+MAX_EVALUATION_BYTES = 64 << 20  # evaluation.json: ~0.5 kB per row and judge
 MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
 COLUMNS = (  # (name, datasets dtype) of a shard, in order
     ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
@@ -35,20 +41,29 @@ COLUMNS = (  # (name, datasets dtype) of a shard, in order
 )
 SHARD_RE = re.compile(r"^data/train-([0-9a-f]{5}|[0-9a-f]{16})\.parquet$")  # old counters or hashes
 HASH_NAME_LENGTH = 16
+EVAL_COLUMN_RE = re.compile(r"^eval_[0-9a-z_]{1,100}$")
+EVAL_DTYPES = ("bool", "float64", "int64", "string")
+MAX_EVAL_COLUMNS = 32 * 12  # judges x fields per judge
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
-def features():
-    """The ``datasets.Features`` of a gallery shard."""
+def features(extra: Sequence[tuple[str, str]] = ()):
+    """The ``datasets.Features`` of a gallery shard (with the evaluation columns ``extra``)."""
     from datasets import Features, Value
     from datasets import Image as ImageFeature
 
-    return Features({name: ImageFeature() if dtype == "image" else Value(dtype) for name, dtype in COLUMNS})
+    return Features({name: ImageFeature() if dtype == "image" else Value(dtype)
+                     for name, dtype in (*COLUMNS, *extra)})
 
 
-def features_yaml() -> list[dict[str, str]]:
+def features_yaml(extra: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
     """The shard's columns as the ``dataset_info.features`` list of a dataset card."""
-    return [{"name": name, "dtype": dtype} for name, dtype in COLUMNS]
+    return [{"name": name, "dtype": dtype} for name, dtype in (*COLUMNS, *extra)]
+
+
+def eval_columns(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The evaluation columns ``(name, dtype)`` every shard of a checked manifest holds."""
+    return [(name, dtype) for name, dtype in (manifest.get("evaluation") or {}).get("columns", [])]
 
 
 def shard_names(digest: str) -> list[str]:
@@ -66,8 +81,9 @@ def is_own_shard(file: Path) -> bool:
     return name in shard_names(hashlib.sha256(file.read_bytes()).hexdigest())
 
 
-def read_table(data: bytes, name: str, folder: Path, remedy: str):
-    """The parquet table of a shard's bytes, with exactly the gallery's columns."""
+def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequence[tuple[str, str]] = ()):
+    """The parquet table of a shard's bytes, with exactly the gallery's columns (and ``extra``,
+    the evaluation columns, of their dtypes)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -78,13 +94,24 @@ def read_table(data: bytes, name: str, folder: Path, remedy: str):
     except (pa.ArrowException, OSError, ValueError) as error:
         raise GalleryError(f"Gallery shard {name!r} in {folder} is not a readable parquet file "
                            f"({type(error).__name__}); {remedy}.") from None
-    expected = [column for column, _ in COLUMNS]
+    expected = [column for column, _ in (*COLUMNS, *extra)]
     if sorted(table.column_names) != sorted(expected):
-        extra = sorted(set(table.column_names) - set(expected))
+        more = sorted(set(table.column_names) - set(expected))
         missing = sorted(set(expected) - set(table.column_names))
-        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than a maco_hub "
-                           f"gallery (extra {extra}, missing {missing}); {remedy}.")
+        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than its gallery's "
+                           f"{MANIFEST_NAME} lists (extra {more}, missing {missing}); {remedy}.")
+    arrow = _arrow_types()
+    for column, dtype in extra:
+        if table.schema.field(column).type != arrow[dtype]:
+            raise GalleryError(f"Column {column!r} of gallery shard {name!r} in {folder} is "
+                               f"{table.schema.field(column).type}, not {dtype}; {remedy}.")
     return table
+
+
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {"bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
 
 
 def parse_json(text: Any, what: str, limit: int) -> Any:
@@ -141,22 +168,62 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                 raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
             files.add(entry["file"])
             keys.update(entry["keys"])
+        check_evaluation_entry(manifest)
     except (OSError, UnicodeDecodeError, GalleryError) as error:
         raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
                            f"{fix}.") from None
     return manifest
 
 
+def check_evaluation_entry(manifest: dict[str, Any]) -> None:
+    """The manifest's ``evaluation``: absent, or its columns with dtypes and evaluation.json's sha256."""
+    entry = manifest.get("evaluation")
+    if entry is None:
+        return
+    columns = entry.get("columns") if isinstance(entry, dict) else None
+    if not isinstance(columns, list) or len(columns) > MAX_EVAL_COLUMNS:
+        raise GalleryError(f"its evaluation entry lists no columns or more than {MAX_EVAL_COLUMNS}")
+    names = {name for name, _ in COLUMNS}
+    for column in columns:
+        if not (isinstance(column, list) and len(column) == 2 and isinstance(column[0], str)
+                and EVAL_COLUMN_RE.match(column[0]) and column[1] in EVAL_DTYPES and column[0] not in names):
+            raise GalleryError(f"its evaluation column {str(column)[:80]!r} is not [eval_NAME, dtype] with "
+                               f"a dtype among {EVAL_DTYPES}, or is listed twice")
+        names.add(column[0])
+    if "file" in entry and (entry["file"] != EVALUATION_NAME or not isinstance(entry.get("sha256"), str)
+                            or not _SHA256_RE.match(entry["sha256"])):
+        raise GalleryError(f"its evaluation entry names {str(entry['file'])[:80]!r} or a sha256 that is not "
+                           f"{EVALUATION_NAME} with a valid sha256")
+
+
+def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
+    """The evaluation columns ``(name, dtype)`` a shard's parquet schema holds (unchecked names)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = _arrow_types()
+    try:
+        schema = pq.read_schema(pa.BufferReader(data))
+    except (pa.ArrowException, OSError, ValueError):
+        return []
+    known = {name for name, _ in COLUMNS}
+    return [(f.name, next((d for d, t in names.items() if t == f.type), str(f.type)))
+            for f in schema if f.name not in known]
+
+
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
 
 
-def parquet_bytes(rows: Sequence[dict[str, Any]]) -> bytes:
-    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns)."""
+def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns),
+    with the evaluation columns ``extra`` (rows without them get None)."""
     import pyarrow.parquet as pq
     from datasets import Dataset
 
-    table = Dataset.from_list(list(rows), features=features()).data.table
+    names = [name for name, _ in extra]
+    rows = [{**dict.fromkeys(names), **row} for row in rows]
+    table = Dataset.from_list(rows, features=features(extra)).data.table
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -7,6 +7,7 @@ Layout of a gallery folder::
     images/KEY.png                the image, and KEY-transparent.png with attribution as alpha
     README.md                     dataset card (YAML header tells `datasets` where the data is)
     index.html                    static viewer (search, transparency toggle, records)
+    evaluation.json               legibility results (:func:`save_evaluation`), if evaluated
     .maco_hub.lock                the inter-process lock every writer takes
 
 Nothing in a folder is trusted: shard names must be ``data/train-HASH.parquet``, row keys 20 hex
@@ -20,6 +21,13 @@ lists; an empty manifest marks a new folder before any data. A writer that opens
 what maco_hub left unfinished (its own temporary files, shards whose name is the hash of their
 content but that no manifest lists, images of unlisted rows) and reports, but keeps, anything
 else; :func:`repair_gallery` also drops damaged shards (to be recomputed by a rerun).
+
+An evaluation (:func:`maco_hub.legibility.evaluate`) is stored as columns ``eval_<judge>_<field>``
+of every shard (None where a row was not judged) and as ``evaluation.json`` (summary and
+settings, size- and type-checked on load). Storing one rewrites the shards under the lock: new
+shards (new names and sha256, same rows, keys and images), then evaluation.json, then the
+manifest, then the old shards are removed; an interruption leaves the previous gallery (a
+mismatching evaluation.json is reported, and dropped by :func:`repair_gallery`).
 """
 
 from __future__ import annotations
@@ -39,21 +47,27 @@ from PIL import Image
 from ._files import atomic_write, is_own_temp_file, kill_point
 from ._lock import LOCK_NAME, folder_lock
 from .cards import render_gallery_card
-from .errors import GalleryError
+from .errors import ConfigError, GalleryError
+from .evaluation import Evaluation, column_name
 from .gallery import Gallery, Visualization, image_names, png_bytes
 from .keys import canonical_json, is_row_key, row_key
 from .shards import (
     DATA_DIR,
+    EVALUATION_NAME,
     FORMAT_VERSION,
     IMAGES_DIR,
     MANIFEST_NAME,
+    MAX_EVALUATION_BYTES,
     MAX_RECORD_BYTES,
+    check_evaluation_entry,
+    eval_columns,
     features_yaml,
     is_own_shard,
     parquet_bytes,
     parse_json,
     read_manifest,
     read_table,
+    shard_eval_columns,
     shard_names,
     write_manifest,
 )
@@ -61,7 +75,9 @@ from .viewer import write_index_html
 
 logger = logging.getLogger(__name__)
 
-_KNOWN_TOP = {MANIFEST_NAME, DATA_DIR, IMAGES_DIR, "README.md", "index.html", LOCK_NAME, ".gitattributes"}
+_KNOWN_TOP = {MANIFEST_NAME, DATA_DIR, IMAGES_DIR, "README.md", "index.html", LOCK_NAME, ".gitattributes",
+              EVALUATION_NAME}
+CHIP_FIELDS = ("status", "top1", "prob", "crops_top1")  # what a viewer tile shows per judge
 
 
 @dataclass
@@ -147,10 +163,7 @@ class GalleryFolder:
                 atomic_write(self.path / IMAGES_DIR / image, row["image"]["bytes"])
                 atomic_write(self.path / IMAGES_DIR / transparent, png_bytes(item.with_transparency()))
             kill_point("after-images")
-            data = parquet_bytes(rows)
-            digest = hashlib.sha256(data).hexdigest()
-            name = next(name for name in shard_names(digest) if not (self.path / name).exists())
-            atomic_write(self.path / name, data)
+            name, digest = self._write_shard(parquet_bytes(rows, eval_columns(self._manifest)))
             kill_point("after-shard")
             shard = {"file": name, "keys": list(new), "sha256": digest}
             manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
@@ -164,8 +177,10 @@ class GalleryFolder:
         with folder_lock(self.path):
             self._manifest = read_manifest(self.path)
             rows = self._metadata_rows()
+            evaluation = self.evaluation()
             card = render_gallery_card(rows, shards=[shard["file"] for shard in self._manifest["shards"]],
-                                       features_yaml=features_yaml(), title=title, repo_id=repo_id)
+                                       features_yaml=features_yaml(eval_columns(self._manifest)),
+                                       title=title, repo_id=repo_id, evaluation=evaluation)
             atomic_write(self.path / "README.md", card)
             kill_point("during-pages")
             page_rows = []
@@ -175,10 +190,15 @@ class GalleryFolder:
                                   "transparent": f"{IMAGES_DIR}/{transparent}",
                                   **{k: r[k] for k in ("objective", "kind", "layer", "unit", "class_id",
                                                        "label", "score", "seed", "steps", "canvas")},
-                                  "record": r["record"]})
+                                  "record": r["record"], "evaluation": _chips(evaluation, r["key"])})
             model_ids = ", ".join(sorted({str(r["model_id"]) for r in rows}))
+            summary = None
+            if evaluation is not None:
+                header, lines = evaluation.table()
+                summary = {"header": header, "rows": lines, "notes": evaluation.notes()}
             write_index_html(self.path, page_rows, title=title or f"MACO gallery: {model_ids}",
-                             description=f"{len(rows)} feature visualizations made with maco_hub (MACO).")
+                             description=f"{len(rows)} feature visualizations made with maco_hub (MACO).",
+                             summary=summary)
 
     def read(self) -> Gallery:
         """Every row, in the order they were added (each shard's sha256 and rows checked)."""
@@ -191,7 +211,89 @@ class GalleryFolder:
                     raise GalleryError(f"Row {index} of gallery shard {entry['file']!r} in {self.path} "
                                        f"cannot be read ({type(error).__name__}: {error}); "
                                        f"{self._remedy}.") from None
-        return Gallery(tuple(items))
+        return Gallery(tuple(items), evaluation=self.evaluation())
+
+    def evaluation(self) -> Evaluation | None:
+        """The stored evaluation (None if none), checked: size, sha256, types, row keys, columns."""
+        entry = self._manifest.get("evaluation") or {}
+        if "file" not in entry:
+            return None
+        path = self.path / EVALUATION_NAME
+        where = f"{EVALUATION_NAME} of the gallery {self.path}"
+        fix = ("run `maco-hub gallery evaluate` again to replace it, or `maco-hub gallery repair` to "
+               "drop it")
+        try:
+            size = path.stat().st_size
+            data = path.read_bytes() if size <= MAX_EVALUATION_BYTES else b""
+        except OSError as error:
+            raise GalleryError(f"The {where} is unreadable ({type(error).__name__}); {fix}.") from None
+        if size > MAX_EVALUATION_BYTES:
+            raise GalleryError(f"The {where} is {size} bytes (limit {MAX_EVALUATION_BYTES}); it was not "
+                               f"written by maco_hub; {fix}.")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (an interrupted "
+                               f"evaluation, or edited); {fix}.")
+        try:
+            record = parse_json(data.decode("utf-8"), f"the {where}", MAX_EVALUATION_BYTES)
+            evaluation = Evaluation.from_record(record)
+        except (UnicodeDecodeError, GalleryError) as error:
+            raise GalleryError(f"The {where} is refused: {error}") from None
+        bad = next((key for key in evaluation.rows if not is_row_key(key)), None)
+        if bad is not None or evaluation.columns != [name for name, _ in eval_columns(self._manifest)]:
+            raise GalleryError(f"The {where} has the row {bad!r} or other columns than {MANIFEST_NAME} "
+                               f"lists; {fix}.")
+        return evaluation
+
+    def save_evaluation(self, evaluation: Evaluation) -> Evaluation:
+        """Store ``evaluation`` as columns of every shard and as evaluation.json (see the module
+        docstring); its judges replace earlier results of the same names. Returns what is stored."""
+        if not isinstance(evaluation, Evaluation):
+            raise ConfigError(f"save_evaluation needs an Evaluation (from maco_hub.evaluate), not "
+                              f"{type(evaluation).__name__}.")
+        with folder_lock(self.path):
+            self._manifest = read_manifest(self.path)
+            try:
+                previous = self.evaluation()
+            except GalleryError as error:
+                logger.warning("Replacing the evaluation of %s: %s", self.path, error)
+                previous = None
+            keys = self.keys
+            outside = set(evaluation.rows) - keys
+            if evaluation.rows and outside == set(evaluation.rows):
+                raise ConfigError(f"None of the {len(outside)} evaluated rows is in the gallery {self.path}; "
+                                  "store an evaluation in the folder that holds its rows.")
+            if outside:
+                logger.warning("%d evaluated row(s) are not in %s (other rows or keyless rows); their "
+                               "results are not stored.", len(outside), self.path)
+            stored = evaluation.replacing(previous).restricted_to(keys)
+            record = json.dumps(stored.to_record(), sort_keys=True)
+            if len(record) > MAX_EVALUATION_BYTES:
+                raise ConfigError(f"The evaluation is {len(record)} characters of JSON, over the limit of "
+                                  f"{MAX_EVALUATION_BYTES}; evaluate fewer judges at once.")
+            columns = stored.column_types()
+            if len({name for name, _ in columns}) < len(columns):
+                raise ConfigError(f"The judge names {[s['judge'] for s in stored.summary]} give two "
+                                  "columns the same name; name the judges (a mapping name -> model).")
+            shards, old = [], []
+            for entry in self._manifest["shards"]:
+                rows = self._raw_rows(entry)
+                for row in rows:
+                    values = stored.rows.get(row["key"], {})
+                    row.update({name: values.get(name) for name, _ in columns})
+                name, digest = self._write_shard(parquet_bytes(rows, columns))
+                shards.append({"file": name, "keys": entry["keys"], "sha256": digest})
+                if name != entry["file"]:
+                    old.append(entry["file"])
+            kill_point("after-eval-shards")
+            atomic_write(self.path / EVALUATION_NAME, record)
+            kill_point("after-eval-json")
+            self._manifest = {**self._manifest, "shards": shards, "evaluation": {
+                "columns": [list(column) for column in columns], "file": EVALUATION_NAME,
+                "sha256": hashlib.sha256(record.encode("utf-8")).hexdigest()}}
+            write_manifest(self.path, self._manifest)
+            for file in old:
+                (self.path / file).unlink(missing_ok=True)
+        return stored
 
     def repair(self) -> RepairReport:
         """Drop damaged or unreadable shards, adopt finished unlisted ones, rewrite missing images
@@ -216,6 +318,11 @@ class GalleryFolder:
                 seen.update(entry["keys"])
                 self._restore_images(rows)
             self._manifest = {**self._manifest, "shards": kept}
+            try:
+                self.evaluation()
+            except GalleryError as error:
+                report.dropped.append(f"{EVALUATION_NAME}: {error}")
+                self._manifest["evaluation"] = {"columns": self._manifest["evaluation"]["columns"]}
             write_manifest(self.path, self._manifest)
             self._reconcile(report)
             report.rows = len(self)
@@ -265,13 +372,21 @@ class GalleryFolder:
         """List a finished shard of ours (its name is its hash) whose rows are all new; True if done."""
         data = file.read_bytes()
         entry = {"file": f"{DATA_DIR}/{file.name}", "sha256": hashlib.sha256(data).hexdigest()}
+        before = self._manifest
+        if not before["shards"]:  # a rebuilt manifest: take the shard's evaluation columns
+            columns = shard_eval_columns(data)
+            self._manifest = {k: v for k, v in before.items() if k != "evaluation"}
+            if columns:
+                self._manifest["evaluation"] = {"columns": [list(column) for column in columns]}
         try:
-            table = read_table(data, entry["file"], self.path, self._remedy)
+            table = read_table(data, entry["file"], self.path, self._remedy, eval_columns(self._manifest))
             entry["keys"] = table.column("key").to_pylist()
             self._load_shard(entry, images=False)
+            if not entry["keys"] or set(entry["keys"]) & self.keys:
+                raise GalleryError("no new rows")
+            check_evaluation_entry(self._manifest)
         except GalleryError:
-            return False
-        if not entry["keys"] or set(entry["keys"]) & self.keys:
+            self._manifest = before
             return False
         self._manifest = {**self._manifest, "shards": [*self._manifest["shards"], entry]}
         write_manifest(self.path, self._manifest)
@@ -293,14 +408,15 @@ class GalleryFolder:
         if not file.is_file():
             raise GalleryError(f"The {where} is missing; {self._remedy}.")
         stat = file.stat()  # a checked shard is not hashed again while its file stays the same
-        seen = (entry["file"], entry["sha256"], stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        extra = eval_columns(self._manifest)
+        seen = (entry["file"], entry["sha256"], stat.st_ino, stat.st_size, stat.st_mtime_ns, tuple(extra))
         if not images and seen in self._checked:
             return self._checked[seen]
         data = file.read_bytes()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
             raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
                                f"damaged); {self._remedy}.")
-        table = read_table(data, entry["file"], self.path, self._remedy)
+        table = read_table(data, entry["file"], self.path, self._remedy, extra)
         if not images:
             table = table.drop_columns(["image", "alpha"])
         rows = table.to_pylist()
@@ -315,6 +431,32 @@ class GalleryFolder:
         if not images:
             self._checked[seen] = rows
         return rows
+
+    def _raw_rows(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+        """A checked shard's rows as stored (image bytes, record as JSON text), without the
+        evaluation columns."""
+        self._load_shard(entry, images=False)
+        data = (self.path / entry["file"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise GalleryError(f"Gallery shard {entry['file']!r} in {self.path} changed while it was read; "
+                               "is another tool writing the folder?")
+        extra = eval_columns(self._manifest)
+        table = read_table(data, entry["file"], self.path, self._remedy, extra)
+        return table.drop_columns([name for name, _ in extra]).to_pylist()
+
+    def _write_shard(self, data: bytes) -> tuple[str, str]:
+        """Write shard bytes under a name from their sha256 (the current file if it is the same
+        content); return the name and the sha256."""
+        digest = hashlib.sha256(data).hexdigest()
+        for name in shard_names(digest):
+            path = self.path / name
+            if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+                return name, digest
+            if not path.exists():
+                atomic_write(path, data)
+                return name, digest
+        raise GalleryError(f"Every name of the shard {digest[:16]} in {self.path} is taken by another "
+                           "file; run `maco-hub gallery repair`.")
 
     def _metadata_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -343,12 +485,27 @@ def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
                  title: str | None = None) -> Path:
     """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
 
-    Rows already in the folder are kept and not duplicated; concurrent writers are safe.
+    Rows already in the folder are kept and not duplicated; concurrent writers are safe. The
+    evaluation a :class:`Gallery` carries is stored too (see :func:`save_evaluation`).
     """
     store = GalleryFolder.open(folder)
     store.append(gallery)
+    evaluation = getattr(gallery, "evaluation", None)
+    if evaluation is not None:
+        store.save_evaluation(evaluation)
     store.write_pages(title=title)
     return store.path
+
+
+def save_evaluation(folder: str | os.PathLike, evaluation: Evaluation, *, title: str | None = None
+                    ) -> Evaluation:
+    """Store ``evaluation`` in the gallery folder (columns, evaluation.json, card and page) and
+    return what is stored: its judges replace earlier results of the same names, and earlier
+    judges measured with the same crops, seed and reference are kept."""
+    store = GalleryFolder.open(folder, create=False)
+    stored = store.save_evaluation(evaluation)
+    store.write_pages(title=title)
+    return stored
 
 
 def repair_gallery(folder: str | os.PathLike) -> RepairReport:
@@ -408,6 +565,15 @@ def visualization_from_row(row: dict[str, Any]) -> Visualization:
         label=row.get("label"),
         record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
     )
+
+
+def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | None:
+    """What a viewer tile shows of each judge's verdict on the row ``key`` (None: not evaluated)."""
+    if evaluation is None or key not in evaluation.rows:
+        return None
+    values = evaluation.rows[key]
+    return [{"judge": s["judge"], **{f: values.get(column_name(s["judge"], f)) for f in CHIP_FIELDS}}
+            for s in evaluation.summary]
 
 
 def _identity(record: dict[str, Any]) -> str:

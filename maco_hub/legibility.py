@@ -57,6 +57,7 @@ from .gallery import Gallery, Visualization
 from .hub import load_gallery
 from .models import LoadedModel, load_model
 from .reference_set import ReferenceSet, load_reference
+from .store import save_evaluation
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def evaluate(
     reference_per_class: int = 16,
     reference_split: str | None = None,
     device: str | torch.device | None = None,
+    out: str | Path | None = None,
 ) -> Evaluation:
     """Judge every class row of ``gallery`` with each of ``judges`` (see the module docstring).
 
@@ -80,6 +82,10 @@ def evaluate(
     ``judges``: Hub ids, local folders or loaded classifiers; a mapping names them (names become
     column names), otherwise the name is the last part of the model id (``efficientnet_lite1``).
     ``reference``: labelled real images for plausibility and Fréchet distance (None: skip them).
+    ``out``: a gallery folder holding these rows (usually the one evaluated) to store the results
+    in, as :func:`maco_hub.save_evaluation` does: columns ``eval_<judge>_<field>`` in its shards,
+    ``evaluation.json``, and a "Legibility" section in its card and page. Pushing the folder
+    (``push_gallery(load_gallery(out), repo)``) then shows them on the Hub.
 
     Summary keys per judge: ``judge``, ``model_id``, ``model_revision``, ``rows`` (class rows),
     ``judged``, ``not_judged`` ({status: count}), the mean of every row field over judged rows,
@@ -124,7 +130,10 @@ def evaluate(
         "judges": {name: {"model_id": j.model_id, "revision": j.revision} for name, j in named},
         "maco_hub_version": __version__,
     }
-    return Evaluation(rows, tuple(summary), settings)
+    evaluation = Evaluation(rows, tuple(summary), settings)
+    if out is not None:
+        save_evaluation(out, evaluation)
+    return evaluation
 
 
 def crop_fractions(count: int, seed: int) -> list[tuple[float, float, float]]:
