@@ -6,6 +6,9 @@ and depth-limited before it is parsed, so a crafted record cannot exhaust memory
 An evaluated gallery's shards also hold the evaluation columns (``eval_<judge>_<field>``) that the
 manifest's ``evaluation`` entry lists with their dtypes, next to the name and sha256 of
 ``evaluation.json`` (the summary and settings, :class:`maco_hub.evaluation.Evaluation`).
+
+:func:`row_of` turns a visualization into a shard row (PNG bytes plus metadata columns) and
+:func:`visualization_from_row` turns a checked row back.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ._files import atomic_write
 from .errors import GalleryError
+from .gallery import Visualization, png_bytes
 from .keys import is_row_key
 
 FORMAT_VERSION = 1
@@ -227,3 +233,58 @@ def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
+
+
+def row_of(item: Visualization) -> dict[str, Any]:
+    """The dataset row of one visualization (``image``/``alpha`` as PNG bytes)."""
+    key = item.key
+    record = {**item.record, "key": key}
+    spectrum = record.get("spectrum") or {}
+    config = record.get("config") or {}
+    return {
+        "image": {"bytes": png_bytes(item.image), "path": None},
+        "alpha": {"bytes": png_bytes(item.alpha), "path": None},
+        "model_id": record.get("model_id"),
+        "model_revision": record.get("model_revision"),
+        "objective": item.objective,
+        "kind": item.kind,
+        "layer": item.layer,
+        "unit": item.unit,
+        "class_id": item.class_id,
+        "label": item.label,
+        "score": float(item.score),
+        "seed": record.get("seed"),
+        "steps": config.get("steps"),
+        "canvas": config.get("canvas"),
+        "spectrum_id": spectrum.get("id"),
+        "spectrum_revision": spectrum.get("revision"),
+        "spectrum_sha256": spectrum.get("sha256"),
+        "maco_hub_version": record.get("maco_hub_version"),
+        "config": json.dumps(config, sort_keys=True),
+        "record": json.dumps(record, sort_keys=True),
+        "key": key,
+    }
+
+
+def visualization_from_row(row: dict[str, Any]) -> Visualization:
+    """Inverse of :func:`row_of` (image columns as PIL images or ``{"bytes": ...}``; ``record`` as
+    JSON text or already parsed)."""
+    record = row["record"]
+    return Visualization(
+        image=_image(row["image"]).convert("RGB"),
+        alpha=_image(row["alpha"]).convert("L"),
+        score=float(row["score"]),
+        objective=row["objective"],
+        kind=row["kind"],
+        layer=row.get("layer"),
+        unit=row.get("unit"),
+        class_id=row.get("class_id"),
+        label=row.get("label"),
+        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
+    )
+
+
+def _image(value: Any) -> Image.Image:
+    if isinstance(value, Image.Image):
+        return value
+    return Image.open(io.BytesIO(value["bytes"]))

@@ -33,7 +33,6 @@ mismatching evaluation.json is reported, and dropped by :func:`repair_gallery`).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -41,8 +40,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from ._files import atomic_write, is_own_temp_file, kill_point
 from ._lock import LOCK_NAME, folder_lock
@@ -67,8 +64,10 @@ from .shards import (
     parse_json,
     read_manifest,
     read_table,
+    row_of,
     shard_eval_columns,
     shard_names,
+    visualization_from_row,
     write_manifest,
 )
 from .viewer import write_index_html
@@ -518,55 +517,6 @@ def repair_gallery(folder: str | os.PathLike) -> RepairReport:
                          remedy="it was dropped").repair()
 
 
-def row_of(item: Visualization) -> dict[str, Any]:
-    """The dataset row of one visualization (``image``/``alpha`` as PNG bytes)."""
-    key = item.key
-    record = {**item.record, "key": key}
-    spectrum = record.get("spectrum") or {}
-    config = record.get("config") or {}
-    return {
-        "image": {"bytes": png_bytes(item.image), "path": None},
-        "alpha": {"bytes": png_bytes(item.alpha), "path": None},
-        "model_id": record.get("model_id"),
-        "model_revision": record.get("model_revision"),
-        "objective": item.objective,
-        "kind": item.kind,
-        "layer": item.layer,
-        "unit": item.unit,
-        "class_id": item.class_id,
-        "label": item.label,
-        "score": float(item.score),
-        "seed": record.get("seed"),
-        "steps": config.get("steps"),
-        "canvas": config.get("canvas"),
-        "spectrum_id": spectrum.get("id"),
-        "spectrum_revision": spectrum.get("revision"),
-        "spectrum_sha256": spectrum.get("sha256"),
-        "maco_hub_version": record.get("maco_hub_version"),
-        "config": json.dumps(config, sort_keys=True),
-        "record": json.dumps(record, sort_keys=True),
-        "key": key,
-    }
-
-
-def visualization_from_row(row: dict[str, Any]) -> Visualization:
-    """Inverse of :func:`row_of` (image columns as PIL images or ``{"bytes": ...}``; ``record`` as
-    JSON text or already parsed)."""
-    record = row["record"]
-    return Visualization(
-        image=_image(row["image"]).convert("RGB"),
-        alpha=_image(row["alpha"]).convert("L"),
-        score=float(row["score"]),
-        objective=row["objective"],
-        kind=row["kind"],
-        layer=row.get("layer"),
-        unit=row.get("unit"),
-        class_id=row.get("class_id"),
-        label=row.get("label"),
-        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
-    )
-
-
 def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | None:
     """What a viewer tile shows of each judge's verdict on the row ``key`` (None: not evaluated)."""
     if evaluation is None or key not in evaluation.rows:
@@ -606,9 +556,3 @@ def _log_report(report: RepairReport) -> None:
     if report.left:
         logger.warning("Files maco_hub did not write are in the gallery folder (kept, not part of the "
                        "gallery; remove them if they are not yours): %s", ", ".join(report.left[:10]))
-
-
-def _image(value: Any) -> Image.Image:
-    if isinstance(value, Image.Image):
-        return value
-    return Image.open(io.BytesIO(value["bytes"]))
