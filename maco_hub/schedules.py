@@ -20,16 +20,23 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True)
 class Alternating:
-    """``small`` on even steps, ``large`` on odd steps.
+    """``small`` for ``small_steps`` steps, then ``large`` for one step, and again.
 
     Small crops draw fine detail; large crops make the whole canvas read as one object.
     """
 
-    small: Range = (0.25, 0.30)  # crop side as a fraction of the canvas side, even steps
-    large: Range = (0.60, 1.00)  # crop side as a fraction of the canvas side, odd steps
+    small: Range = (0.25, 0.30)  # crop side as a fraction of the canvas side
+    large: Range = (0.60, 1.00)  # crop side as a fraction of the canvas side
+    small_steps: int = 1  # small-crop steps before each large-crop step
+
+    def __post_init__(self) -> None:
+        steps = self.small_steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+            raise ConfigError(f"Alternating small_steps={self.small_steps!r} is not a positive integer; "
+                              "use 1 for small, large, small, … or 2 for small, small, large, ….")
 
     def __call__(self, step: int, total_steps: int) -> Range:
-        return self.small if step % 2 == 0 else self.large
+        return self.small if step % (self.small_steps + 1) < self.small_steps else self.large
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class Linear:
 Schedule = float | Range | Alternating | Linear | Callable[[int, int], Any]
 
 _CLASSES = {"alternating": Alternating, "linear": Linear}
+# Fields added after rows were first written: recorded only when not at their default, so the row
+# keys of galleries made before them stay the same.
+_UNRECORDED_DEFAULTS = {"small_steps": 1}
 
 
 def value_at(schedule: Schedule, step: int, total_steps: int) -> Any:
@@ -65,7 +75,9 @@ def to_record(schedule: Schedule) -> Any:
     """
     for name, cls in _CLASSES.items():
         if isinstance(schedule, cls):
-            return {"schedule": name, **{k: _listify(v) for k, v in asdict(schedule).items()}}
+            fields = {k: _listify(v) for k, v in asdict(schedule).items()
+                      if (k, v) not in _UNRECORDED_DEFAULTS.items()}
+            return {"schedule": name, **fields}
     if callable(schedule):
         return {"schedule": "callable", "name": getattr(schedule, "__qualname__", type(schedule).__name__),
                 "fingerprint": fingerprint(schedule), "reproducible": False}

@@ -165,6 +165,22 @@ def test_schedules_change_crop_size_by_step():
     assert schedules.value_at(linear, 0, 11) == pytest.approx(0.1)
     assert schedules.value_at(linear, 10, 11) == pytest.approx(0.0)
     assert schedules.value_at((0.3, 0.4), 5, 10) == (0.3, 0.4)
+    two_small = schedules.Alternating(small_steps=2)
+    assert [schedules.value_at(two_small, step, 10)[0] for step in range(6)] == [0.25, 0.25, 0.6] * 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_alternating_refuses_a_small_step_count_that_is_not_a_positive_integer(bad):
+    with pytest.raises(ConfigError, match=rf"small_steps={bad!r} is not a positive integer"):
+        schedules.Alternating(small_steps=bad)
+
+
+def test_alternating_records_small_steps_only_when_not_one_so_old_row_keys_hold():
+    assert schedules.to_record(schedules.Alternating()) == {
+        "schedule": "alternating", "small": [0.25, 0.30], "large": [0.60, 1.00]}
+    record = json.loads(json.dumps(schedules.to_record(schedules.Alternating(small_steps=2))))
+    assert record["small_steps"] == 2
+    assert schedules.from_record(record) == schedules.Alternating(small_steps=2)
 
 
 def test_config_record_round_trips_through_json():
