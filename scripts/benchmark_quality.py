@@ -50,11 +50,30 @@ ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
                            {"resample": "batched"}),
     "per-crop-resampling": ("default, each crop resized on its own (the CPU path)",
                             {"resample": "per_crop"}),
+    "centre-spread": ("default, crop centres 0.5 + N(0, 0.30): crops reach the borders",
+                      {"crop_centre_std": 0.30}),
+    "small-heavy": ("crop sides small, small, large, … (2 of 3 steps 25–30 %)",
+                    {"crop_scale": schedules.Alternating(small_steps=2)}),
+    "small-heavy-spread": ("small, small, large crop sides; centres 0.5 + N(0, 0.30)",
+                           {"crop_scale": schedules.Alternating(small_steps=2),
+                            "crop_centre_std": 0.30}),
+    "small-3-to-1": ("crop sides small ×3, large, … (3 of 4 steps 25–30 %)",
+                     {"crop_scale": schedules.Alternating(small_steps=3)}),
+    "canvas-768-spread": ("canvas 768, crop centres 0.5 + N(0, 0.30)",
+                          {"canvas": 768, "crop_centre_std": 0.30}),
+    "canvas-640-spread": ("canvas 640, crop centres 0.5 + N(0, 0.30)",
+                          {"canvas": 640, "crop_centre_std": 0.30}),
 }
 
 
 def main() -> None:
     args = _arguments()
+    if args.table_from:
+        runs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.table_from]
+        with_reference = any(s.get("plausibility") is not None for run in runs for r in run["results"]
+                             for e in r["evaluations"] for s in e["summary"])
+        print(_table(runs, with_reference))
+        return
     default = EngineConfig()
     base = dataclasses.replace(default, steps=args.steps or default.steps,
                                canvas=args.canvas or default.canvas)
@@ -68,9 +87,15 @@ def main() -> None:
                                    per_class=args.reference_per_class)
         _log(f"reference: {reference.describe()}")
 
-    rows = [(ENGINE_SETTINGS[name][0], dataclasses.replace(base, **ENGINE_SETTINGS[name][1]), "shipped", None)
+    overrides = dict(args.override)
+    suffix = "".join(f", {field} {value}" for field, value in overrides.items())
+    rows = [(ENGINE_SETTINGS[name][0] + suffix,
+             dataclasses.replace(base, **{**ENGINE_SETTINGS[name][1], **overrides}), "shipped", None)
             for name in args.settings]
-    rows += [("default engine settings", base, label, _spectrum(path)) for label, path in args.spectrum]
+    with_spectrum = ENGINE_SETTINGS[args.spectrum_setting]
+    spectrum_config = dataclasses.replace(base, **{**with_spectrum[1], **overrides})
+    rows += [(with_spectrum[0] + suffix, spectrum_config, label, _spectrum(path))
+             for label, path in args.spectrum]
     _log(f"{len(rows)} settings × seeds {args.seeds} × {len(classes)} classes, {base.steps} steps, "
          f"canvas {base.canvas}")
     results = []
@@ -89,9 +114,12 @@ def main() -> None:
         results.append({"setting": description, "spectrum": spectrum_label, "config": config.to_record(),
                         "seconds_per_image": seconds / (len(args.seeds) * len(classes)),
                         "evaluations": [e.to_record() for e in per_seed]})
-    print(_table(results, classes, base, args, reference is not None))
+    run = {"classes": classes, "steps": base.steps, "canvas": base.canvas, "seeds": args.seeds,
+           "crops": args.crops, "eval_seed": args.eval_seed, "threads": torch.get_num_threads(),
+           "device": args.device or "auto", "results": results}
+    print(_table([run], reference is not None))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
+        Path(args.json).write_text(json.dumps(run, indent=1, default=str), encoding="utf-8")
 
 
 def _arguments() -> argparse.Namespace:
@@ -103,7 +131,8 @@ def _arguments() -> argparse.Namespace:
                         help=f"use the first N of {len(CLASSES)} ImageNet classes (default: all)")
     parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1],
                         help="comma-separated seeds (default: 0,1)")
-    parser.add_argument("--settings", type=lambda t: t.split(","), default=list(ENGINE_SETTINGS),
+    parser.add_argument("--settings", type=lambda t: [s for s in t.split(",") if s],
+                        default=list(ENGINE_SETTINGS),
                         help=f"engine settings to run, from {list(ENGINE_SETTINGS)} (default: all)")
     parser.add_argument("--spectrum", action="append", default=[], type=_labelled, metavar="LABEL=FILE",
                         help="also run the default settings with this spectrum (repeatable)")
@@ -114,7 +143,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--eval-seed", type=int, default=0, help="seed of the judged crops (default: 0)")
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--override", action="append", default=[], type=_override, metavar="FIELD=VALUE",
+                        help="change an EngineConfig field in every row, e.g. learning_rate=0.5 (repeatable)")
+    parser.add_argument("--spectrum-setting", default="default", choices=list(ENGINE_SETTINGS),
+                        help="engine setting the --spectrum rows use (default: default)")
     parser.add_argument("--json", help="also write every evaluation to this JSON file")
+    parser.add_argument("--table-from", nargs="+", metavar="JSON",
+                        help="print one table from earlier --json files (runs split over processes) and exit")
     args = parser.parse_args()
     unknown = sorted(set(args.settings) - set(ENGINE_SETTINGS))
     if unknown:
@@ -129,6 +164,13 @@ def _labelled(text: str) -> tuple[str, str]:
     if not sep or not label or not path:
         raise argparse.ArgumentTypeError(f"{text!r} must be LABEL=FILE, e.g. public=imagenet_512.npy")
     return label, path
+
+
+def _override(text: str) -> tuple[str, object]:
+    field, sep, value = text.partition("=")
+    if not sep or field not in {f.name for f in dataclasses.fields(EngineConfig)}:
+        raise argparse.ArgumentTypeError(f"{text!r} must be FIELD=VALUE with an EngineConfig field")
+    return field, json.loads(value)
 
 
 def _spectrum(source: str) -> Spectrum:
@@ -163,33 +205,41 @@ def _cell(values: list[float | None], digits: int = 2) -> str:
     return f"{np.mean(numbers):.{digits}f}" + (f" ± {spread:.{digits}f}" if len(numbers) > 1 else "")
 
 
-def _table(results: list[dict], classes: list[str], config: EngineConfig, args: argparse.Namespace,
-           with_reference: bool) -> str:
-    head = ["setting", "spectrum"]
-    head += [f"{j.capitalize()} {what}" for j in JUDGES for what in ("whole top-1", "crops top-1")]
-    head += ["whole p(class)", "crops p(class)"]
+def _table(runs: list[dict], with_reference: bool) -> str:
+    """One Markdown table of every result of ``runs`` (``--json`` files); "both" is the mean over
+    judges of whole-canvas and of crop top-1, the two figures the defaults are chosen on."""
+    head = ["setting", "spectrum", "classes × seeds"]
+    head += [f"{j.capitalize()} {what}" for j in JUDGES for what in ("whole", "crops")]
+    head += ["both judges: whole", "crops", "whole p(class)", "crops p(class)"]
     if with_reference:
         head += ["plausibility", "crops plausibility", "Fréchet (pooled)"]
     head += ["s / image"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
-    for result in results:
-        evaluations = result["evaluations"]
-        cells = [result["setting"], result["spectrum"]]
-        cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
-        cells += [_cell(_mean(evaluations, key, JUDGES)) for key in ("prob", "crops_prob")]
-        if with_reference:
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for run in runs:
+        for result in run["results"]:
+            evaluations = result["evaluations"]
+            cells = [result["setting"], result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
+            cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
             cells += [_cell(_mean(evaluations, key, JUDGES))
-                      for key in ("plausibility", "crops_plausibility")]
-            cells += [_cell(_mean(evaluations, "frechet_pooled", JUDGES), 1)]
-        cells += [f"{result['seconds_per_image']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    threads = torch.get_num_threads()
-    return "\n".join([
-        f"Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2; {len(classes)} classes "
-        f"({', '.join(classes)}), {config.steps} steps, canvas {config.canvas}, seeds "
-        f"{', '.join(map(str, args.seeds))} (cells: mean ± half the spread between seeds); {args.crops} "
-        f"judged crops of 25–30 % per image (seed {args.eval_seed}); {threads} CPU thread(s) "
-        f"or device {args.device or 'auto'}.", "", *lines, ""])
+                      for key in ("top1", "crops_top1", "prob", "crops_prob")]
+            if with_reference:
+                cells += [_cell(_mean(evaluations, key, JUDGES))
+                          for key in ("plausibility", "crops_plausibility")]
+                cells += [_cell(_mean(evaluations, "frechet_pooled", JUDGES), 1)]
+            cells += [f"{result['seconds_per_image']:.0f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    conditions = sorted({_conditions(run) for run in runs})
+    caption = ("Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2 (top-1 on the whole "
+               "canvas and on crops of 25–30 % placed uniformly over it; cells: mean over seeds ± half the "
+               "spread between them).")
+    return "\n".join([caption, *conditions, "", *lines, ""])
+
+
+def _conditions(run: dict) -> str:
+    return (f"- {len(run['classes'])} classes ({', '.join(run['classes'])}), seeds "
+            f"{', '.join(map(str, run['seeds']))}, {run['steps']} steps, canvas {run['canvas']} unless the "
+            f"setting says otherwise, {run['crops']} judged crops per image (seed {run['eval_seed']}), "
+            f"{run['threads']} CPU thread(s) or device {run['device']}.")
 
 
 def _log(text: str) -> None:

