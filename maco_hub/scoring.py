@@ -28,27 +28,49 @@ class BatchScorer:
         self._needs_logits = any(o.needs_logits for o in self.objectives)
 
     def __call__(self, pixel_values: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-        index = torch.as_tensor(image_index, device=pixel_values.device).long().reshape(-1)
+        index = torch.as_tensor(image_index).long().reshape(-1)
         if index.numel() != pixel_values.shape[0]:
             raise ConfigError(
                 f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
-        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
-            raise ConfigError(
-                f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
-                f"objective); got {int(index.min())}..{int(index.max())}.")
+        on_host = index.device.type == "cpu"
+        if on_host:
+            self._check_index(index)
+        else:  # reading the values would make the host wait for the device: checked there
+            torch._assert_async(((index >= 0) & (index < len(self.objectives))).all())
         self._store.clear()
         outputs = self.loaded.forward(pixel_values)
         acts = self._store.take()
         logits = self.loaded.logits(outputs) if self._needs_logits else None
         del outputs
-        scores = torch.zeros(index.numel(), device=pixel_values.device, dtype=torch.float32)
-        for j in index.unique().tolist():
-            rows = (index == j).nonzero(as_tuple=True)[0]
+        if on_host:
+            return self._grouped(index.to(pixel_values.device), index, acts, logits)
+        return self._masked(index.to(pixel_values.device), acts, logits)
+
+    def _check_index(self, index: torch.Tensor) -> None:
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
+            raise ConfigError(
+                f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
+                f"objective); got {int(index.min())}..{int(index.max())}.")
+
+    def _grouped(self, index: torch.Tensor, host_index: torch.Tensor, acts: dict, logits: torch.Tensor | None
+                 ) -> torch.Tensor:
+        """Each objective scores only its own rows (row numbers read on the host)."""
+        scores = torch.zeros(index.numel(), device=index.device, dtype=torch.float32)
+        for j in host_index.unique().tolist():
+            rows = (host_index == j).nonzero(as_tuple=True)[0].to(index.device)
             objective = self.objectives[j]
             mine = {name: acts[name][rows] for name in objective.layers}
-            part = objective.score(mine, logits[rows] if logits is not None else None,
-                                    self._table)
+            part = objective.score(mine, logits[rows] if logits is not None else None, self._table)
             scores = scores.index_put((rows,), part.float())
+        return scores
+
+    def _masked(self, index: torch.Tensor, acts: dict, logits: torch.Tensor | None) -> torch.Tensor:
+        """Each objective scores every row and keeps its own: no value goes back to the host, so the
+        device never waits (objectives are cheap next to the model's forward pass)."""
+        scores = torch.zeros(index.numel(), device=index.device, dtype=torch.float32)
+        for j, objective in enumerate(self.objectives):
+            part = objective.score({name: acts[name] for name in objective.layers}, logits, self._table)
+            scores = torch.where(index == j, part.float(), scores)
         return scores
 
 

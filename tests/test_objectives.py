@@ -270,3 +270,53 @@ def test_token_choice_on_a_conv_layer_is_refused(tiny_zoo, make):
     with pytest.raises(ConfigError, match=f"layer '{layer}' is a conv"):
         make(layer).validate(model)
     Channel(layer, 1).validate(model)  # tokens="all", the default, is fine
+
+
+@pytest.mark.parametrize("name", ["resnet", "vit"])
+def test_device_path_scores_and_gradients_equal_the_host_path(tiny_zoo, name):
+    """On an accelerator every objective scores all rows and keeps its own (no host sync); on the
+    CPU each scores only its rows. Both give the same scores and the same gradients."""
+    model = loaded(name)
+    layer = {"resnet": "resnet.encoder.stages.1", "vit": "vit.layers.1"}[name]
+    objectives = [ClassLogit(1), Channel(layer, 3), LayerEnergy(layer), Direction(layer, [1.0] * 32),
+                  ClassLogit(0, log_softmax=True)]
+    index = torch.tensor([4, 0, 2, 0, 1, 3, 3, 2])
+    results = []
+    with scoring(model, objectives) as score_fn:
+        for path in ("grouped", "masked"):
+            pixels = _pixels(model, len(index), grad=True)
+            score_fn._store.clear()
+            outputs = model.forward(pixels)
+            acts, logits = score_fn._store.take(), model.logits(outputs)
+            scores = (score_fn._grouped(index, index, acts, logits) if path == "grouped"
+                      else score_fn._masked(index, acts, logits))
+            (gradient,) = torch.autograd.grad(scores.sum(), pixels)
+            results.append((scores.detach(), gradient))
+        torch.testing.assert_close(results[0][0], score_fn(_pixels(model, len(index)), index))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_scoring_never_makes_the_cuda_step_loop_wait(tiny_zoo):
+    """A real model's score function (hooks, several objectives) in the engine: after the first
+    model call, nothing makes the host wait for the device (torch's sync debug mode errors)."""
+    from maco_hub.engine import EngineConfig, optimize
+
+    model = loaded("vit")
+    model.module.to("cuda")
+    layer = "vit.layers.1"
+    calls = []
+    with scoring(model, [ClassLogit(1), Channel(layer, 3), LayerEnergy(layer)]) as score_fn:
+        def watched(pixels, index):
+            calls.append(1)
+            torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
+            return score_fn(pixels, index)
+
+        try:
+            result = optimize(watched, model.preprocessing, seeds=[0, 1, 2], device="cuda",
+                              config=EngineConfig(steps=6, canvas=64, crops=3, crops_per_forward=4))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    assert len(calls) > 6 and torch.isfinite(result.images).all()
