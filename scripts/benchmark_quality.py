@@ -37,32 +37,33 @@ from maco_hub.errors import ClassNotFoundError
 from maco_hub.legibility import evaluate
 from maco_hub.reference_set import load_reference
 from maco_hub.spectra import Spectrum, load_spectrum
+from maco_hub.spectrum_estimation import radial_frequency
 
 CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
            "church", "tractor", "tabby", "jellyfish"]
 JUDGES = ("lite1", "lite2")
+_ONE_TO_ONE, _TWO_TO_ONE = schedules.Alternating(), schedules.Alternating(small_steps=2)
+_BEFORE = {"crop_scale": _ONE_TO_ONE, "crop_centre_std": 0.15}  # the defaults before this table
 ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
-    "default": ("default engine settings", {}),
-    "fixed-crops": ("fixed 25–30 % crops (Horama's effective range)", {"crop_scale": (0.25, 0.30)}),
-    "coarse-to-fine": ("crop sides 90 % → 25 % over the run",
-                       {"crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))}),
+    "default": ("default: 25–30 % crops on 2 steps of 3, 60–100 % on the third; centres N(0.5, 0.30)", {}),
+    "previous-default": ("previous default: 25–30 % and 60–100 % crops alternating; centres N(0.5, 0.15)",
+                         _BEFORE),
+    "previous-spread": ("previous default with centres N(0.5, 0.30)",
+                        {**_BEFORE, "crop_centre_std": 0.30}),
+    "previous-2-to-1": ("previous default with 25–30 % crops on 2 steps of 3",
+                        {**_BEFORE, "crop_scale": _TWO_TO_ONE}),
+    "previous-3-to-1": ("previous default with 25–30 % crops on 3 steps of 4",
+                        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=3)}),
+    "fixed-crops": ("fixed 25–30 % crops (Horama's effective range); centres N(0.5, 0.15)",
+                    {**_BEFORE, "crop_scale": (0.25, 0.30)}),
+    "coarse-to-fine": ("crop sides 90 % → 25 % over the run; centres N(0.5, 0.15)",
+                       {**_BEFORE, "crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))}),
+    "canvas-768": ("previous default with centres N(0.5, 0.30), canvas 768",
+                   {**_BEFORE, "crop_centre_std": 0.30, "canvas": 768}),
     "batched-resampling": ("default, all crops resampled in one batched op (the CUDA path)",
                            {"resample": "batched"}),
     "per-crop-resampling": ("default, each crop resized on its own (the CPU path)",
                             {"resample": "per_crop"}),
-    "centre-spread": ("default, crop centres 0.5 + N(0, 0.30): crops reach the borders",
-                      {"crop_centre_std": 0.30}),
-    "small-heavy": ("crop sides small, small, large, … (2 of 3 steps 25–30 %)",
-                    {"crop_scale": schedules.Alternating(small_steps=2)}),
-    "small-heavy-spread": ("small, small, large crop sides; centres 0.5 + N(0, 0.30)",
-                           {"crop_scale": schedules.Alternating(small_steps=2),
-                            "crop_centre_std": 0.30}),
-    "small-3-to-1": ("crop sides small ×3, large, … (3 of 4 steps 25–30 %)",
-                     {"crop_scale": schedules.Alternating(small_steps=3)}),
-    "canvas-768-spread": ("canvas 768, crop centres 0.5 + N(0, 0.30)",
-                          {"canvas": 768, "crop_centre_std": 0.30}),
-    "canvas-640-spread": ("canvas 640, crop centres 0.5 + N(0, 0.30)",
-                          {"canvas": 640, "crop_centre_std": 0.30}),
 }
 
 
@@ -106,6 +107,10 @@ def main() -> None:
             gallery = maco_hub.explain(target, classes=classes, config=config, spectrum=spectrum, seed=seed,
                                        batch_size=args.batch_size, progress=False, device=args.device)
             seconds += time.perf_counter() - start
+            if args.keep:
+                folder = Path(args.keep) / f"{len(results)}-{spectrum_label}-seed{seed}"
+                maco_hub.save_gallery(gallery, folder,
+                                      title=f"{description} / {spectrum_label} / seed {seed}")
             per_seed.append(evaluate(gallery, judges, reference=reference, crops=args.crops,
                                      seed=args.eval_seed))
             _log(f"{description} / {spectrum_label} / seed {seed}: "
@@ -148,6 +153,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--spectrum-setting", default="default", choices=list(ENGINE_SETTINGS),
                         help="engine setting the --spectrum rows use (default: default)")
     parser.add_argument("--json", help="also write every evaluation to this JSON file")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="also save each gallery (one per row of the table and seed) under DIR")
     parser.add_argument("--table-from", nargs="+", metavar="JSON",
                         help="print one table from earlier --json files (runs split over processes) and exit")
     args = parser.parse_args()
@@ -174,6 +181,15 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def _spectrum(source: str) -> Spectrum:
+    """A spectrum from a .npy magnitude, a spectrum file or repo id, or ``rolloff:CYCLES``: the shipped
+    one times a Butterworth low-pass (order 2) at CYCLES per image, less energy near Nyquist."""
+    if source.startswith("rolloff:"):
+        shipped = load_spectrum()
+        radius = radial_frequency(shipped.height, shipped.width)
+        gain = 1 / torch.sqrt(1 + (radius / float(source.partition(":")[2])) ** 4)
+        metadata = {k: v for k, v in shipped.metadata.items() if k != "sha256"}
+        metadata["source"] = f"{metadata.get('source', 'shipped')}, rolled off at {source[8:]} cycles/image"
+        return Spectrum((shipped.magnitude.double() * gain).float(), metadata)
     if source.endswith(".npy"):
         magnitude = torch.from_numpy(np.load(source)).float()
         return Spectrum(magnitude, {"source": Path(source).name, "color_space": "decorrelated-lucid",
@@ -218,7 +234,7 @@ def _table(runs: list[dict], with_reference: bool) -> str:
     for run in runs:
         for result in run["results"]:
             evaluations = result["evaluations"]
-            cells = [result["setting"], result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
+            cells = [_label(result, run), result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
             cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
             cells += [_cell(_mean(evaluations, key, JUDGES))
                       for key in ("top1", "crops_top1", "prob", "crops_prob")]
@@ -233,6 +249,20 @@ def _table(runs: list[dict], with_reference: bool) -> str:
                "canvas and on crops of 25–30 % placed uniformly over it; cells: mean over seeds ± half the "
                "spread between them).")
     return "\n".join([caption, *conditions, "", *lines, ""])
+
+
+def _label(result: dict, run: dict) -> str:
+    """The description of the setting the result ran with, read from its config (so runs made
+    before a default changed read right), plus any --override of the learning rate or noise."""
+    base = dataclasses.replace(EngineConfig(), steps=run["steps"], canvas=run["canvas"])
+    ran = result["config"]
+    for exact in (True, False):
+        for description, changes in ENGINE_SETTINGS.values():
+            setting = dataclasses.replace(base, **changes).to_record()
+            differ = {k: ran.get(k) for k in sorted(set(setting) | set(ran)) if setting.get(k) != ran.get(k)}
+            if not differ if exact else set(differ) <= {"learning_rate", "noise"}:
+                return description + "".join(f", {k} {v}" for k, v in differ.items())
+    return result["setting"]
 
 
 def _conditions(run: dict) -> str:

