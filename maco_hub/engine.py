@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,8 +44,10 @@ class EngineConfig:
     learning_rate: float = 1.0  # NAdam step size on the phase (all reference implementations)
     canvas: int = 512  # side of the square canvas in pixels (Xplique 512; Horama 1280)
     crops: int = 6  # random crops per image and step (Horama 6; Xplique 32)
-    crop_scale: schedules.Schedule = field(default_factory=schedules.Alternating)  # crop side / canvas
-    crop_centre_std: float = 0.15  # crop centres 0.5 + N(0, std) of the canvas (Horama)
+    # crop side / canvas: 25–30 % on two steps, 60–100 % on the third (scripts/benchmark_quality.py)
+    crop_scale: schedules.Schedule = field(default_factory=functools.partial(schedules.Alternating,
+                                                                             small_steps=2))
+    crop_centre_std: float = 0.30  # crop centres 0.5 + N(0, std) of the canvas (Horama: 0.15)
     noise: schedules.Schedule = 0.05  # std of gaussian noise (plus uniform of the same width), [0, 1] scale
     crops_per_forward: int | None = None  # crops per model call; None: what fits on CUDA, 4 on the CPU
     precision: str = "fp32"  # "fp32" or "bf16" (autocast around the model)
