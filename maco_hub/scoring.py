@@ -43,7 +43,7 @@ class BatchScorer:
         logits = self.loaded.logits(outputs) if self._needs_logits else None
         del outputs
         if on_host:
-            return self._grouped(index.to(pixel_values.device), index, acts, logits)
+            return self._grouped(index, pixel_values.device, acts, logits)
         return self._masked(index.to(pixel_values.device), acts, logits)
 
     def _check_index(self, index: torch.Tensor) -> None:
@@ -52,12 +52,12 @@ class BatchScorer:
                 f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
                 f"objective); got {int(index.min())}..{int(index.max())}.")
 
-    def _grouped(self, index: torch.Tensor, host_index: torch.Tensor, acts: dict, logits: torch.Tensor | None
+    def _grouped(self, index: torch.Tensor, device: torch.device, acts: dict, logits: torch.Tensor | None
                  ) -> torch.Tensor:
-        """Each objective scores only its own rows (row numbers read on the host)."""
-        scores = torch.zeros(index.numel(), device=index.device, dtype=torch.float32)
-        for j in host_index.unique().tolist():
-            rows = (host_index == j).nonzero(as_tuple=True)[0].to(index.device)
+        """Each objective scores only its own rows (``index`` on the host, where they are read)."""
+        scores = torch.zeros(index.numel(), device=device, dtype=torch.float32)
+        for j in index.unique().tolist():
+            rows = (index == j).nonzero(as_tuple=True)[0].to(device)
             objective = self.objectives[j]
             mine = {name: acts[name][rows] for name in objective.layers}
             part = objective.score(mine, logits[rows] if logits is not None else None, self._table)

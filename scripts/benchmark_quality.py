@@ -32,7 +32,7 @@ import torch
 import maco_hub
 from maco_hub import schedules
 from maco_hub.demo_model import demo_model_path
-from maco_hub.engine import EngineConfig
+from maco_hub.engine import SHORT_RUN_CROPS, EngineConfig
 from maco_hub.errors import ClassNotFoundError
 from maco_hub.legibility import evaluate
 from maco_hub.reference_set import load_reference
@@ -42,8 +42,7 @@ from maco_hub.spectrum_estimation import radial_frequency
 CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
            "church", "tractor", "tabby", "jellyfish"]
 JUDGES = ("lite1", "lite2")
-_ONE_TO_ONE, _TWO_TO_ONE = schedules.Alternating(), schedules.Alternating(small_steps=2)
-_BEFORE = {"crop_scale": _ONE_TO_ONE, "crop_centre_std": 0.15}  # the defaults before this table
+_BEFORE = dict(SHORT_RUN_CROPS)  # the defaults before this table (1:1 alternation, centres N(0.5, 0.15))
 ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
     "default": ("default: 25–30 % crops on 2 steps of 3, 60–100 % on the third; centres N(0.5, 0.30)", {}),
     "previous-default": ("previous default: 25–30 % and 60–100 % crops alternating; centres N(0.5, 0.15)",
@@ -51,7 +50,7 @@ ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
     "previous-spread": ("previous default with centres N(0.5, 0.30)",
                         {**_BEFORE, "crop_centre_std": 0.30}),
     "previous-2-to-1": ("previous default with 25–30 % crops on 2 steps of 3",
-                        {**_BEFORE, "crop_scale": _TWO_TO_ONE}),
+                        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=2)}),
     "previous-3-to-1": ("previous default with 25–30 % crops on 3 steps of 4",
                         {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=3)}),
     "fixed-crops": ("fixed 25–30 % crops (Horama's effective range); centres N(0.5, 0.15)",
@@ -170,6 +169,8 @@ def _labelled(text: str) -> tuple[str, str]:
     label, sep, path = text.partition("=")
     if not sep or not label or not path:
         raise argparse.ArgumentTypeError(f"{text!r} must be LABEL=FILE, e.g. public=imagenet_512.npy")
+    if path.startswith("rolloff:"):
+        _rolloff_cycles(path)
     return label, path
 
 
@@ -177,18 +178,33 @@ def _override(text: str) -> tuple[str, object]:
     field, sep, value = text.partition("=")
     if not sep or field not in {f.name for f in dataclasses.fields(EngineConfig)}:
         raise argparse.ArgumentTypeError(f"{text!r} must be FIELD=VALUE with an EngineConfig field")
-    return field, json.loads(value)
+    try:
+        return field, json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the value must be JSON, e.g. learning_rate=0.5 or "
+                                         'precision=\'"bf16"\'') from None
+
+
+def _rolloff_cycles(source: str) -> float:
+    try:
+        cycles = float(source.partition(":")[2])
+    except ValueError:
+        cycles = 0.0
+    if not cycles > 0:
+        raise argparse.ArgumentTypeError(f"{source!r} must be rolloff:CYCLES with CYCLES > 0, "
+                                         "e.g. rolloff:160")
+    return cycles
 
 
 def _spectrum(source: str) -> Spectrum:
     """A spectrum from a .npy magnitude, a spectrum file or repo id, or ``rolloff:CYCLES``: the shipped
     one times a Butterworth low-pass (order 2) at CYCLES per image, less energy near Nyquist."""
     if source.startswith("rolloff:"):
+        cycles = _rolloff_cycles(source)
         shipped = load_spectrum()
-        radius = radial_frequency(shipped.height, shipped.width)
-        gain = 1 / torch.sqrt(1 + (radius / float(source.partition(":")[2])) ** 4)
+        gain = 1 / torch.sqrt(1 + (radial_frequency(shipped.height, shipped.width) / cycles) ** 4)
         metadata = {k: v for k, v in shipped.metadata.items() if k != "sha256"}
-        metadata["source"] = f"{metadata.get('source', 'shipped')}, rolled off at {source[8:]} cycles/image"
+        metadata["source"] = f"{metadata.get('source', 'shipped')}, rolled off at {cycles:g} cycles/image"
         return Spectrum((shipped.magnitude.double() * gain).float(), metadata)
     if source.endswith(".npy"):
         magnitude = torch.from_numpy(np.load(source)).float()
@@ -255,14 +271,15 @@ def _label(result: dict, run: dict) -> str:
     """The description of the setting the result ran with, read from its config (so runs made
     before a default changed read right), plus any --override of the learning rate or noise."""
     base = dataclasses.replace(EngineConfig(), steps=run["steps"], canvas=run["canvas"])
-    ran = result["config"]
-    for exact in (True, False):
-        for description, changes in ENGINE_SETTINGS.values():
-            setting = dataclasses.replace(base, **changes).to_record()
-            differ = {k: ran.get(k) for k in sorted(set(setting) | set(ran)) if setting.get(k) != ran.get(k)}
-            if not differ if exact else set(differ) <= {"learning_rate", "noise"}:
-                return description + "".join(f", {k} {v}" for k, v in differ.items())
-    return result["setting"]
+    ran, near = result["config"], []
+    for description, changes in ENGINE_SETTINGS.values():
+        setting = dataclasses.replace(base, **changes).to_record()
+        differ = {k: ran.get(k) for k in sorted(set(setting) | set(ran)) if setting.get(k) != ran.get(k)}
+        if not differ:
+            return description
+        if set(differ) <= {"learning_rate", "noise"}:
+            near.append(description + "".join(f", {k} {v}" for k, v in differ.items()))
+    return near[0] if near else result["setting"]
 
 
 def _conditions(run: dict) -> str:

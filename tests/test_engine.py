@@ -181,6 +181,9 @@ def test_alternating_records_small_steps_only_when_not_one_so_old_row_keys_hold(
     record = json.loads(json.dumps(schedules.to_record(schedules.Alternating(small_steps=2))))
     assert record["small_steps"] == 2
     assert schedules.from_record(record) == schedules.Alternating(small_steps=2)
+    for hostile in (0, -3, "2", 1e9):  # a record read from someone else's gallery
+        with pytest.raises(ConfigError, match="small_steps"):
+            schedules.from_record({**record, "small_steps": hostile})
 
 
 def test_config_record_round_trips_through_json():

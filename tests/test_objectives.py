@@ -288,7 +288,7 @@ def test_device_path_scores_and_gradients_equal_the_host_path(tiny_zoo, name):
             score_fn._store.clear()
             outputs = model.forward(pixels)
             acts, logits = score_fn._store.take(), model.logits(outputs)
-            scores = (score_fn._grouped(index, index, acts, logits) if path == "grouped"
+            scores = (score_fn._grouped(index, pixels.device, acts, logits) if path == "grouped"
                       else score_fn._masked(index, acts, logits))
             (gradient,) = torch.autograd.grad(scores.sum(), pixels)
             results.append((scores.detach(), gradient))

