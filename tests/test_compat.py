@@ -1,0 +1,65 @@
+"""Galleries users already have: one written by maco_hub before the package was split into layers
+(tests/data/compat-gallery, see tests/data/README.md) loads, resumes, renders and pushes unchanged."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import maco_hub
+from maco_hub import objectives as obj
+
+DATA = Path(__file__).parent / "data"
+MODEL = DATA / "compat-vit"
+KEYS = ["c484e74740845d7295f9", "fb95c23c5e74418e8569", "33dade6b49faaf70f301", "ad1ca8de7e9835afca00",
+        "2c9f70134f6ac7d45b75"]
+RUN = {"steps": 2, "canvas": 32, "device": "cpu", "progress": False, "batch_size": 2}
+MIX = obj.ClassLogit(3) - 0.5 * obj.Channel("vit.layers.0", 1, tokens="patch")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    copy = tmp_path / "compat-gallery"
+    shutil.copytree(DATA / "compat-gallery", copy)
+    return copy
+
+
+def test_the_old_gallery_loads_with_its_keys_records_and_evaluation(folder):
+    gallery = maco_hub.load_gallery(folder)
+    assert [item.key for item in gallery] == KEYS
+    assert [item.kind for item in gallery] == ["class", "class", "channel", "sum", "class"]
+    assert gallery[0].label == "espresso" and gallery[2].unit == 2
+    assert all(item.record["model_id"] == "compat-vit" for item in gallery)
+    assert gallery.evaluation is not None and [s["judge"] for s in gallery.evaluation.summary] == ["self"]
+    assert set(gallery.evaluation.rows) == set(KEYS)
+
+
+def test_explain_over_the_same_objectives_adds_no_row(folder):
+    before = sorted(p.name for p in (folder / "data").iterdir())
+    maco_hub.explain(str(MODEL), classes=["espresso", 0], out=folder, threads=1, **RUN)
+    maco_hub.explain(str(MODEL), objectives=[obj.Channel("vit.layers.0", 2), MIX], out=folder, threads=1,
+                     **RUN)
+    gallery = maco_hub.explain(str(MODEL), classes=[1], out=folder, **RUN)
+    assert [item.key for item in gallery] == KEYS
+    assert sorted(p.name for p in (folder / "data").iterdir()) == before
+
+
+def test_an_old_row_regenerates_to_its_pixels(folder):
+    row = maco_hub.load_gallery(folder)[3]  # the sum objective, second of its batch of two
+    again = maco_hub.regenerate(row, model=str(MODEL))
+    difference = np.abs(np.asarray(again.image, dtype=float) - np.asarray(row.image, dtype=float))
+    assert again.key == row.key and difference.mean() < 1.0
+
+
+def test_show_html_and_push_work_on_the_old_gallery(folder, maco_cli, online_hub):
+    shown = maco_cli("gallery", "show", str(folder))
+    assert shown.returncode == 0 and "tiger cat" in shown.stdout and "self" in shown.stdout
+    assert maco_cli("gallery", "html", str(folder)).returncode == 0
+    assert (folder / "index.html").read_text().count("-transparent.png") == len(KEYS)
+    repo_id = online_hub.new_repo_id("compat")
+    assert maco_cli("gallery", "push", str(folder), repo_id).returncode == 0
+    pushed = maco_hub.load_gallery(repo_id)
+    assert [item.key for item in pushed] == KEYS and pushed.evaluation is not None
