@@ -13,27 +13,27 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-_EXPORTS = {  # public name -> the module defining it ("" for a submodule)
+_EXPORTS = {  # public name -> the module defining it ("" for a subpackage)
     "explain": "explainer",
     "evaluate": "legibility",
     "regenerate": "explainer",
-    "load_model": "models",
-    "layers": "inspection",
-    "labels": "inspection",
+    "load_model": "models.loader",
+    "layers": "models.inspection",
+    "labels": "models.inspection",
     "objectives": "",
     "EngineConfig": "engine",
     "optimize": "engine",
-    "Preprocessing": "preprocessing",
-    "Spectrum": "spectra",
-    "load_spectrum": "spectra",
-    "push_spectrum": "hub",
-    "Gallery": "gallery",
-    "Visualization": "gallery",
-    "save_gallery": "store",
-    "repair_gallery": "store",
-    "save_evaluation": "store",
-    "load_gallery": "hub",
-    "push_gallery": "hub",
+    "Preprocessing": "models.preprocessing",
+    "Spectrum": "spectra.spectrum",
+    "load_spectrum": "spectra.spectrum",
+    "push_spectrum": "gallery.hub",
+    "Gallery": "gallery.rows",
+    "Visualization": "gallery.rows",
+    "save_gallery": "gallery.folder",
+    "repair_gallery": "gallery.folder",
+    "save_evaluation": "gallery.folder",
+    "load_gallery": "gallery.hub",
+    "push_gallery": "gallery.hub",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])
@@ -55,11 +55,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
     from .engine import EngineConfig, optimize
     from .explainer import explain, regenerate
-    from .gallery import Gallery, Visualization
-    from .hub import load_gallery, push_gallery, push_spectrum
-    from .inspection import labels, layers
+    from .gallery.folder import repair_gallery, save_evaluation, save_gallery
+    from .gallery.hub import load_gallery, push_gallery, push_spectrum
+    from .gallery.rows import Gallery, Visualization
     from .legibility import evaluate
-    from .models import load_model
-    from .preprocessing import Preprocessing
-    from .spectra import Spectrum, load_spectrum
-    from .store import repair_gallery, save_evaluation, save_gallery
+    from .models.inspection import labels, layers
+    from .models.loader import load_model
+    from .models.preprocessing import Preprocessing
+    from .spectra.spectrum import Spectrum, load_spectrum

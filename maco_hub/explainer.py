@@ -13,21 +13,22 @@ import torch
 
 from . import objectives as obj
 from ._version import __version__
-from .default_objectives import default_objectives
-from .devices import available_devices, check_memory, use_channels_last
 from .distributed import barrier, current_world, my_share, process_group, rank_device
-from .engine import EngineConfig, EngineResult, optimize, resolve_device
+from .engine.devices import available_devices, check_memory, use_channels_last
+from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
+from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError, GalleryError
-from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
-from .keys import row_key, seed_for
-from .models import LOCAL_REVISION_PREFIX, LoadedModel, load_model
-from .records import objective_from_record, objective_to_record
-from .scoring import scoring
-from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
-from .store import GalleryFolder
+from .gallery.folder import GalleryFolder
+from .gallery.keys import row_key, seed_for
+from .gallery.rows import Gallery, Visualization
+from .models.loader import LOCAL_REVISION_PREFIX, LoadedModel, load_model
+from .objectives.defaults import default_objectives
+from .objectives.records import objective_from_record, objective_to_record
+from .objectives.scoring import scoring
+from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
 
 if TYPE_CHECKING:
-    from .objectives import Objective
+    from .objectives.builtin import Objective
 
 logger = logging.getLogger(__name__)
 
@@ -57,16 +58,16 @@ def explain(
 ) -> Gallery:
     """Visualize what a vision model's classes, channels or other objectives respond to.
 
-    ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.LoadedModel`.
+    ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.loader.LoadedModel`.
     Give ``classes`` (indices or names, or ``"all"`` for every class of the head in label order),
     and/or ``layer`` with ``channels``, or a list of ``objectives``; with none of them, the model's
-    documented defaults (:mod:`maco_hub.default_objectives`) are visualized and logged. Each
+    documented defaults (:mod:`maco_hub.objectives.defaults`) are visualized and logged. Each
     objective's seed derives from ``seed`` and the objective itself (not its position), and
     ``batch_size`` images are optimized at once. ``steps``, ``canvas``, ``threads`` (CPU threads;
     None: from the idle CPUs) and ``compile`` override the matching fields of ``config`` (default
     :class:`EngineConfig`).
 
-    A passed :class:`~maco_hub.models.LoadedModel` is moved to ``device`` (default: where it is).
+    A passed :class:`~maco_hub.models.loader.LoadedModel` is moved to ``device`` (default: where it is).
 
     With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically,
     under the folder's lock); rows already there are skipped, so rerunning after an interruption

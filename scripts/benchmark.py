@@ -44,15 +44,15 @@ from pathlib import Path
 import torch
 
 from maco_hub import objectives
-from maco_hub.devices import resolve_device, use_channels_last
 from maco_hub.engine import EngineConfig, optimize
-from maco_hub.models import LoadedModel, load_model
-from maco_hub.param import FourierPhaseImage
-from maco_hub.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from maco_hub.scoring import scoring
-from maco_hub.spectra import load_spectrum
-from maco_hub.threads import allowed_cpus, intra_op_threads
-from maco_hub.transforms import add_noise, crop_and_resize, crop_boxes
+from maco_hub.engine.devices import resolve_device, use_channels_last
+from maco_hub.engine.param import FourierPhaseImage
+from maco_hub.engine.threads import allowed_cpus, intra_op_threads
+from maco_hub.engine.transforms import add_noise, crop_and_resize, crop_boxes
+from maco_hub.models.loader import LoadedModel, load_model
+from maco_hub.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from maco_hub.objectives.scoring import scoring
+from maco_hub.spectra.spectrum import load_spectrum
 
 MODELS = ("lite0", "resnet50", "vit-b16")
 _CLOCK = [time.perf_counter]
@@ -129,13 +129,13 @@ def _load(name: str, device: torch.device) -> tuple[LoadedModel, str]:
     imagenet = Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD, size=(224, 224))
     if name == "lite0":
         try:
-            from maco_hub.demo_model import demo_model_path
+            from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
             loaded = load_model(str(demo_model_path()), device=device)
             converted = use_channels_last(loaded.module, device)
             return loaded, f"converted ImageNet weights, channels_last={converted}"
         except Exception as error:  # weights package absent: time random weights
-            from maco_hub import efficientnet_lite as lite
+            from maco_hub.models.efficientnet_lite import modeling as lite
 
             module = lite.EfficientNetLiteForImageClassification(lite.EfficientNetLiteConfig())
             loaded = load_model(module, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 224},

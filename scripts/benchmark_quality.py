@@ -31,13 +31,13 @@ import torch
 
 import maco_hub
 from maco_hub import schedules
-from maco_hub.demo_model import demo_model_path
 from maco_hub.engine import SHORT_RUN_CROPS, EngineConfig
 from maco_hub.errors import ClassNotFoundError
 from maco_hub.legibility import evaluate
-from maco_hub.reference_set import load_reference
-from maco_hub.spectra import Spectrum, load_spectrum
-from maco_hub.spectrum_estimation import radial_frequency
+from maco_hub.legibility.reference import load_reference
+from maco_hub.models.efficientnet_lite.conversion import demo_model_path
+from maco_hub.spectra.estimation import radial_frequency
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
            "church", "tractor", "tabby", "jellyfish"]

@@ -3,7 +3,7 @@
 Usage: python scripts/compare_spectra.py SPECTRUM.safetensors REFERENCE.npy
 
 Both must describe the same canvas (the reference is resized to the spectrum's size if not).
-See maco_hub.spectrum_estimation.compare_magnitudes for what each number means.
+See maco_hub.spectra.estimation.compare_magnitudes for what each number means.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
-from maco_hub.spectra import Spectrum, load_spectrum
-from maco_hub.spectrum_estimation import compare_magnitudes
+from maco_hub.spectra.estimation import compare_magnitudes
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 
 def _load(path: str) -> Spectrum:

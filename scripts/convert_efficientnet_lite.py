@@ -9,8 +9,8 @@ import argparse
 import logging
 import sys
 
-from maco_hub.demo_model import convert_efficientnet_lite
 from maco_hub.errors import MacoHubError
+from maco_hub.models.efficientnet_lite.conversion import convert_efficientnet_lite
 
 
 def main(argv: list[str] | None = None) -> int:

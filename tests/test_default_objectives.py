@@ -9,10 +9,10 @@ import torch
 from tiny_models import LABELS, SIZE, loaded, tiny_zoo_fixture  # noqa: F401
 
 import maco_hub
-from maco_hub.default_objectives import IMAGENET_CLASSES, default_objectives, last_block, spread
 from maco_hub.errors import ConfigError
-from maco_hub.hooks import layer_table
+from maco_hub.models.hooks import layer_table
 from maco_hub.objectives import Channel, ClassLogit
+from maco_hub.objectives.defaults import IMAGENET_CLASSES, default_objectives, last_block, spread
 
 PREP = {"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": SIZE}
 
@@ -47,7 +47,7 @@ def test_small_classifier_gets_its_classes_evenly_spread(tiny_zoo):
 
 
 def test_imagenet_head_gets_the_hand_picked_classes_by_name():
-    from maco_hub.efficientnet_lite import imagenet_labels
+    from maco_hub.models.efficientnet_lite.modeling import imagenet_labels
 
     labels = imagenet_labels()
     choice = default_objectives(_resnet_classifier(labels))

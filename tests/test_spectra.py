@@ -15,8 +15,8 @@ from safetensors.torch import save_file
 
 from maco_hub._version import __version__
 from maco_hub.errors import ConfigError, SpectrumError
-from maco_hub.spectra import Spectrum, load_spectrum
-from maco_hub.spectrum_estimation import compare_magnitudes, radial_frequency
+from maco_hub.spectra.estimation import compare_magnitudes, radial_frequency
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

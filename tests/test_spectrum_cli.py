@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from maco_hub.spectra import Spectrum, load_spectrum
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from maco_hub._color import recorrelate
 from maco_hub.errors import ConfigError
-from maco_hub.spectra import Spectrum, load_spectrum
-from maco_hub.spectrum_estimation import (
+from maco_hub.spectra.color import recorrelate
+from maco_hub.spectra.estimation import (
     ESTIMATOR_VERSION,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -25,6 +24,7 @@ from maco_hub.spectrum_estimation import (
     radial_frequency,
     radial_slope,
 )
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

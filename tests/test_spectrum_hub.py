@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from maco_hub.errors import ConfigError, HubError, SpectrumError
-from maco_hub.hub import push_spectrum
-from maco_hub.spectra import Spectrum, load_spectrum
+from maco_hub.gallery.hub import push_spectrum
+from maco_hub.spectra.spectrum import Spectrum, load_spectrum
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from maco_hub.param import FourierPhaseImage
-from maco_hub.spectra import load_spectrum
-from maco_hub.transforms import (
+from maco_hub.engine.param import FourierPhaseImage
+from maco_hub.engine.transforms import (
     blur_levels,
     crop_and_resize,
     crop_boxes,
@@ -17,6 +16,7 @@ from maco_hub.transforms import (
     levels_needed,
     resample_crops,
 )
+from maco_hub.spectra.spectrum import load_spectrum
 
 SIZE = (224, 224)
 

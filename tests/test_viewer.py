@@ -15,9 +15,9 @@ import pytest
 from browser import console_errors, headless_chromium, why_unavailable
 from PIL import Image
 
-from maco_hub import viewer
 from maco_hub.errors import ConfigError
-from maco_hub.viewer import render_index_html, write_index_html
+from maco_hub.gallery import viewer
+from maco_hub.gallery.viewer import render_index_html, write_index_html
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # kept out of git (.gitignore)
 EVIL_LABEL = "</script><b>x"

@@ -268,6 +268,6 @@ def loaded(family: str):
     """The tiny ``family`` checkpoint through ``maco_hub.load_model``, loaded once per process.
 
     Shared between tests: do not modify it (load a fresh one with load_model instead)."""
-    from maco_hub.models import load_model
+    from maco_hub.models.loader import load_model
 
     return load_model(zoo()[family].path)

@@ -1,0 +1,225 @@
+"""The result of :func:`maco_hub.legibility.evaluate`: per-row columns, a summary, a Markdown table.
+
+Only the standard library is used here, so galleries, cards and viewers can read and show an
+evaluation (``Evaluation.from_record(json.load(...))``) without loading torch.
+
+Per judge ``<judge>``, every row gets the columns ``eval_<judge>_<field>`` for each field of
+:data:`ROW_FIELDS` (None where it does not apply):
+
+* ``top1``, ``top5`` (bool), ``prob`` (float): the whole canvas; ``crops_top1``, ``crops_top5``,
+  ``crops_prob`` (float): means over the judged crops;
+* ``plausibility``, ``crops_plausibility``, ``frechet`` (float): against the reference images of
+  the row's class, when a reference was given;
+* ``pred`` (str): the judge's top-1 label on the whole canvas; ``status`` (str): one of
+  :data:`STATUSES`; ``reference_images`` (int): reference images of the row's class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import GalleryError
+
+TRANSFER_METRICS = ("top1", "top5", "prob", "crops_top1", "crops_top5", "crops_prob")
+FEATURE_METRICS = ("plausibility", "crops_plausibility", "frechet")
+ROW_FIELDS = (*TRANSFER_METRICS, *FEATURE_METRICS, "pred", "status", "reference_images")
+"""Per judge, each row gets the column ``eval_<judge>_<field>`` for each of these fields."""
+FIELD_DTYPES = {"top1": "bool", "top5": "bool", "pred": "string", "status": "string",
+                "reference_images": "int64"}
+"""The ``datasets`` dtype of a row field that is not ``float64``."""
+STATUSES = {
+    "ok": "judged",
+    "not a class row": "the row's objective is not a class",
+    "no label": "the row has no class name",
+    "label not in judge": "the judge has no class of that name (or several)",
+}
+JUDGE_RE = re.compile(r"^[0-9a-z_]{1,64}$")  # judge names as evaluate() makes them
+MAX_JUDGES = 32
+MAX_TEXT = 1000  # characters of a string value (a model id, a predicted label, ...)
+_SETTINGS_SAME = ("crops", "crop_side", "crop_position", "seed", "reference")  # merge only if equal
+_SUMMARY_NUMBERS = (*TRANSFER_METRICS, *FEATURE_METRICS, "frechet_pooled")
+_SUMMARY_COUNTS = ("rows", "judged", "reference_classes", "reference_images")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Results of :func:`evaluate`, ready to become gallery columns, a card table and JSON."""
+
+    rows: Mapping[str, Mapping[str, Any]]  # row key -> {"eval_<judge>_<field>": JSON value}
+    summary: tuple[Mapping[str, Any], ...]  # one dict per judge: means and counts (see evaluate)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # crops, seed, reference, judges...
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names every row has, in a stable order (judge by judge)."""
+        return [name for name, _ in self.column_types()]
+
+    def column_types(self) -> list[tuple[str, str]]:
+        """``(column, datasets dtype)`` of every column, judge by judge (see :data:`FIELD_DTYPES`)."""
+        return [(column_name(s["judge"], f), FIELD_DTYPES.get(f, "float64"))
+                for s in self.summary for f in ROW_FIELDS]
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """The summary as plain-text cells: a header and one line per judge (escape to render)."""
+        header = ["judge", "rows judged", "top-1", "top-5", "p(class)", "crops top-1", "crops top-5",
+                  "crops p(class)", "plausibility", "crops plausibility", "Fréchet (per class)",
+                  "Fréchet (pooled)"]
+        lines = []
+        for s in self.summary:
+            cells = [_fmt(s.get(k)) for k in (*TRANSFER_METRICS, "plausibility", "crops_plausibility")]
+            cells += [_fmt(s.get("frechet"), 1), _fmt(s.get("frechet_pooled"), 1)]
+            lines.append([f"{s['judge']} ({display_id(s['model_id'])})", f"{s['judged']}/{s['rows']}",
+                          *cells])
+        return header, lines
+
+    def notes(self) -> list[str]:
+        """Sentences (plain text) on how the table was measured and what was not judged."""
+        settings = self.settings
+        low, high = settings.get("crop_side") or (0.25, 0.30)
+        text = [f"Each class row is shown to each judge whole and as {settings.get('crops')} random "
+                f"square crops of {low:.0%}–{high:.0%} of the canvas (seed {settings.get('seed')}), "
+                "resized to the judge's input; top-1/top-5 are hit rates and p(class) the mean "
+                "probability of the row's class."]
+        if settings.get("reference"):
+            text.append(f"Plausibility (median cosine similarity) and Fréchet distance are computed "
+                        f"in each judge's penultimate features against {settings['reference']}.")
+        skipped: Counter[str] = Counter()
+        for s in self.summary:
+            skipped.update(s.get("not_judged", {}))
+        if skipped:
+            text.append("Not judged: " + ", ".join(f"{n} × {k}" for k, n in sorted(skipped.items())) + ".")
+        return text
+
+    def to_markdown(self) -> str:
+        """The summary as a Markdown table (one line per judge) with sentences on the settings."""
+        header, lines = self.table()
+        table = [f"| {' | '.join(header)} |", "|---|" + "---:|" * (len(header) - 1)]
+        table += [f"| {' | '.join(cells)} |" for cells in lines]
+        return "\n".join(["\n".join(table), "", *self.notes()]) + "\n"
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-able dict; :meth:`from_record` turns it back into an equal Evaluation."""
+        return {"rows": {k: dict(v) for k, v in self.rows.items()},
+                "summary": [dict(s) for s in self.summary], "settings": dict(self.settings)}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Evaluation:
+        """Inverse of :meth:`to_record`, for untrusted data: every type, name and size is checked
+        (GalleryError naming the problem); unknown keys of a summary are dropped."""
+        if not isinstance(record, Mapping) or not isinstance(record.get("rows"), Mapping) \
+                or not isinstance(record.get("summary"), list) \
+                or not isinstance(record.get("settings", {}), Mapping):
+            _refuse("is not an object with 'rows' (object), 'summary' (list) and 'settings' (object)")
+        summary = tuple(_checked_summary(i, s) for i, s in enumerate(record["summary"]))
+        judges = [s["judge"] for s in summary]
+        if len(judges) > MAX_JUDGES or len(set(judges)) != len(judges):
+            _refuse(f"has {len(judges)} judges or a judge twice (at most {MAX_JUDGES}, each once)")
+        evaluation = cls({}, summary, _checked_settings(record.get("settings", {})))
+        dtypes = dict(evaluation.column_types())
+        rows = {}
+        for key, values in record["rows"].items():
+            if not isinstance(key, str) or len(key) > 100 or not isinstance(values, Mapping):
+                _refuse(f"has the row {_short(key)} that is not a key with an object of columns")
+            for column, value in values.items():
+                if column not in dtypes or not _has_dtype(value, dtypes[column]):
+                    _refuse(f"gives row {_short(key)} the column {_short(column)} = {_short(value)}, "
+                            f"not a column of its judges {judges} with a value of its type")
+            rows[key] = dict(values)
+        return cls(rows, summary, evaluation.settings)
+
+    def replacing(self, previous: Evaluation | None) -> Evaluation:
+        """This evaluation merged over ``previous``: its judges replace theirs of the same name,
+        other judges are kept when both were measured the same way (crops, seed, reference);
+        otherwise ``previous`` is dropped entirely."""
+        if previous is None or any(previous.settings.get(k) != self.settings.get(k) for k in _SETTINGS_SAME):
+            return self
+        mine = {s["judge"] for s in self.summary}
+        kept = [s for s in previous.summary if s["judge"] not in mine]
+        if not kept:
+            return self
+        kept_columns = [column_name(s["judge"], f) for s in kept for f in ROW_FIELDS]
+        rows = {key: {c: values.get(c) for c in kept_columns} for key, values in previous.rows.items()}
+        for key, values in self.rows.items():
+            rows[key] = {**rows.get(key, dict.fromkeys(kept_columns)), **values}
+        judges = {**(previous.settings.get("judges") or {}), **(self.settings.get("judges") or {})}
+        return Evaluation(rows, (*kept, *self.summary), {**self.settings, "judges": judges})
+
+    def restricted_to(self, keys: Iterable[str]) -> Evaluation:
+        """The same evaluation with only the rows whose key is in ``keys``."""
+        wanted = set(keys)
+        return Evaluation({k: v for k, v in self.rows.items() if k in wanted}, self.summary, self.settings)
+
+
+def column_name(judge: str, field_name: str) -> str:
+    """The gallery column of one judge's field: ``eval_<judge>_<field>``."""
+    return f"eval_{judge}_{field_name}"
+
+
+def _refuse(why: str) -> None:
+    raise GalleryError(f"The evaluation record {why}; it was not written by maco_hub or is damaged. "
+                       "Run `maco-hub gallery evaluate` again to replace it.")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _has_dtype(value: Any, dtype: str) -> bool:
+    if value is None:
+        return True
+    if dtype == "bool":
+        return isinstance(value, bool)
+    if dtype == "string":
+        return isinstance(value, str) and len(value) <= MAX_TEXT
+    if dtype == "int64":
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    return isinstance(value, float) or _has_dtype(value, "int64")  # float64: NaN allowed, as in JSON
+
+
+def _checked_summary(index: int, entry: Any) -> dict[str, Any]:
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("judge"), str) \
+            or not JUDGE_RE.match(entry["judge"]):
+        judge = entry.get("judge") if isinstance(entry, Mapping) else entry
+        _refuse(f"names judge {index} {_short(judge)}, not a name of 1-64 characters 0-9, a-z or _")
+    checks = {"model_id": lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT,
+              "model_revision": lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT),
+              "not_judged": lambda v: isinstance(v, Mapping) and len(v) <= len(STATUSES) and all(
+                  isinstance(k, str) and len(k) <= 100 and _has_dtype(n, "int64") for k, n in v.items()),
+              **dict.fromkeys(_SUMMARY_COUNTS, lambda v: _has_dtype(v, "int64") and v is not None),
+              **dict.fromkeys(_SUMMARY_NUMBERS, lambda v: _has_dtype(v, "float64"))}
+    defaults = {"not_judged": {}, **dict.fromkeys(_SUMMARY_COUNTS, 0)}
+    clean = {"judge": entry["judge"]}
+    for key, check in checks.items():
+        value = entry.get(key, defaults.get(key))
+        if not check(value):
+            _refuse(f"gives judge {entry['judge']!r} the {key} {_short(value)}, not a value of its type")
+        clean[key] = dict(value) if key == "not_judged" else value
+    return clean
+
+
+def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    side = settings.get("crop_side", [0.25, 0.30])
+    numbers = all(settings.get(k) is not None and _has_dtype(settings.get(k), "int64")
+                  for k in ("crops", "seed"))
+    fractions = isinstance(side, list) and len(side) == 2 and all(
+        x is not None and _has_dtype(x, "float64") and 0 <= x <= 1 for x in side)
+    reference = settings.get("reference") is None or _has_dtype(settings["reference"], "string")
+    if not (numbers and fractions and reference and isinstance(settings.get("judges", {}), Mapping)):
+        _refuse("has settings of other types than crops (int), seed (int), crop_side (two fractions), "
+                "reference (text) and judges (object)")
+    return dict(settings)
+
+
+def display_id(model_id: str) -> str:
+    """A Hub id as is; a local folder by its name only (no machine paths in cards)."""
+    return Path(model_id).name if Path(model_id).is_absolute() else model_id
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,290 @@
+"""The files of a gallery and how they are read when nothing in them is trusted.
+
+Shard names, columns and the manifest's entries are checked against this format; JSON is size-
+and depth-limited before it is parsed, so a crafted record cannot exhaust memory or recursion.
+
+An evaluated gallery's shards also hold the evaluation columns (``eval_<judge>_<field>``) that the
+manifest's ``evaluation`` entry lists with their dtypes, next to the name and sha256 of
+``evaluation.json`` (the summary and settings, :class:`maco_hub.gallery.evaluation.Evaluation`).
+
+:func:`row_of` turns a visualization into a shard row (PNG bytes plus metadata columns) and
+:func:`visualization_from_row` turns a checked row back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .._files import atomic_write
+from ..errors import GalleryError
+from .keys import is_row_key
+from .rows import Visualization, png_bytes
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+EVALUATION_NAME = "evaluation.json"
+DATA_DIR = "data"
+IMAGES_DIR = "images"
+MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
+MAX_MANIFEST_BYTES = 256 << 20
+MAX_EVALUATION_BYTES = 64 << 20  # evaluation.json: ~0.5 kB per row and judge
+MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
+COLUMNS = (  # (name, datasets dtype) of a shard, in order
+    ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
+    ("objective", "string"), ("kind", "string"), ("layer", "string"), ("unit", "int64"),
+    ("class_id", "int64"), ("label", "string"), ("score", "float64"), ("seed", "int64"),
+    ("steps", "int64"), ("canvas", "int64"), ("spectrum_id", "string"), ("spectrum_revision", "string"),
+    ("spectrum_sha256", "string"), ("maco_hub_version", "string"), ("config", "string"),
+    ("record", "string"), ("key", "string"),
+)
+SHARD_RE = re.compile(r"^data/train-([0-9a-f]{5}|[0-9a-f]{16})\.parquet$")  # old counters or hashes
+HASH_NAME_LENGTH = 16
+EVAL_COLUMN_RE = re.compile(r"^eval_[0-9a-z_]{1,100}$")
+EVAL_DTYPES = ("bool", "float64", "int64", "string")
+MAX_EVAL_COLUMNS = 32 * 12  # judges x fields per judge
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+def features(extra: Sequence[tuple[str, str]] = ()):
+    """The ``datasets.Features`` of a gallery shard (with the evaluation columns ``extra``)."""
+    from datasets import Features, Value
+    from datasets import Image as ImageFeature
+
+    return Features({name: ImageFeature() if dtype == "image" else Value(dtype)
+                     for name, dtype in (*COLUMNS, *extra)})
+
+
+def features_yaml(extra: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
+    """The shard's columns as the ``dataset_info.features`` list of a dataset card."""
+    return [{"name": name, "dtype": dtype} for name, dtype in (*COLUMNS, *extra)]
+
+
+def eval_columns(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """The evaluation columns ``(name, dtype)`` every shard of a checked manifest holds."""
+    return [(name, dtype) for name, dtype in (manifest.get("evaluation") or {}).get("columns", [])]
+
+
+def shard_names(digest: str) -> list[str]:
+    """Names a shard with this sha256 may take: a 16-digit part of it (the next one if a file
+    maco_hub did not write already has the first)."""
+    return [f"{DATA_DIR}/train-{digest[i:i + HASH_NAME_LENGTH]}.parquet"
+            for i in range(0, len(digest), HASH_NAME_LENGTH)]
+
+
+def is_own_shard(file: Path) -> bool:
+    """A shard named by the hash of its own content, as :meth:`GalleryFolder.append` writes them."""
+    name = f"{DATA_DIR}/{file.name}"
+    if not SHARD_RE.match(name) or not file.is_file():
+        return False
+    return name in shard_names(hashlib.sha256(file.read_bytes()).hexdigest())
+
+
+def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequence[tuple[str, str]] = ()):
+    """The parquet table of a shard's bytes, with exactly the gallery's columns (and ``extra``,
+    the evaluation columns, of their dtypes)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        # the very bytes whose sha256 was checked; reading a buffer with threads (torch loaded)
+        # made the interpreter abort at exit ("terminate called without an active exception")
+        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise GalleryError(f"Gallery shard {name!r} in {folder} is not a readable parquet file "
+                           f"({type(error).__name__}); {remedy}.") from None
+    expected = [column for column, _ in (*COLUMNS, *extra)]
+    if sorted(table.column_names) != sorted(expected):
+        more = sorted(set(table.column_names) - set(expected))
+        missing = sorted(set(expected) - set(table.column_names))
+        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than its gallery's "
+                           f"{MANIFEST_NAME} lists (extra {more}, missing {missing}); {remedy}.")
+    arrow = _arrow_types()
+    for column, dtype in extra:
+        if table.schema.field(column).type != arrow[dtype]:
+            raise GalleryError(f"Column {column!r} of gallery shard {name!r} in {folder} is "
+                               f"{table.schema.field(column).type}, not {dtype}; {remedy}.")
+    return table
+
+
+def _arrow_types() -> dict[str, Any]:
+    import pyarrow as pa
+
+    return {"bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
+
+
+def parse_json(text: Any, what: str, limit: int) -> Any:
+    """``json.loads`` of untrusted text, refused (GalleryError) when too big or nested too deep."""
+    if not isinstance(text, str):
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is a {type(text).__name__}, not JSON text.")
+    if len(text) > limit:
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is {len(text)} characters long (limit {limit}); "
+                           "it was not written by maco_hub.")
+    depth = deepest = 0
+    for char in _STRING_RE.sub('""', text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise GalleryError(f"{what[0].upper()}{what[1:]} is nested more than {MAX_JSON_DEPTH} "
+                                   "levels deep; it was not written by maco_hub.")
+        elif char in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise GalleryError(f"{what[0].upper()}{what[1:]} is not valid JSON ({error}).") from None
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest, with every entry checked: a shard name of ours, well-formed keys and sha256."""
+    path = folder / MANIFEST_NAME
+    fix = "it was written by another tool or version, or is damaged; run `maco-hub gallery repair`"
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise GalleryError(f"it is {size} bytes")
+        manifest = parse_json(path.read_text(encoding="utf-8"), "the manifest", MAX_MANIFEST_BYTES)
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
+                or not isinstance(manifest.get("shards"), list):
+            version = manifest.get("format") if isinstance(manifest, dict) else None
+            raise GalleryError(f"unsupported format {version!r}")
+        files: set[str] = set()
+        keys: set[str] = set()
+        for index, entry in enumerate(manifest["shards"]):
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
+                    or not SHARD_RE.match(entry["file"]):
+                file = entry.get("file") if isinstance(entry, dict) else entry
+                raise GalleryError(f"shard entry {index} names {file!r}, not a file data/train-*.parquet "
+                                   "inside the gallery")
+            if not isinstance(entry.get("sha256"), str) or not _SHA256_RE.match(entry["sha256"]):
+                raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
+            if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
+                bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
+                raise GalleryError(f"shard {entry['file']!r} lists the row key {bad!r}, not a maco_hub "
+                                   "row key (20 hex digits)")
+            if entry["file"] in files or keys & set(entry["keys"]):
+                raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
+            files.add(entry["file"])
+            keys.update(entry["keys"])
+        check_evaluation_entry(manifest)
+    except (OSError, UnicodeDecodeError, GalleryError) as error:
+        raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
+                           f"{fix}.") from None
+    return manifest
+
+
+def check_evaluation_entry(manifest: dict[str, Any]) -> None:
+    """The manifest's ``evaluation``: absent, or its columns with dtypes and evaluation.json's sha256."""
+    entry = manifest.get("evaluation")
+    if entry is None:
+        return
+    columns = entry.get("columns") if isinstance(entry, dict) else None
+    if not isinstance(columns, list) or len(columns) > MAX_EVAL_COLUMNS:
+        raise GalleryError(f"its evaluation entry lists no columns or more than {MAX_EVAL_COLUMNS}")
+    names = {name for name, _ in COLUMNS}
+    for column in columns:
+        if not (isinstance(column, list) and len(column) == 2 and isinstance(column[0], str)
+                and EVAL_COLUMN_RE.match(column[0]) and column[1] in EVAL_DTYPES and column[0] not in names):
+            raise GalleryError(f"its evaluation column {str(column)[:80]!r} is not [eval_NAME, dtype] with "
+                               f"a dtype among {EVAL_DTYPES}, or is listed twice")
+        names.add(column[0])
+    if "file" in entry and (entry["file"] != EVALUATION_NAME or not isinstance(entry.get("sha256"), str)
+                            or not _SHA256_RE.match(entry["sha256"])):
+        raise GalleryError(f"its evaluation entry names {str(entry['file'])[:80]!r} or a sha256 that is not "
+                           f"{EVALUATION_NAME} with a valid sha256")
+
+
+def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
+    """The evaluation columns ``(name, dtype)`` a shard's parquet schema holds (unchecked names)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = _arrow_types()
+    try:
+        schema = pq.read_schema(pa.BufferReader(data))
+    except (pa.ArrowException, OSError, ValueError):
+        return []
+    known = {name for name, _ in COLUMNS}
+    return [(f.name, next((d for d, t in names.items() if t == f.type), str(f.type)))
+            for f in schema if f.name not in known]
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
+
+
+def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns),
+    with the evaluation columns ``extra`` (rows without them get None)."""
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    names = [name for name, _ in extra]
+    rows = [{**dict.fromkeys(names), **row} for row in rows]
+    table = Dataset.from_list(rows, features=features(extra)).data.table
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def row_of(item: Visualization) -> dict[str, Any]:
+    """The dataset row of one visualization (``image``/``alpha`` as PNG bytes)."""
+    key = item.key
+    record = {**item.record, "key": key}
+    spectrum = record.get("spectrum") or {}
+    config = record.get("config") or {}
+    return {
+        "image": {"bytes": png_bytes(item.image), "path": None},
+        "alpha": {"bytes": png_bytes(item.alpha), "path": None},
+        "model_id": record.get("model_id"),
+        "model_revision": record.get("model_revision"),
+        "objective": item.objective,
+        "kind": item.kind,
+        "layer": item.layer,
+        "unit": item.unit,
+        "class_id": item.class_id,
+        "label": item.label,
+        "score": float(item.score),
+        "seed": record.get("seed"),
+        "steps": config.get("steps"),
+        "canvas": config.get("canvas"),
+        "spectrum_id": spectrum.get("id"),
+        "spectrum_revision": spectrum.get("revision"),
+        "spectrum_sha256": spectrum.get("sha256"),
+        "maco_hub_version": record.get("maco_hub_version"),
+        "config": json.dumps(config, sort_keys=True),
+        "record": json.dumps(record, sort_keys=True),
+        "key": key,
+    }
+
+
+def visualization_from_row(row: dict[str, Any]) -> Visualization:
+    """Inverse of :func:`row_of` (image columns as PIL images or ``{"bytes": ...}``; ``record`` as
+    JSON text or already parsed)."""
+    record = row["record"]
+    return Visualization(
+        image=_image(row["image"]).convert("RGB"),
+        alpha=_image(row["alpha"]).convert("L"),
+        score=float(row["score"]),
+        objective=row["objective"],
+        kind=row["kind"],
+        layer=row.get("layer"),
+        unit=row.get("unit"),
+        class_id=row.get("class_id"),
+        label=row.get("label"),
+        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
+    )
+
+
+def _image(value: Any) -> Image.Image:
+    if isinstance(value, Image.Image):
+        return value
+    return Image.open(io.BytesIO(value["bytes"]))

@@ -1,0 +1,232 @@
+"""Hugging Face checkpoints (Hub repo ids or local folders) loaded as vision modules.
+
+:func:`load_checkpoint` returns ``(module, config, has_head)``:
+
+* Image classifiers load through their ``*ForImageClassification`` class. When the checkpoint lacks
+  the head (its config names no such class, or loading reports missing head weights) the model is a
+  backbone (``has_head=False``) and only its trained base model is kept.
+* CLIP/SigLIP-style dual models (a config with ``vision_config``) keep their vision tower only
+  (``CLIPVisionModel``, ``SiglipVisionModel``...), without the projection into the joint space:
+  layer names are then the tower's own (``encoder.layers.3``), as for a vision-only checkpoint.
+
+Every failure is a :class:`~maco_hub.errors.ModelLoadError` that says which of these it is: a
+missing local folder, an unreachable Hub, an unknown repo id, unreadable weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModelLoadError, NotAVisionModelError
+
+logger = logging.getLogger(__name__)
+
+_BUILTIN_MODEL_TYPES = {"maco_efficientnet_lite": "maco_hub.models.efficientnet_lite.modeling"}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
+SUPPORTED = (
+    "image classifiers and image backbones (ViT, DeiT, Swin, ConvNeXt, ResNet, RegNet, "
+    "MobileNet, EfficientNet, DINOv2, ...) and the vision tower of CLIP/SigLIP-style models"
+)
+
+
+def is_path(name: str) -> bool:
+    """Whether ``name`` can only be a folder (./x, ../x, /x, ~/x, a\\b, a/b/c), not a Hub repo id."""
+    return name.startswith((".", "/", "~", "\\")) or "\\" in name or name.count("/") > 1
+
+
+def load_checkpoint(name: str, hub: dict, trust: bool,
+                    dtype: torch.dtype | None) -> tuple[nn.Module, Any, bool]:
+    """(module, config, has_head) for a Hub id or folder; ``hub`` holds from_pretrained options."""
+    import transformers
+    from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
+    raw = _raw_config(name, hub)
+    model_type = raw.get("model_type")
+    if model_type in _BUILTIN_MODEL_TYPES:
+        importlib.import_module(_BUILTIN_MODEL_TYPES[model_type])
+    if raw.get("auto_map") and not trust:
+        raise ModelLoadError(
+            f"Model {name!r} ships its own code (config.json has auto_map). Pass "
+            "trust_remote_code=True if you trust that repository's code."
+        )
+    try:
+        config = AutoConfig.from_pretrained(name, **hub)
+    except (OSError, ValueError, KeyError) as exc:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        if model_type in CONFIG_MAPPING:
+            raise ModelLoadError(f"Could not read the config of {name!r}: {exc}") from exc
+        raise ModelLoadError(
+            f"Model {name!r} has model_type={model_type!r}, which this transformers "
+            f"{transformers.__version__} does not know. Upgrade transformers, or pass "
+            "trust_remote_code=True for a repository with its own code."
+        ) from exc
+    _check_vision(name, config)
+    load = {**hub, "dtype": dtype or torch.float32}
+    architectures = list(getattr(config, "architectures", None) or [])
+    wants_head = any("ForImageClassification" in a for a in architectures) or (
+        not architectures and not _is_dual(config)
+        and type(config) in AutoModelForImageClassification._model_mapping
+    )
+    try:
+        if wants_head:
+            cls = _named_class(architectures) or AutoModelForImageClassification
+            module, info = cls.from_pretrained(name, output_loading_info=True, **load)
+            lost = _lost_head_keys(module, info)
+            if not lost:
+                return module, config, True
+            logger.warning(
+                "Checkpoint %r has no trained classification head (missing: %s); using it as a "
+                "backbone.", name, ", ".join(sorted(lost)[:4]))
+            return module.base_model, config, False
+        module = AutoModel.from_pretrained(name, **load)
+    except Exception as exc:  # safetensors, pickle and torch each raise their own kinds
+        raise ModelLoadError(_weights_message(name, hub, exc)) from exc
+    if _is_dual(config):
+        tower = getattr(module, "vision_model", None) or getattr(module, "vision_tower", None)
+        if not isinstance(tower, nn.Module):
+            raise NotAVisionModelError(
+                f"Model {name!r} ({config.model_type}) has a vision_config but no vision tower "
+                f"this library can use. Supported: {SUPPORTED}.")
+        module = tower
+        config = getattr(tower, "config", config)
+    return module, config, False
+
+
+def cached_commit(repo_id: str, revision: str | None, cache_dir: Any) -> str | None:
+    """The commit the cache resolved ``revision`` to (works offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, "config.json", cache_dir=cache_dir, revision=revision)
+    if isinstance(path, str) and Path(path).parent.parent.name == "snapshots":
+        return Path(path).parent.name
+    return None
+
+
+def _raw_config(name: str, hub: dict) -> dict:
+    from huggingface_hub import constants
+    from transformers import PretrainedConfig
+
+    path = Path(name).expanduser()
+    if is_path(name) and not path.is_dir():
+        raise ModelLoadError(_missing_folder(name))
+    options = {k: v for k, v in hub.items() if k != "trust_remote_code"}
+    try:
+        raw, _ = PretrainedConfig.get_config_dict(name, **options)
+    except (OSError, ValueError) as exc:
+        if path.is_dir():
+            raise ModelLoadError(f"Folder {name!r} holds no readable config.json ({exc}); pass the "
+                                 "folder a model was saved to with save_pretrained.") from exc
+        if path.exists() or (len(path.parts) > 1 and path.parent.is_dir()):
+            raise ModelLoadError(_missing_folder(name, " (nor is it a Hub repo id)")) from exc
+        if not constants.HF_HUB_OFFLINE and not hub.get("local_files_only") and _unreachable(exc):
+            raise ModelLoadError(
+                f"Could not reach the Hugging Face Hub ({constants.ENDPOINT}) to download {name!r}, "
+                "and it is not in the local cache. Check the network connection (or proxy), or set "
+                "HF_HUB_OFFLINE=1 to use cached models only.") from exc
+        raise ModelLoadError(
+            f"Could not find model {name!r} on the Hugging Face Hub or in the local cache. "
+            "Check the spelling of the repo id (org/name) and the revision; when offline "
+            "(HF_HUB_OFFLINE=1) the model must already be in the cache; or pass a local folder "
+            "that holds config.json."
+        ) from exc
+    return raw
+
+
+def _missing_folder(name: str, extra: str = "") -> str:
+    kind = " (it is a file)" if Path(name).expanduser().exists() else ""
+    return (f"Model folder {name!r} does not exist{kind}{extra}. Pass a folder that holds config.json "
+            "and the weights, or a Hub repo id (org/name).")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) is a failed connection rather than a missing repo."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        kind = f"{type(exc).__module__}.{type(exc).__name__}"
+        if isinstance(exc, (ConnectionError, TimeoutError)) or any(
+                word in kind for word in ("ConnectError", "ConnectTimeout", "NetworkError",
+                                          "OfflineModeIsEnabled")):
+            return True
+        if "couldn't connect" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _weights_message(name: str, hub: dict, exc: Exception) -> str:
+    files = _weight_files(name, hub)
+    where = ", ".join(repr(str(f)) for f in files) if files else f"the weights of {name!r}"
+    first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0][:160]
+    return (f"Could not read {where} ({type(exc).__name__}: {first_line}). The file is "
+            "truncated, corrupted or not a format transformers loads safely (pickled .bin weights "
+            "are refused): download the checkpoint again, or re-save it as model.safetensors with "
+            "save_pretrained.")
+
+
+def _weight_files(name: str, hub: dict) -> list[Path]:
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES)
+    from huggingface_hub import try_to_load_from_cache
+
+    found = []
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        path = try_to_load_from_cache(name, filename, cache_dir=hub.get("cache_dir"),
+                                      revision=hub.get("revision"))
+        if isinstance(path, str):
+            found.append(Path(path))
+    return found
+
+
+def _check_vision(name: str, config: Any) -> None:
+    from transformers import AutoModelForImageClassification
+    from transformers.models.auto import modeling_auto as auto
+
+    vision_types = (
+        set(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)
+        | set(auto.MODEL_FOR_IMAGE_MAPPING_NAMES)
+        | set(auto.MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES)
+    )
+    model_type = str(config.model_type)
+    image_like = hasattr(config, "num_channels") and hasattr(config, "image_size")
+    if (model_type in vision_types or _is_dual(config) or image_like
+            or model_type.endswith("_vision_model")
+            or type(config) in AutoModelForImageClassification._model_mapping):
+        return
+    raise NotAVisionModelError(
+        f"Model {name!r} is a {config.model_type!r} model, which takes no images. "
+        f"Supported: {SUPPORTED}."
+    )
+
+
+def _is_dual(config: Any) -> bool:
+    return getattr(config, "vision_config", None) is not None
+
+
+def _named_class(architectures: list[str]) -> type | None:
+    import transformers
+
+    for arch in architectures:
+        if "ForImageClassification" in arch:
+            cls = getattr(transformers, arch, None)
+            if isinstance(cls, type):
+                return cls
+    return None
+
+
+def _lost_head_keys(module: nn.Module, info: dict) -> set[str]:
+    """Weights outside the base model that loading had to initialize at random."""
+    prefix = getattr(module, "base_model_prefix", "") + "."
+    lost = set(info.get("missing_keys") or ())
+    for item in info.get("mismatched_keys") or ():
+        lost.add(item[0] if isinstance(item, tuple) else str(item))
+    return {k for k in lost if not k.startswith(prefix)}

@@ -1,0 +1,95 @@
+"""The engine's score function for a batch of objectives, with hooks scoped to its lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import ConfigError
+from ..models.hooks import capture, layer_table
+from .builtin import Objective
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
+
+
+class BatchScorer:
+    """The engine's ``score_fn(pixel_values, image_index) -> Tensor[N]`` (float32, maximize):
+    one forward pass scores every row with the objective its image index names."""
+
+    def __init__(self, loaded: LoadedModel, objectives: Sequence[Objective], store: Any) -> None:
+        self.loaded = loaded
+        self.objectives = tuple(objectives)  # validated; objective j scores image j
+        self._store = store
+        self._table = layer_table(loaded)
+        self._needs_logits = any(o.needs_logits for o in self.objectives)
+
+    def __call__(self, pixel_values: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
+        index = torch.as_tensor(image_index).long().reshape(-1)
+        if index.numel() != pixel_values.shape[0]:
+            raise ConfigError(
+                f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
+        on_host = index.device.type == "cpu"
+        if on_host:
+            self._check_index(index)
+        else:  # reading the values would make the host wait for the device: checked there
+            torch._assert_async(((index >= 0) & (index < len(self.objectives))).all())
+        self._store.clear()
+        outputs = self.loaded.forward(pixel_values)
+        acts = self._store.take()
+        logits = self.loaded.logits(outputs) if self._needs_logits else None
+        del outputs
+        if on_host:
+            return self._grouped(index, pixel_values.device, acts, logits)
+        return self._masked(index.to(pixel_values.device), acts, logits)
+
+    def _check_index(self, index: torch.Tensor) -> None:
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
+            raise ConfigError(
+                f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
+                f"objective); got {int(index.min())}..{int(index.max())}.")
+
+    def _grouped(self, index: torch.Tensor, device: torch.device, acts: dict, logits: torch.Tensor | None
+                 ) -> torch.Tensor:
+        """Each objective scores only its own rows (``index`` on the host, where they are read)."""
+        scores = torch.zeros(index.numel(), device=device, dtype=torch.float32)
+        for j in index.unique().tolist():
+            rows = (index == j).nonzero(as_tuple=True)[0].to(device)
+            objective = self.objectives[j]
+            mine = {name: acts[name][rows] for name in objective.layers}
+            part = objective.score(mine, logits[rows] if logits is not None else None, self._table)
+            scores = scores.index_put((rows,), part.float())
+        return scores
+
+    def _masked(self, index: torch.Tensor, acts: dict, logits: torch.Tensor | None) -> torch.Tensor:
+        """Each objective scores every row and keeps its own: no value goes back to the host, so the
+        device never waits (objectives are cheap next to the model's forward pass)."""
+        scores = torch.zeros(index.numel(), device=index.device, dtype=torch.float32)
+        for j, objective in enumerate(self.objectives):
+            part = objective.score({name: acts[name] for name in objective.layers}, logits, self._table)
+            scores = torch.where(index == j, part.float(), scores)
+        return scores
+
+
+@contextlib.contextmanager
+def scoring(
+    loaded: LoadedModel, objectives: Objective | Sequence[Objective]
+) -> Iterator[BatchScorer]:
+    """Validate ``objectives`` (objective j for image j) and yield the engine's score_fn.
+
+    Hooks sit only on the layers the objectives read and are removed when the block ends, also
+    on error. One forward pass per call scores all rows.
+    """
+    items = [objectives] if isinstance(objectives, Objective) else list(objectives)
+    if not items:
+        raise ConfigError("scoring() needs at least one objective.")
+    for item in items:
+        if not isinstance(item, Objective):
+            raise ConfigError(f"{item!r} is not an objective; build one with maco_hub.objectives.")
+    bound = [item.validate(loaded) for item in items]
+    names = sorted(frozenset().union(*(o.layers for o in bound)))
+    with capture(loaded, names) as store:
+        yield BatchScorer(loaded, bound, store)
