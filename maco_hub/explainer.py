@@ -19,12 +19,14 @@ from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError, GalleryError
 from .gallery.folder import GalleryFolder
-from .gallery.keys import row_key, seed_for
+from .gallery.keys import seed_for
+from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
 from .models.loader import LOCAL_REVISION_PREFIX, LoadedModel, load_model
+from .models.placement import placement
 from .objectives.defaults import default_objectives
 from .objectives.records import objective_from_record, objective_to_record
-from .objectives.scoring import scoring
+from .objectives.scoring import scoring, validated
 from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
 
 if TYPE_CHECKING:
@@ -89,16 +91,16 @@ def explain(
         raise ConfigError(f"This is rank {world.rank} of a {world.size}-process torchrun job: pass "
                           "out=DIR (--out DIR), the gallery folder where the ranks meet.")
     if isinstance(model, LoadedModel):
-        device = rank_device(resolve_device(device if device is not None else _device_of(model)), world)
+        where = device if device is not None else placement(model.module)[0]
+        device = rank_device(resolve_device(where), world)
         model.module.to(device)
         loaded = model
     else:
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
-    resolved = [objective.validate(loaded)
-                for objective in _objectives(loaded, classes, layer, channels, objectives)]
+    resolved = validated(loaded, _objectives(loaded, classes, layer, channels, objectives))
     check_memory(config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size,
-                 device)
+                 device)  # once, before any work (run_batch tells the engine)
     use_channels_last(loaded.module, device)
     spectrum = _spectrum(spectrum)
     plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
@@ -111,8 +113,8 @@ def explain(
 
     with process_group(world, device):
         folder = GalleryFolder.open(out)
-        keys = [row_key(_record(loaded, o, s, [(o, s)], spectrum, config, device)) for o, s in plan]
-        done = folder.keys
+        keys = [_record(loaded, o, s, (), spectrum, config, device).key for o, s in plan]
+        done = folder.identity_keys()
         pending = [(item, key) for item, key in zip(plan, keys, strict=True) if key not in done]
         if len(plan) > len(pending):
             logger.info("%d of %d objectives are already in %s; running the other %d.",
@@ -143,7 +145,7 @@ def _run_plan(loaded: LoadedModel, plan: Sequence[tuple[Objective, int]], batch_
         for start in range(0, len(plan), batch_size):
             batch = plan[start:start + batch_size]
             items = run_batch(loaded, batch, spectrum=spectrum, config=config, device=device,
-                              progress=progress)
+                              progress=progress, memory_checked=True)
             if bar is not None:
                 bar.update(len(batch))
             if by_batch:
@@ -156,14 +158,17 @@ def _run_plan(loaded: LoadedModel, plan: Sequence[tuple[Objective, int]], batch_
 
 
 def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
-              config: EngineConfig, device: torch.device, progress: bool = False) -> list[Visualization]:
-    """Optimize one batch of validated ``(objective, seed)`` pairs together."""
+              config: EngineConfig, device: torch.device, progress: bool = False,
+              memory_checked: bool = False) -> list[Visualization]:
+    """Optimize one batch of ``(objective, seed)`` pairs together (objectives from :func:`validated`;
+    ``memory_checked``: the caller checked that the batch fits, see :func:`~maco_hub.engine.optimize`)."""
 
     objectives = [objective for objective, _ in batch]
     seeds = [seed for _, seed in batch]
-    with scoring(loaded, objectives) as score_fn:
+    with scoring(loaded, objectives, checked=True) as score_fn:
         result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
-                          spectrum=spectrum, device=device, progress=progress)
+                          spectrum=spectrum, device=device, progress=progress,
+                          memory_checked=memory_checked)
     return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
@@ -214,36 +219,35 @@ def _spectrum(spectrum: Any) -> Spectrum:
     return spectrum if isinstance(spectrum, Spectrum) else load_spectrum(spectrum)
 
 
-def _record(loaded: LoadedModel, objective: Objective, seed: int,
-            batch: Sequence[tuple[Objective, int]], spectrum: Spectrum, config: EngineConfig,
-            device: torch.device) -> dict[str, Any]:
+def _record(loaded: LoadedModel, objective: Objective, seed: int, batch: tuple[BatchMember, ...],
+            spectrum: Spectrum, config: EngineConfig, device: torch.device) -> RowRecord:
     """Everything needed to make this row again (see :func:`maco_hub.regenerate`)."""
-    return {
-        "model_id": loaded.model_id,
-        "model_revision": loaded.revision,
-        "model_source": loaded.source,  # what a converted model was made from (None otherwise)
-        "preprocessing": loaded.preprocessing.to_dict(),
-        "objective": objective.description,
-        "objective_record": objective_to_record(objective),
-        "seed": seed,
-        "batch": [{"objective_record": objective_to_record(o), "seed": s} for o, s in batch],
-        "spectrum": spectrum.reference(),
-        "config": config.to_record(),
-        "device": device.type,
-        "maco_hub_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-    }
+    return RowRecord(
+        model_id=loaded.model_id,
+        model_revision=loaded.revision,
+        model_source=loaded.source,
+        preprocessing=loaded.preprocessing.to_dict(),
+        objective=objective.description,
+        objective_record=objective_to_record(objective),
+        seed=seed,
+        batch=batch,
+        spectrum=spectrum.reference(),
+        config=config.to_record(),
+        device=device.type,
+        maco_hub_version=__version__,
+        torch_version=torch.__version__,
+        python_version=platform.python_version(),
+    )
 
 
 def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]],
                     loaded: LoadedModel, spectrum: Spectrum, config: EngineConfig,
                     device: torch.device) -> list[Visualization]:
+    members = tuple(BatchMember(objective_to_record(o), s) for o, s in batch)  # shared by the batch
     items = []
     for b, (objective, seed) in enumerate(batch):
-        record = _record(loaded, objective, seed, batch, spectrum, config, device)
-        record["key"] = row_key(record)
-        record["engine_settings"] = dict(result.settings)  # e.g. CPU threads: not part of the key
+        record = _record(loaded, objective, seed, members, spectrum, config, device)
+        record = record.with_settings(result.settings)  # e.g. CPU threads: not part of the key
         items.append(Visualization(
             image=to_pil_image(result.images[b]),
             alpha=attribution_to_alpha(result.attribution[b]),
@@ -279,29 +283,28 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
     the recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
     """
     record = item.record
-    if "batch" not in record or "objective_record" not in record:
-        raise ConfigError(f"Row {item.objective!r} has no reproducibility record (made by maco_hub "
-                          f"{record.get('maco_hub_version', '< 0.1')}); it cannot be regenerated.")
+    if record is None or not record.batch:
+        raise ConfigError(f"Row {item.objective!r} has no reproducibility record with its batch; it "
+                          "cannot be regenerated.")
     try:
-        batch_records = [(objective_from_record(b["objective_record"]), int(b["seed"]))
-                         for b in record["batch"]]
-        position = [b["seed"] == record["seed"] and b["objective_record"] == record["objective_record"]
-                    for b in record["batch"]].index(True)
-        reference = dict(record["spectrum"])
-        config = EngineConfig.from_record(record["config"])
+        batch_records = [(objective_from_record(dict(m.objective_record)), m.seed) for m in record.batch]
+        position = [m.seed == record.seed and m.objective_record == record.objective_record
+                    for m in record.batch].index(True)
+        reference = dict(record.spectrum)
+        config = EngineConfig.from_record(dict(record.config))
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, ConfigError):
             raise
         raise GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
                            f"{error}); it cannot be regenerated.") from None
-    device = resolve_device(device if device is not None else _available(record.get("device")))
+    device = resolve_device(device if device is not None else _available(record.device))
     if isinstance(model, LoadedModel):
         model.module.to(device)
         loaded = model
     else:
-        recorded = record.get("model_revision")
+        recorded = record.model_revision
         local = isinstance(recorded, str) and recorded.startswith(LOCAL_REVISION_PREFIX)
-        loaded = load_model(model or record["model_id"], revision=None if model or local else recorded,
+        loaded = load_model(model or record.model_id, revision=None if model or local else recorded,
                             trust_remote_code=trust_remote_code, device=device)
         if local and loaded.revision != recorded:
             logger.warning("The row was made from a local folder with fingerprint %s; %s has %s, so "
@@ -315,13 +318,9 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
         raise ConfigError(f"Spectrum {reference.get('id')!r} now has sha256 {spectrum.sha256[:12]}…, but "
                           f"the row was made with {str(reference.get('sha256'))[:12]}…; pass the original "
                           "spectrum file.")
-    batch = [(objective.validate(loaded), seed) for objective, seed in batch_records]
+    checked = validated(loaded, [objective for objective, _ in batch_records])
+    batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
-
-
-def _device_of(loaded: LoadedModel) -> torch.device:
-    """Where the model's parameters are (the CPU for a model without any)."""
-    return next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
 
 
 def _available(recorded: Any) -> str | None:

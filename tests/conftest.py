@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("hub_server", "tiny_models", "helpers")
+pytest.register_assert_rewrite("hub_server", "tiny_models", "helpers", "browser")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_SPECTRUM = PROJECT_ROOT.parent / "shared" / "reference" / "imagenet_decorrelated_512.npy"
@@ -52,16 +52,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow") or os.environ.get("MACO_HUB_RUNSLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow: run with --runslow or MACO_HUB_RUNSLOW=1")
+    """``slow`` tests only with --runslow (or MACO_HUB_RUNSLOW=1); ``gpu`` tests only with CUDA."""
+    run_slow = config.getoption("--runslow") or os.environ.get("MACO_HUB_RUNSLOW") == "1"
+    slow = pytest.mark.skip(reason="slow: run with --runslow or MACO_HUB_RUNSLOW=1")
+    gpu = None
+    if any("gpu" in item.keywords for item in items):
+        import torch
+
+        if not torch.cuda.is_available():
+            gpu = pytest.mark.skip(reason="gpu: needs a CUDA device")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(slow)
+        if "gpu" in item.keywords and gpu is not None:
+            item.add_marker(gpu)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (skipped, with the reason, where there is none)."""
+    from browser import headless_chromium, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(f"browser tests skipped: {reason}")
+    with headless_chromium() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def builtin_photos() -> dict:
+    """Name -> uint8 (H, W, 3) pixels of the colour photographs the photo packages ship."""
+    pytest.importorskip("skimage")
+    from maco_hub.spectra.sources import builtin_photos
+
+    return {photo.name: photo.pixels for photo in builtin_photos()}
 
 
 @pytest.fixture

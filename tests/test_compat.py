@@ -32,7 +32,7 @@ def test_the_old_gallery_loads_with_its_keys_records_and_evaluation(folder):
     assert [item.key for item in gallery] == KEYS
     assert [item.kind for item in gallery] == ["class", "class", "channel", "sum", "class"]
     assert gallery[0].label == "espresso" and gallery[2].unit == 2
-    assert all(item.record["model_id"] == "compat-vit" for item in gallery)
+    assert all(item.record.model_id == "compat-vit" for item in gallery)
     assert gallery.evaluation is not None and [s["judge"] for s in gallery.evaluation.summary] == ["self"]
     assert set(gallery.evaluation.rows) == set(KEYS)
 
@@ -47,11 +47,22 @@ def test_explain_over_the_same_objectives_adds_no_row(folder):
     assert sorted(p.name for p in (folder / "data").iterdir()) == before
 
 
+def test_a_rerun_with_other_execution_settings_adds_no_row(folder):
+    """The first four rows were made with threads=1, which their keys still include; threads are an
+    execution setting now, so automatic threads (or other resampling, crops per call) find them."""
+    before = sorted(p.name for p in (folder / "data").iterdir())
+    config = maco_hub.EngineConfig(steps=2, canvas=32, resample="batched", crops_per_forward=3)
+    gallery = maco_hub.explain(str(MODEL), classes=["espresso", 0, 1], out=folder, config=config,
+                               **{k: v for k, v in RUN.items() if k not in ("steps", "canvas")})
+    assert [item.key for item in gallery] == KEYS
+    assert sorted(p.name for p in (folder / "data").iterdir()) == before
+
+
 def test_an_old_row_regenerates_to_its_pixels(folder):
     row = maco_hub.load_gallery(folder)[3]  # the sum objective, second of its batch of two
     again = maco_hub.regenerate(row, model=str(MODEL))
     difference = np.abs(np.asarray(again.image, dtype=float) - np.asarray(row.image, dtype=float))
-    assert again.key == row.key and difference.mean() < 1.0
+    assert again.record.identity_key == row.record.identity_key and difference.mean() < 1.0
 
 
 def test_show_html_and_push_work_on_the_old_gallery(folder, maco_cli, online_hub):

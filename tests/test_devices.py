@@ -126,8 +126,12 @@ def test_channels_last_only_for_conv_nets_on_cuda():
     linear = torch.nn.Linear(4, 4)
     assert not use_channels_last(conv, torch.device("cpu"))
     assert conv[0].weight.is_contiguous()
-    if torch.cuda.is_available():
-        conv.cuda()
-        assert use_channels_last(conv, torch.device("cuda"))
-        assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
-        assert not use_channels_last(linear.cuda(), torch.device("cuda"))
+    assert not use_channels_last(linear, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_channels_last_on_cuda():
+    conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).cuda()
+    assert use_channels_last(conv, torch.device("cuda"))
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not use_channels_last(torch.nn.Linear(4, 4).cuda(), torch.device("cuda"))

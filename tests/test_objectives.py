@@ -17,6 +17,7 @@ from maco_hub.errors import (
     UnitOutOfRangeError,
 )
 from maco_hub.models.hooks import capture, layer_table
+from maco_hub.models.loader import load_model
 from maco_hub.objectives import Channel, ClassLogit, Direction, LayerEnergy, Neuron, Objective, Sum, parse
 from maco_hub.objectives.scoring import scoring
 
@@ -289,14 +290,12 @@ def test_device_path_scores_and_gradients_equal_the_host_path(tiny_zoo, name):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_scoring_never_makes_the_cuda_step_loop_wait(tiny_zoo):
     """A real model's score function (hooks, several objectives) in the engine: after the first
     model call, nothing makes the host wait for the device (torch's sync debug mode errors)."""
     from maco_hub.engine import EngineConfig, optimize
 
-    model = loaded("vit")
-    model.module.to("cuda")
+    model = load_model(tiny_zoo["vit"].path, device="cuda")  # its own copy: loaded("vit") is shared
     layer = "vit.layers.1"
     calls = []
     with scoring(model, [ClassLogit(1), Channel(layer, 3), LayerEnergy(layer)]) as score_fn:

@@ -49,7 +49,7 @@ def test_visualizations_are_recognized_as_their_class(lite0):
     size = lite0.preprocessing.size
     large_top1 = []
     for item in gallery:
-        assert item.record["engine_settings"]["threads"] == 1
+        assert item.record.engine_settings["threads"] == 1
         image = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float()[None] / 255
         large = _logits(lite0, _crops(image, (0.5, 0.8), size))
         medium = _logits(lite0, _crops(image, (0.3, 0.6), size))
@@ -77,8 +77,8 @@ def test_demo_command_runs_offline(tmp_path):
     from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 
     assert str(demo_model_path()) in result.stdout  # where the converted model lives
-    assert gallery[0].record["model_id"] == "efficientnet-lite0"  # portable, not a cache path
-    config = gallery[0].record["config"]  # a short run: the 1:1 crop alternation, as the README advises
+    assert gallery[0].record.model_id == "efficientnet-lite0"  # portable, not a cache path
+    config = gallery[0].record.config  # a short run: the 1:1 crop alternation, as the README advises
     assert config["crop_scale"]["schedule"] == "alternating" and "small_steps" not in config["crop_scale"]
     assert config["crop_centre_std"] == 0.15 and config["steps"] == 2
     card = re.sub(r"\\(.)", r"\1", (out / "README.md").read_text())  # Markdown escapes undone

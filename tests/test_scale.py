@@ -112,8 +112,8 @@ def test_thread_count_is_chosen_or_given_and_recorded_outside_the_key(tiny_zoo):
     model = loaded("resnet")
     auto = maco_hub.explain(model, classes=[0], **QUICK)[0]
     one = maco_hub.explain(model, classes=[0], threads=1, **QUICK)[0]
-    assert 1 <= auto.record["engine_settings"]["threads"] <= (os.cpu_count() or 1)
-    assert one.record["engine_settings"]["threads"] == 1
+    assert 1 <= auto.record.engine_settings["threads"] <= (os.cpu_count() or 1)
+    assert one.record.engine_settings["threads"] == 1
     assert auto.key == maco_hub.explain(model, classes=[0], **QUICK)[0].key  # auto: same key
     with pytest.raises(ConfigError, match="threads=0"):
         maco_hub.explain(model, classes=[0], threads=0, **QUICK)

@@ -24,7 +24,8 @@ def _run(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.Co
 
 
 @pytest.fixture
-def photos(tmp_path: Path) -> Path:
+def noise_folder(tmp_path: Path) -> Path:
+    """Four random-noise PNGs of assorted sizes (enough to exercise estimation quickly)."""
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(1)
@@ -34,7 +35,7 @@ def photos(tmp_path: Path) -> Path:
 
 
 def test_parser_imports_nothing_heavy() -> None:
-    code = ("import sys; from maco_hub.cli import _parser; "
+    code = ("import sys; from maco_hub.cli.commands import _parser; "
             "_parser().parse_args(['spectrum', 'estimate', '--folder', 'x', '--out', 'y']); "
             "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'huggingface_hub', 'datasets', 'skimage')"
             " if m in sys.modules))")
@@ -55,10 +56,10 @@ def test_show_default() -> None:
     assert "builtin-photos" in result.stdout  # the metadata table
 
 
-def test_estimate_folder_and_push_end_to_end(online_hub, photos: Path, tmp_path: Path) -> None:
+def test_estimate_folder_and_push_end_to_end(online_hub, noise_folder: Path, tmp_path: Path) -> None:
     repo_id = online_hub.new_repo_id("cli-spectrum")
     out = tmp_path / "out" / "s.safetensors"
-    result = _run("estimate", "--folder", str(photos), "--count", "3", "--resolution", "64",
+    result = _run("estimate", "--folder", str(noise_folder), "--count", "3", "--resolution", "64",
                   "--out", str(out), "--push", repo_id, "--name", "photos.safetensors",
                   env=online_hub.client_env())
     assert result.returncode == 0, result.stderr
@@ -80,11 +81,11 @@ def test_estimate_folder_and_push_end_to_end(online_hub, photos: Path, tmp_path:
     assert quiet.returncode == 0 and quiet.stderr == ""  # no HTTP request lines of the Hub client
 
 
-def test_estimate_push_only_writes_nothing_locally(online_hub, photos: Path, tmp_path: Path) -> None:
+def test_estimate_push_only_writes_nothing_locally(online_hub, noise_folder: Path, tmp_path: Path) -> None:
     work = tmp_path / "cwd"
     work.mkdir()
     repo_id = online_hub.new_repo_id("cli-spectrum")
-    result = _run("estimate", "--folder", str(photos), "--resolution", "32", "--push", repo_id,
+    result = _run("estimate", "--folder", str(noise_folder), "--resolution", "32", "--push", repo_id,
                   "--revision", "photos", "--quiet", env=online_hub.client_env(), cwd=work)
     assert result.returncode == 0, result.stderr
     assert list(work.iterdir()) == []
@@ -113,10 +114,10 @@ def test_push_file_and_bad_repo_id(online_hub, tmp_path: Path) -> None:
     (["--out", "x.safetensors", "--count", "0"], "count=0"),
     (["--push", "me/spectrum", "--name", "spectrum.bin"], "'spectrum.bin'"),
 ])
-def test_estimate_usage_errors(args: list[str], message: str, photos: Path, tmp_path: Path,
+def test_estimate_usage_errors(args: list[str], message: str, noise_folder: Path, tmp_path: Path,
                                maco_cli, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = maco_cli("spectrum", "estimate", "--folder", str(photos), *args)
+    result = maco_cli("spectrum", "estimate", "--folder", str(noise_folder), *args)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "x.safetensors").exists()
 

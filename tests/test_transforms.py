@@ -128,7 +128,6 @@ def test_gradients_flow_to_the_canvas_like_the_reference(canvases):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_batched_resampling_on_cuda_matches_the_cpu(canvases):
     boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512),
                       [(0.6, 1.0)], 0.15)[0]

@@ -7,12 +7,11 @@ import io
 import json
 import re
 import stat
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import console_errors, headless_chromium, why_unavailable
+from browser import console_errors
 from PIL import Image
 
 from maco_hub.errors import ConfigError
@@ -153,16 +152,6 @@ setTimeout(() => done("not blocked"), 3000);
 new Image().src = "http://127.0.0.1:9/remote.png";
 """
 
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = why_unavailable()
-    if reason:
-        pytest.skip(f"browser tests skipped: {reason}")
-    start = time.perf_counter()
-    with headless_chromium() as driver:
-        yield driver
-    print(f"\nbrowser tests took {time.perf_counter() - start:.1f} s (incl. Chromium start)")
 
 
 def _wait(driver, script: str, timeout: float = 10.0):

@@ -200,9 +200,8 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
     gallery = load_gallery(args.source, revision=args.revision)
     print_table(("#", "objective", "score", "seed", "steps", "canvas", "model"),
                  [(str(i), " ".join(item.objective.split()), f"{item.score:.3f}", str(item.seed),
-                   str((item.record.get("config") or {}).get("steps")),
-                   str((item.record.get("config") or {}).get("canvas")),
-                   str(item.record.get("model_id"))) for i, item in enumerate(gallery)])
+                   str(item.record.steps), str(item.record.canvas),
+                   str(item.record.model_id)) for i, item in enumerate(gallery)])
     if gallery.evaluation is not None:
         print(f"\n{gallery.evaluation.to_markdown()}", end="")
     return 0

@@ -129,6 +129,7 @@ def optimize(
     spectrum: Spectrum | None = None,
     device: str | torch.device | None = None,
     progress: bool = False,
+    memory_checked: bool = False,
 ) -> EngineResult:
     """Optimize ``len(seeds)`` images with MACO; image ``b`` maximizes its rows of ``score_fn``.
 
@@ -138,13 +139,16 @@ def optimize(
 
     ``result.settings`` says what the automatic settings resolved to: ``threads`` (CPU intra-op
     threads; None on other devices), ``resample`` and ``crops_per_forward``. The thread count
-    changes the last bits of CPU results, so record it with them.
+    changes the last bits of CPU results, so record it with them. ``memory_checked``: the caller
+    already ran :func:`~maco_hub.engine.devices.check_memory` for at least this many images
+    (``explain`` does, once, before its first batch).
     """
     config = config or EngineConfig()
     if not seeds:
         raise ConfigError("seeds is empty: pass one seed per image, e.g. seeds=[0, 1, 2]")
     device = resolve_device(device)
-    check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
+    if not memory_checked:
+        check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
     ranges = [_check_crop_range(schedules.value_at(config.crop_scale, step, config.steps))
               for step in range(config.steps)]
     noise = [_check_noise(schedules.value_at(config.noise, step, config.steps))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._version import __version__
 from .evaluation import Evaluation, display_id
 from .keys import is_row_key
+from .record import RowRecord
 from .rows import image_names
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ def _model_name(row: dict[str, Any]) -> str:
     """``model_id@revision``, with what a converted model was made from (records say it)."""
     name = str(row.get("model_id")) + (f"@{row['model_revision']}" if row.get("model_revision") else "")
     record = row.get("record")
-    source = record.get("model_source") if isinstance(record, dict) else None
+    source = record.model_source if isinstance(record, RowRecord) else None
     return f"{name} ({source})" if isinstance(source, str) and source else name
 
 

@@ -37,7 +37,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +61,16 @@ from .format import (
     parse_json,
     read_manifest,
     read_table,
-    row_of,
+    shard_batches,
+    shard_bytes,
     shard_eval_columns,
     shard_names,
     visualization_from_row,
     write_manifest,
 )
-from .keys import canonical_json, is_row_key, row_key
+from .keys import canonical_json, is_row_key
 from .lock import LOCK_NAME, folder_lock
+from .record import RowRecord
 from .rows import Gallery, Visualization, image_names, png_bytes
 from .viewer import write_index_html
 
@@ -138,6 +140,11 @@ class GalleryFolder:
         """Row keys in the gallery (as of the last read of the manifest)."""
         return {key for shard in self._manifest["shards"] for key in shard["keys"]}
 
+    def identity_keys(self) -> set[str]:
+        """The identity keys of the gallery's rows: a new row whose key is among them is already
+        there (rows written before execution settings left the identity included)."""
+        return {row["record"].identity_key for row in self._metadata_rows()}
+
     def __len__(self) -> int:
         return sum(len(shard["keys"]) for shard in self._manifest["shards"])
 
@@ -148,23 +155,22 @@ class GalleryFolder:
         """
         with folder_lock(self.path):
             self._manifest = read_manifest(self.path)
-            known = self.keys
+            known = self.identity_keys()
             new: dict[str, Visualization] = {}
             for item in items:
-                if item.key not in known:
-                    new.setdefault(item.key, item)
+                if item.record.identity_key not in known:
+                    new.setdefault(item.record.identity_key, item)
             if not new:
                 return 0
             self._warn_mixed_settings(new.values())
-            rows = [row_of(item) for item in new.values()]
-            for item, row in zip(new.values(), rows, strict=True):
+            for item in new.values():
                 image, transparent = image_names(item.key)
-                atomic_write(self.path / IMAGES_DIR / image, row["image"]["bytes"])
+                atomic_write(self.path / IMAGES_DIR / image, png_bytes(item.image))
                 atomic_write(self.path / IMAGES_DIR / transparent, png_bytes(item.with_transparency()))
             kill_point("after-images")
-            name, digest = self._write_shard(parquet_bytes(rows, eval_columns(self._manifest)))
+            name, digest = self._write_shard(shard_bytes(list(new.values()), eval_columns(self._manifest)))
             kill_point("after-shard")
-            shard = {"file": name, "keys": list(new), "sha256": digest}
+            shard = {"file": name, "keys": [item.key for item in new.values()], "sha256": digest}
             manifest = {**self._manifest, "shards": [*self._manifest["shards"], shard]}
             write_manifest(self.path, manifest)
             self._manifest = manifest
@@ -189,7 +195,8 @@ class GalleryFolder:
                                   "transparent": f"{IMAGES_DIR}/{transparent}",
                                   **{k: r[k] for k in ("objective", "kind", "layer", "unit", "class_id",
                                                        "label", "score", "seed", "steps", "canvas")},
-                                  "record": r["record"], "evaluation": _chips(evaluation, r["key"])})
+                                  "record": r["record"].to_dict(),
+                                  "evaluation": _chips(evaluation, r["key"])})
             model_ids = ", ".join(sorted({str(r["model_id"]) for r in rows}))
             summary = None
             if evaluation is not None:
@@ -275,11 +282,11 @@ class GalleryFolder:
                                   "columns the same name; name the judges (a mapping name -> model).")
             shards, old = [], []
             for entry in self._manifest["shards"]:
-                rows = self._raw_rows(entry)
+                rows, batches = self._raw_rows(entry)
                 for row in rows:
                     values = stored.rows.get(row["key"], {})
                     row.update({name: values.get(name) for name, _ in columns})
-                name, digest = self._write_shard(parquet_bytes(rows, columns))
+                name, digest = self._write_shard(parquet_bytes(rows, columns, batches))
                 shards.append({"file": name, "keys": entry["keys"], "sha256": digest})
                 if name != entry["file"]:
                     old.append(entry["file"])
@@ -421,19 +428,22 @@ class GalleryFolder:
         rows = table.to_pylist()
         if [row["key"] for row in rows] != entry["keys"]:
             raise GalleryError(f"The {where} holds other rows than {MANIFEST_NAME} lists; {self._remedy}.")
+        batches = shard_batches(table, f"the {where}")
         for index, row in enumerate(rows):
-            row["record"] = parse_json(row["record"], f"the record of row {index} of the {where}",
-                                        MAX_RECORD_BYTES)
-            if not isinstance(row["record"], dict) or row_key(row["record"]) != row["key"]:
+            what = f"the record of row {index} of the {where}"
+            record = RowRecord.from_dict(parse_json(row["record"], what, MAX_RECORD_BYTES),
+                                         batches=batches, where=what)
+            if record.stored_key not in (None, row["key"]) or not record.accepts_key(row["key"]):
                 raise GalleryError(f"Row {index} of the {where} has key {row['key']!r}, which is not the "
                                    f"hash of its record (edited or crafted); {self._remedy}.")
+            row["record"] = replace(record, stored_key=row["key"])
         if not images:
             self._checked[seen] = rows
         return rows
 
-    def _raw_rows(self, entry: dict[str, Any]) -> list[dict[str, Any]]:
+    def _raw_rows(self, entry: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """A checked shard's rows as stored (image bytes, record as JSON text), without the
-        evaluation columns."""
+        evaluation columns, and its batch table."""
         self._load_shard(entry, images=False)
         data = (self.path / entry["file"]).read_bytes()
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
@@ -441,7 +451,9 @@ class GalleryFolder:
                                "is another tool writing the folder?")
         extra = eval_columns(self._manifest)
         table = read_table(data, entry["file"], self.path, self._remedy, extra)
-        return table.drop_columns([name for name, _ in extra]).to_pylist()
+        batches = shard_batches(table, f"gallery shard {entry['file']!r} in {self.path}")
+        return (table.drop_columns([name for name, _ in extra]).to_pylist(),
+                {name: [member.to_dict() for member in members] for name, members in batches.items()})
 
     def _write_shard(self, data: bytes) -> tuple[str, str]:
         """Write shard bytes under a name from their sha256 (the current file if it is the same
@@ -467,17 +479,17 @@ class GalleryFolder:
         """Log when rows of the same model, objective and seed get other steps/canvas/spectrum."""
         for shard in self._manifest["shards"]:
             if shard["file"] not in self._identities:
-                self._identities[shard["file"]] = {_identity(r["record"]): _settings(r["record"])
+                self._identities[shard["file"]] = {_subject(r["record"]): r["record"].settings()
                                                    for r in self._load_shard(shard, images=False)}
         existing: dict[str, tuple] = {}
         for identities in self._identities.values():
             existing.update(identities)
         for item in new:
-            before = existing.get(_identity(item.record))
-            if before is not None and before != _settings(item.record):
+            before = existing.get(_subject(item.record))
+            if before is not None and before != item.record.settings():
                 logger.warning("%s (seed %s) is already in %s with other settings (steps, canvas, "
                                "spectrum: %s, now %s); both rows are kept, labelled by their settings.",
-                               item.objective, item.seed, self.path, before, _settings(item.record))
+                               item.objective, item.seed, self.path, before, item.record.settings())
 
 
 def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
@@ -526,14 +538,8 @@ def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | No
             for s in evaluation.summary]
 
 
-def _identity(record: dict[str, Any]) -> str:
-    return canonical_json({k: record.get(k) for k in ("model_id", "model_revision", "objective_record",
-                                                       "seed")})
-
-
-def _settings(record: dict[str, Any]) -> tuple:
-    config = record.get("config") or {}
-    return (config.get("steps"), config.get("canvas"), (record.get("spectrum") or {}).get("sha256"))
+def _subject(record: RowRecord) -> str:
+    return canonical_json(record.subject())
 
 
 def _refuse_foreign_folder(path: Path) -> None:

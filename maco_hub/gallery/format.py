@@ -26,6 +26,7 @@ from PIL import Image
 from .._files import atomic_write
 from ..errors import GalleryError
 from .keys import is_row_key
+from .record import BatchMember, batch_table, read_batch_table
 from .rows import Visualization, png_bytes
 
 FORMAT_VERSION = 1
@@ -35,6 +36,8 @@ DATA_DIR = "data"
 IMAGES_DIR = "images"
 MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
 MAX_MANIFEST_BYTES = 256 << 20
+MAX_BATCHES_BYTES = 16 << 20  # a shard's batch table: ~0.3 kB per objective of its batches
+BATCHES_METADATA = b"maco_hub_batches"  # parquet schema metadata: the shard's batch table (JSON)
 MAX_EVALUATION_BYTES = 64 << 20  # evaluation.json: ~0.5 kB per row and judge
 MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
 COLUMNS = (  # (name, datasets dtype) of a shard, in order
@@ -221,26 +224,46 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
 
 
-def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = ()) -> bytes:
+def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = (),
+                  batches: dict[str, list[dict[str, Any]]] | None = None) -> bytes:
     """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns),
-    with the evaluation columns ``extra`` (rows without them get None)."""
+    with the evaluation columns ``extra`` (rows without them get None) and, in its schema metadata,
+    the batch table of its rows (:func:`maco_hub.gallery.record.batch_table`)."""
     import pyarrow.parquet as pq
     from datasets import Dataset
 
     names = [name for name, _ in extra]
     rows = [{**dict.fromkeys(names), **row} for row in rows]
     table = Dataset.from_list(rows, features=features(extra)).data.table
+    if batches:
+        text = json.dumps(batches, sort_keys=True, separators=(",", ":")).encode()
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), BATCHES_METADATA: text})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
 
 
+def shard_bytes(items: Sequence[Visualization], extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The parquet file of a shard holding ``items``, with their batch table."""
+    return parquet_bytes([row_of(item) for item in items], extra,
+                         batch_table([item.record for item in items]))
+
+
+def shard_batches(table: Any, where: str) -> dict[str, tuple[BatchMember, ...]]:
+    """The checked batch table a shard's parquet schema metadata holds (empty for older shards)."""
+    raw = (table.schema.metadata or {}).get(BATCHES_METADATA)
+    if raw is None:
+        return {}
+    text = raw.decode("utf-8", errors="replace")
+    return read_batch_table(parse_json(text, f"the batch table of {where}", MAX_BATCHES_BYTES), where)
+
+
 def row_of(item: Visualization) -> dict[str, Any]:
-    """The dataset row of one visualization (``image``/``alpha`` as PNG bytes)."""
-    key = item.key
-    record = {**item.record, "key": key}
-    spectrum = record.get("spectrum") or {}
-    config = record.get("config") or {}
+    """The dataset row of one visualization (``image``/``alpha`` as PNG bytes; the record as JSON
+    that names its batch, whose members :func:`shard_bytes` stores once per shard)."""
+    record = item.record.to_dict()
+    key = record["key"]
+    spectrum, config = record["spectrum"], record["config"]
     return {
         "image": {"bytes": png_bytes(item.image), "path": None},
         "alpha": {"bytes": png_bytes(item.alpha), "path": None},
@@ -267,9 +290,8 @@ def row_of(item: Visualization) -> dict[str, Any]:
 
 
 def visualization_from_row(row: dict[str, Any]) -> Visualization:
-    """Inverse of :func:`row_of` (image columns as PIL images or ``{"bytes": ...}``; ``record`` as
-    JSON text or already parsed)."""
-    record = row["record"]
+    """Inverse of :func:`row_of` for a checked row (image columns as PIL images or
+    ``{"bytes": ...}``; ``record`` a :class:`RowRecord`)."""
     return Visualization(
         image=_image(row["image"]).convert("RGB"),
         alpha=_image(row["alpha"]).convert("L"),
@@ -280,7 +302,7 @@ def visualization_from_row(row: dict[str, Any]) -> Visualization:
         unit=row.get("unit"),
         class_id=row.get("class_id"),
         label=row.get("label"),
-        record=parse_json(record, "the record", MAX_RECORD_BYTES) if isinstance(record, str) else record,
+        record=row["record"],
     )
 
 

@@ -26,14 +26,11 @@ def seed_for(base_seed: int, objective_record: dict[str, Any]) -> int:
     return (int(base_seed) * 1_000_003 + zlib.crc32(canonical_json(objective_record).encode())) % 2**31
 
 
-def row_key(record: dict[str, Any]) -> str:
-    """Identity of a row: model + revision, objective, seed, engine config and spectrum."""
-    identity = {k: record.get(k) for k in ("model_id", "model_revision", "objective_record", "seed",
-                                           "config")}
-    identity["spectrum_sha256"] = (record.get("spectrum") or {}).get("sha256")
+def key_of(identity: Any) -> str:
+    """The row key of an identity (see :meth:`maco_hub.gallery.record.RowRecord.identity`)."""
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:KEY_LENGTH]
 
 
 def is_row_key(value: Any) -> bool:
-    """Whether ``value`` has the form of a :func:`row_key` (so it is safe in a file name)."""
+    """Whether ``value`` has the form of a row key (so it is safe in a file name)."""
     return isinstance(value, str) and bool(_KEY_RE.match(value))

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import overload
 
 from PIL import Image
 
 from .._files import atomic_write
 from ..errors import GalleryError
 from .evaluation import Evaluation
-from .keys import is_row_key, row_key
+from .keys import is_row_key
+from .record import RowRecord
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,19 @@ class Visualization:
     unit: int | None = None  # channel / neuron index, if any
     class_id: int | None = None  # class index for class objectives
     label: str | None = None  # class name for class objectives
-    record: dict[str, Any] = field(default_factory=dict)  # reproducibility record (see explain)
+    record: RowRecord | None = None  # how to make it again (None: a row from elsewhere, no key)
 
     @property
     def seed(self) -> int | None:
-        return self.record.get("seed")
+        return self.record.seed if self.record is not None else None
 
     @property
     def key(self) -> str:
-        """The row's identity in a gallery (see :func:`maco_hub.gallery.keys.row_key`)."""
-        return row_key(self.record)
+        """The row's key in a gallery (see :class:`~maco_hub.gallery.record.RowRecord`)."""
+        if self.record is None:
+            raise GalleryError(f"Row {self.objective!r} has no reproducibility record, so no key; only "
+                               "rows made by maco_hub can be stored in a gallery.")
+        return self.record.key
 
     def with_transparency(self) -> Image.Image:
         """RGBA image whose alpha is the attribution map, as in the MACO paper's figures."""

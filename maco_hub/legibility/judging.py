@@ -21,6 +21,7 @@ from ..gallery.folder import save_evaluation
 from ..gallery.hub import load_gallery
 from ..gallery.rows import Gallery, Visualization
 from ..models.loader import LoadedModel, load_model
+from ..models.placement import placement
 from .features import frechet_distance, logits_and_features, plausibility
 from .reference import ReferenceSet, load_reference
 
@@ -178,7 +179,7 @@ def _slug(text: Any) -> str:
 
 
 def _key(item: Visualization, index: int) -> str:
-    return str(item.record.get("key") or f"row-{index}")
+    return item.key if item.record is not None else f"row-{index}"
 
 
 def _class_by_name(judge: LoadedModel, label: str | None) -> int | None:
@@ -210,10 +211,8 @@ def _to_pixels(judge: LoadedModel, images: Sequence[Image.Image]) -> torch.Tenso
     arrays = [np.asarray(image.resize((width, height), resample), dtype=np.float32) / 255.0
               for image in images]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    param = next(judge.module.parameters(), None)
-    if param is not None:
-        pixels = pixels.to(device=param.device, dtype=param.dtype)
-    return judge.preprocessing.normalize(pixels)
+    device, dtype = placement(judge.module)
+    return judge.preprocessing.normalize(pixels.to(device=device, dtype=dtype))
 
 
 def _centre_square(image: Image.Image) -> Image.Image:

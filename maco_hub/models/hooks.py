@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from ..errors import LayerNotFoundError
+from .placement import blank_pixels
 
 if TYPE_CHECKING:
     from .loader import LoadedModel
@@ -168,12 +169,7 @@ def _probe(loaded: LoadedModel) -> dict[str, LayerInfo]:
 
     named = [(n, m) for n, m in module.named_modules() if n]
     handles = [m.register_forward_hook(record(n)) for n, m in named]
-    param = next(module.parameters(), None)
-    pixels = torch.zeros(
-        2, 3, *loaded.preprocessing.size,
-        device=param.device if param is not None else None,
-        dtype=param.dtype if param is not None else None,
-    )
+    pixels = blank_pixels(module, loaded.preprocessing.size)
     try:
         with torch.no_grad():
             loaded.forward(pixels)

@@ -32,6 +32,7 @@ from ..errors import ConfigError, NoClassifierHeadError
 from .checkpoints import cached_commit, load_checkpoint
 from .class_names import class_index
 from .efficientnet_lite import conversion as demo_model
+from .placement import blank_pixels
 from .preprocessing import Preprocessing, checkpoint_preprocessing, coerce_preprocessing
 
 logger = logging.getLogger(__name__)
@@ -213,9 +214,7 @@ def _from_module(module: nn.Module, *, preprocessing: Any, device: Any, dtype: A
     module.eval().requires_grad_(False)
     if device is not None or dtype is not None:
         module.to(device=device, dtype=dtype)
-    probe = next(module.parameters(), None)
-    pixels = torch.zeros(2, 3, *prep.size, device=probe.device if probe is not None else None,
-                         dtype=probe.dtype if probe is not None else None)
+    pixels = blank_pixels(module, prep.size)
     with torch.no_grad():
         outputs = module(pixel_values=pixels) if _is_hf_model(module) else module(pixels)
     logits = _logits_of(outputs)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import ConfigError, LayerNotFoundError, UnitOutOfRangeError
-from ..models.hooks import LayerInfo, layer_table, unknown_layer_message
+from ..models.hooks import LayerInfo, close_names, layer_table, unknown_layer_message
 
 if TYPE_CHECKING:
     from ..models.loader import LoadedModel
@@ -38,8 +38,8 @@ def layer_info(loaded: LoadedModel, layer: str) -> LayerInfo:
         return table[layer]
     names = [name for name, _ in loaded.module.named_modules() if name]
     if layer in names:
-        close = unknown_layer_message(layer, list(table)).split(" Closest: ")
-        hint = f" Closest usable: {close[1]}" if len(close) > 1 else ""
+        close = close_names(layer, list(table))
+        hint = f" Closest usable: {', '.join(close)}." if close else ""
         raise LayerNotFoundError(
             f"Layer {layer!r} exists but its output is not a conv map, token sequence or vector "
             f"this library can read (or it only repeats its input).{hint}")

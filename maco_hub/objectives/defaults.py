@@ -25,6 +25,7 @@ import torch
 
 from ..errors import ClassNotFoundError, ConfigError
 from ..models.hooks import LayerInfo, capture, layer_table
+from ..models.placement import blank_pixels
 from .builtin import Channel, ClassLogit, Objective
 
 if TYPE_CHECKING:
@@ -118,11 +119,7 @@ def last_block(loaded: LoadedModel) -> LayerInfo:
     numbered = [info.name for info in spatial if _NUMBERED.search(info.name)]
     if not numbered:
         return spatial[-1]
-    param = next(loaded.module.parameters(), None)
-    pixels = torch.zeros(2, 3, *loaded.preprocessing.size,
-                         device=param.device if param is not None else None,
-                         dtype=param.dtype if param is not None else None)
     with capture(loaded, numbered) as store, torch.no_grad():
-        loaded.forward(pixels)
+        loaded.forward(blank_pixels(loaded.module, loaded.preprocessing.size))
         finished = list(store.take())  # in the order the modules returned
     return table[finished[-1]] if finished else table[numbered[-1]]

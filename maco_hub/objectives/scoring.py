@@ -74,22 +74,29 @@ class BatchScorer:
         return scores
 
 
+def validated(loaded: LoadedModel, objectives: Objective | Sequence[Objective]) -> list[Objective]:
+    """The one place objectives are checked against a model: each must be an Objective, and
+    comes back resolved (:meth:`~maco_hub.objectives.Objective.validate`)."""
+    items = [objectives] if isinstance(objectives, Objective) else list(objectives)
+    if not items:
+        raise ConfigError("No objective to score: pass at least one.")
+    for item in items:
+        if not isinstance(item, Objective):
+            raise ConfigError(f"{item!r} is not an objective; build one with maco_hub.objectives.")
+    return [item.validate(loaded) for item in items]
+
+
 @contextlib.contextmanager
 def scoring(
-    loaded: LoadedModel, objectives: Objective | Sequence[Objective]
+    loaded: LoadedModel, objectives: Objective | Sequence[Objective], *, checked: bool = False
 ) -> Iterator[BatchScorer]:
-    """Validate ``objectives`` (objective j for image j) and yield the engine's score_fn.
+    """Yield the engine's score_fn for ``objectives`` (objective j for image j), validated by
+    :func:`validated` unless ``checked`` says they come from it already.
 
     Hooks sit only on the layers the objectives read and are removed when the block ends, also
     on error. One forward pass per call scores all rows.
     """
-    items = [objectives] if isinstance(objectives, Objective) else list(objectives)
-    if not items:
-        raise ConfigError("scoring() needs at least one objective.")
-    for item in items:
-        if not isinstance(item, Objective):
-            raise ConfigError(f"{item!r} is not an objective; build one with maco_hub.objectives.")
-    bound = [item.validate(loaded) for item in items]
+    bound = list(objectives) if checked else validated(loaded, objectives)
     names = sorted(frozenset().union(*(o.layers for o in bound)))
     with capture(loaded, names) as store:
         yield BatchScorer(loaded, bound, store)

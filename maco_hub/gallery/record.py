@@ -1,0 +1,299 @@
+"""The reproducibility record of a gallery row, typed: what makes the row (its identity, which the
+row key hashes), the settings that tell rows of one objective apart, and how it ran.
+
+A record is stored as JSON in the row's ``record`` column (:meth:`RowRecord.to_dict`). The objectives
+optimized together with the row (its *batch*, which :func:`maco_hub.regenerate` re-runs) are stored
+once per shard, not in every row: a row names its batch by ``batch_id`` (a hash of the batch's
+members) and the shard holds the table (:mod:`maco_hub.gallery.format`). Rows written before that
+carry the whole list as ``batch``; both read back the same.
+
+Execution settings (device, CPU threads, compile, crop resampling, crops per model call) never enter
+the identity: a rerun with other ones finds the rows it already made. Rows written before that rule
+with non-default execution settings keep the key they were written with (:meth:`RowRecord.key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import GalleryError
+from .keys import KEY_LENGTH, canonical_json, is_row_key, key_of
+
+EXECUTION_FIELDS = ("threads", "compile", "resample", "crops_per_forward")
+"""Engine config fields that change how a run executes, not the picture it makes."""
+BATCH_ID_LENGTH = 16  # hex digits of a batch id
+
+_TEXT_FIELDS = ("model_source", "objective", "device", "maco_hub_version", "torch_version", "python_version")
+_SPECTRUM_FIELDS = ("id", "name", "revision", "sha256")
+
+
+@dataclass(frozen=True)
+class BatchMember:
+    """One objective of a batch, as data: its objective record and its seed."""
+
+    objective_record: Mapping[str, Any]  # see maco_hub.objectives.records
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"objective_record": _plain(self.objective_record), "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class RowRecord:
+    """Everything needed to make a row again (see :func:`maco_hub.regenerate`)."""
+
+    model_id: str  # Hub repo id, demo short name, local folder name or "<Class module>"
+    model_revision: str | None  # resolved Hub commit, a local folder's fingerprint, or None
+    objective_record: Mapping[str, Any]  # the objective as data (maco_hub.objectives.records)
+    seed: int  # this row's seed (derived from the base seed and the objective)
+    config: Mapping[str, Any]  # the engine config's record (EngineConfig.to_record)
+    spectrum: Mapping[str, Any]  # {"id", "name", "revision", "sha256"} (Spectrum.reference)
+    objective: str = ""  # readable description (the caption)
+    model_source: str | None = None  # what a converted model was made from
+    preprocessing: Mapping[str, Any] | None = None  # the model's pixel convention (Preprocessing.to_dict)
+    batch: tuple[BatchMember, ...] = ()  # the objectives optimized together with this one, in order
+    device: str | None = None  # device type it ran on
+    engine_settings: Mapping[str, Any] = field(default_factory=dict)  # what automatic settings resolved to
+    maco_hub_version: str | None = None
+    torch_version: str | None = None
+    python_version: str | None = None
+    stored_key: str | None = field(default=None, compare=False)  # the key it was written with, if any
+
+    def __post_init__(self) -> None:  # own copies, so a caller's dicts never change a record
+        for name in ("objective_record", "config", "spectrum", "preprocessing", "engine_settings"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _plain(value))
+        object.__setattr__(self, "batch", tuple(self.batch))
+
+    # --------------------------------------------------------------------------- identity
+
+    def identity(self) -> dict[str, Any]:
+        """What the row key hashes: model and revision, objective, seed, the config fields that shape
+        the picture (execution settings at their defaults) and the spectrum's sha256."""
+        return {**self.subject(), "config": identity_config(self.config),
+                "spectrum_sha256": self.spectrum.get("sha256")}
+
+    def subject(self) -> dict[str, Any]:
+        """What is visualized: model, revision, objective and seed. Rows of one subject made with
+        other :meth:`settings` are kept apart."""
+        return {"model_id": self.model_id, "model_revision": self.model_revision,
+                "objective_record": _plain(self.objective_record), "seed": self.seed}
+
+    def settings(self) -> tuple[Any, Any, Any]:
+        """(steps, canvas, spectrum sha256): what tells rows of one subject apart in cards and pages."""
+        return self.config.get("steps"), self.config.get("canvas"), self.spectrum.get("sha256")
+
+    @property
+    def identity_key(self) -> str:
+        """The hash of :meth:`identity`: the key of every row written from now on."""
+        return key_of(self.identity())
+
+    @property
+    def key(self) -> str:
+        """The row's key: the one it was written with, else :attr:`identity_key`."""
+        return self.stored_key or self.identity_key
+
+    def accepts_key(self, key: str) -> bool:
+        """Whether ``key`` is this record's: its identity key, or the key rows written before
+        execution settings left the identity got (their config hashed as recorded)."""
+        legacy = {**self.identity(), "config": _plain(self.config)}
+        return key in (self.identity_key, key_of(legacy))
+
+    @property
+    def batch_id(self) -> str | None:
+        """A hash of the batch's members (None for a record without a batch)."""
+        return batch_id(self.batch) if self.batch else None
+
+    @property
+    def steps(self) -> int | None:
+        return self.config.get("steps")
+
+    @property
+    def canvas(self) -> int | None:
+        return self.config.get("canvas")
+
+    # --------------------------------------------------------------------------- JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in a row (the batch by its id; :func:`batch_table` holds the members)."""
+        data = {
+            "model_id": self.model_id, "model_revision": self.model_revision,
+            "model_source": self.model_source, "preprocessing": _plain(self.preprocessing),
+            "objective": self.objective, "objective_record": _plain(self.objective_record),
+            "seed": self.seed, "spectrum": _plain(self.spectrum), "config": _plain(self.config),
+            "device": self.device, "maco_hub_version": self.maco_hub_version,
+            "torch_version": self.torch_version, "python_version": self.python_version,
+            "engine_settings": _plain(self.engine_settings), "key": self.key,
+        }
+        if self.batch:
+            data["batch_id"] = self.batch_id
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, *, batches: Mapping[str, Sequence[BatchMember]] | None = None,
+                  where: str = "the record") -> RowRecord:
+        """A record from untrusted JSON data: every field's type and shape is checked (GalleryError
+        naming ``where`` and the field). ``batches``: the shard's batch table, by id."""
+        if not isinstance(data, Mapping):
+            raise GalleryError(f"{_upper(where)} is a {type(data).__name__}, not a JSON object.")
+        check = _Checker(data, where)
+        members = check.batch(batches or {})
+        record = cls(
+            model_id=check.text("model_id", required=True),
+            model_revision=check.text("model_revision"),
+            objective_record=check.mapping("objective_record", required=True),
+            seed=check.integer("seed"),
+            config=check.config(),
+            spectrum=check.spectrum(),
+            objective=check.text("objective") or "",
+            model_source=check.text("model_source"),
+            preprocessing=check.mapping("preprocessing"),
+            batch=members,
+            device=check.text("device"),
+            engine_settings=check.mapping("engine_settings") or {},
+            maco_hub_version=check.text("maco_hub_version"),
+            torch_version=check.text("torch_version"),
+            python_version=check.text("python_version"),
+            stored_key=check.key(),
+        )
+        if members and BatchMember(record.objective_record, record.seed) not in members:
+            raise GalleryError(f"{_upper(where)} names a batch it is not part of (edited or crafted).")
+        return record
+
+    def with_settings(self, settings: Mapping[str, Any]) -> RowRecord:
+        """A copy whose ``engine_settings`` are ``settings`` (not part of the identity)."""
+        return replace(self, engine_settings=settings)
+
+
+def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the execution settings at their defaults (absent; ``crops_per_forward`` None,
+    as every record has held it since the field existed)."""
+    kept = {k: _plain(v) for k, v in config.items() if k not in EXECUTION_FIELDS}
+    if "crops_per_forward" in config:
+        kept["crops_per_forward"] = None
+    return kept
+
+
+def batch_id(members: Sequence[BatchMember]) -> str:
+    """The id of a batch: a hash of its members in order."""
+    text = canonical_json([member.to_dict() for member in members])
+    return hashlib.sha256(text.encode()).hexdigest()[:BATCH_ID_LENGTH]
+
+
+def batch_table(records: Sequence[RowRecord]) -> dict[str, list[dict[str, Any]]]:
+    """The batches of ``records`` as stored once per shard: ``{batch_id: [member, ...]}``."""
+    return {record.batch_id: [m.to_dict() for m in record.batch] for record in records if record.batch}
+
+
+def read_batch_table(data: Any, where: str) -> dict[str, tuple[BatchMember, ...]]:
+    """A shard's batch table from untrusted JSON data; each id must be the hash of its members."""
+    if not isinstance(data, Mapping):
+        raise GalleryError(f"The batch table of {where} is not a JSON object.")
+    table = {}
+    for name, members in data.items():
+        parsed = _members(members, f"batch {str(name)[:40]!r} of {where}")
+        if name != batch_id(parsed):
+            raise GalleryError(f"Batch {str(name)[:40]!r} of {where} is not the hash of its members "
+                               "(edited or crafted).")
+        table[name] = parsed
+    return table
+
+
+# ------------------------------------------------------------------------------- internals
+
+
+class _Checker:
+    """Reads the fields of one untrusted record, raising GalleryError on the first bad one."""
+
+    def __init__(self, data: Mapping[str, Any], where: str) -> None:
+        self.data, self.where = data, where
+
+    def fail(self, name: str, expected: str) -> GalleryError:
+        value = repr(self.data.get(name))[:60]
+        return GalleryError(f"{_upper(self.where)} has {name}={value}, not {expected}; it was edited or "
+                            "crafted, or written by another tool.")
+
+    def text(self, name: str, *, required: bool = False) -> str | None:
+        value = self.data.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, "a string")
+        return value
+
+    def integer(self, name: str) -> int:
+        value = self.data.get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, "an integer")
+        return value
+
+    def mapping(self, name: str, *, required: bool = False) -> dict[str, Any] | None:
+        value = self.data.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.fail(name, "a JSON object")
+        return dict(value)
+
+    def config(self) -> dict[str, Any]:
+        config = self.mapping("config", required=True)
+        for name in ("steps", "canvas"):
+            value = config.get(name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise GalleryError(f"{_upper(self.where)} has config.{name}={repr(value)[:40]}, not a "
+                                   "positive integer; it was edited or crafted.")
+        return config
+
+    def spectrum(self) -> dict[str, Any]:
+        spectrum = self.mapping("spectrum", required=True)
+        for name in _SPECTRUM_FIELDS:
+            if spectrum.get(name) is not None and not isinstance(spectrum.get(name), str):
+                raise GalleryError(f"{_upper(self.where)} has spectrum.{name}="
+                                   f"{repr(spectrum.get(name))[:40]}, not a string.")
+        return spectrum
+
+    def key(self) -> str | None:
+        value = self.data.get("key")
+        if value is not None and not is_row_key(value):
+            raise self.fail("key", f"a row key ({KEY_LENGTH} hex digits)")
+        return value
+
+    def batch(self, batches: Mapping[str, Sequence[BatchMember]]) -> tuple[BatchMember, ...]:
+        if "batch" in self.data:  # rows written before batches were stored once per shard
+            return _members(self.data["batch"], f"the batch of {self.where}")
+        name = self.data.get("batch_id")
+        if name is None:
+            return ()
+        if not isinstance(name, str) or name not in batches:
+            raise self.fail("batch_id", "the id of a batch its shard lists")
+        return tuple(batches[name])
+
+
+def _members(value: Any, where: str) -> tuple[BatchMember, ...]:
+    if not isinstance(value, list) or not value:
+        raise GalleryError(f"{_upper(where)} is not a non-empty list of objectives and seeds.")
+    members = []
+    for item in value:
+        seed = item.get("seed") if isinstance(item, Mapping) else None
+        objective = item.get("objective_record") if isinstance(item, Mapping) else None
+        if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(objective, Mapping):
+            raise GalleryError(f"{_upper(where)} holds {repr(item)[:60]}, not {{objective_record, seed}}.")
+        members.append(BatchMember(dict(objective), seed))
+    return tuple(members)
+
+
+def _plain(value: Any) -> Any:
+    """A copy as plain JSON values: mappings as dicts, tuples as lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _upper(text: str) -> str:
+    return text[:1].upper() + text[1:]
