@@ -137,12 +137,13 @@ def load_model(
         raise ConfigError(
             f"model={model!r} must be a Hub repo id, a local folder or a torch nn.Module."
         )
+    if not isinstance(trust_remote_code, bool):
+        raise ConfigError(f"trust_remote_code={trust_remote_code!r} must be True or False.")
     name, model_id, is_local, source = _locate(str(model))
-    hub = {"cache_dir": cache_dir, "revision": revision, "token": token}
+    hub = {"cache_dir": cache_dir, "revision": revision, "token": token,
+           "trust_remote_code": trust_remote_code}  # always explicit: transformers never asks
     if local_files_only is not None:
         hub["local_files_only"] = local_files_only
-    if trust_remote_code:
-        hub["trust_remote_code"] = True
     module, config, has_head = load_checkpoint(name, hub, trust_remote_code, dtype)
     module.eval().requires_grad_(False)
     if device is not None:

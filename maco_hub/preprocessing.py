@@ -105,8 +105,9 @@ def _processor_values(name: str, hub: dict) -> dict:
     except (OSError, ValueError):
         return {}
     values: dict = {}
-    try:
-        processor = AutoImageProcessor.from_pretrained(name, **hub)
+    try:  # trust_remote_code given explicitly, so transformers never asks on stdin
+        processor = AutoImageProcessor.from_pretrained(
+            name, trust_remote_code=hub.get("trust_remote_code") is True, **options)
         for key in ("image_mean", "image_std", "size", "crop_size", "do_center_crop", "resample"):
             values[key] = getattr(processor, key, None)
     except Exception as exc:  # processor classes fail in many ways; the raw json rules
