@@ -90,20 +90,17 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
         not architectures and not _is_dual(config)
         and type(config) in AutoModelForImageClassification._model_mapping
     )
-    try:
-        if wants_head:
-            cls = _named_class(architectures) or AutoModelForImageClassification
-            module, info = cls.from_pretrained(name, output_loading_info=True, **load)
-            lost = _lost_head_keys(module, info)
-            if not lost:
-                return module, config, True
-            logger.warning(
-                "Checkpoint %r has no trained classification head (missing: %s); using it as a "
-                "backbone.", name, ", ".join(sorted(lost)[:4]))
-            return module.base_model, config, False
-        module = AutoModel.from_pretrained(name, **load)
-    except Exception as exc:  # safetensors, pickle and torch each raise their own kinds
-        raise ModelLoadError(_weights_message(name, hub, exc)) from exc
+    if wants_head:
+        cls = _named_class(architectures) or AutoModelForImageClassification
+        module, info = _from_pretrained(cls, name, load, config)
+        lost = _lost_head_keys(module, info)
+        if not lost:
+            return module, config, True
+        logger.warning(
+            "Checkpoint %r has no trained classification head (missing: %s); using it as a "
+            "backbone.", name, ", ".join(sorted(lost)[:4]))
+        return module.base_model, config, False
+    module, _ = _from_pretrained(AutoModel, name, load, config)
     if _is_dual(config):
         tower = getattr(module, "vision_model", None) or getattr(module, "vision_tower", None)
         if not isinstance(tower, nn.Module):
@@ -252,6 +249,33 @@ def _unreachable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _from_pretrained(cls: Any, name: str, load: dict, config: Any) -> tuple[nn.Module, dict]:
+    """``cls.from_pretrained(name)`` and its loading info; every failure a ModelLoadError."""
+    try:
+        return cls.from_pretrained(name, output_loading_info=True, **load)
+    except Exception as exc:  # safetensors, pickle and torch each raise their own kinds
+        if "ignore_mismatched_sizes" in str(exc):  # transformers' words for weights of other shapes
+            raise ModelLoadError(_mismatch_message(cls, name, load, config)) from exc
+        raise ModelLoadError(_weights_message(name, load, exc)) from exc
+
+
+def _mismatch_message(cls: Any, name: str, load: dict, config: Any) -> str:
+    """Which weights have other shapes than the config gives them (loaded again to find out)."""
+    try:
+        _, info = cls.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True,
+                                      **load)
+        found = sorted(item for item in info.get("mismatched_keys") or ()
+                       if isinstance(item, tuple) and len(item) == 3)
+    except Exception:  # the message below still names the cause
+        found = []
+    shapes = "; ".join(f"{key!r} is {tuple(weights)} in the weights, {tuple(wanted)} by the config"
+                       for key, weights, wanted in found[:3])
+    return (f"The weights of {name!r} do not fit its config.json{': ' + shapes if shapes else ''}. "
+            f"When the classifier differs, config.json's id2label/num_labels "
+            f"({getattr(config, 'num_labels', '?')} classes) disagrees with the checkpoint's head: "
+            "fix config.json, or re-save the model with save_pretrained.")
 
 
 def _weights_message(name: str, hub: dict, exc: Exception) -> str:
