@@ -19,11 +19,12 @@ from .distributed import barrier, current_world, my_share, process_group, rank_d
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
+from .hub import check_spectrum_name
 from .keys import row_key, seed_for
-from .models import LOCAL_REVISION_PREFIX, LoadedModel, load_model
+from .models import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
 from .records import objective_from_record, objective_to_record
 from .scoring import scoring
-from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
+from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, load_spectrum
 from .store import GalleryFolder
 
 if TYPE_CHECKING:
@@ -267,20 +268,33 @@ def _progress_bar(total: int, progress: bool):
     return tqdm(total=total, desc="objectives", unit="image")
 
 
-def regenerate(item: Visualization, *, model: Any = None, device: str | torch.device | None = None,
-               trust_remote_code: bool = False) -> Visualization:
+def regenerate(item: Visualization, *, model: Any = None,
+               spectrum: Spectrum | str | os.PathLike | None = None,
+               device: str | torch.device | None = None, trust_remote_code: bool = False) -> Visualization:
     """Make one gallery row again from its reproducibility record.
 
     The row's whole batch is re-run (batch members share forward passes, whose rounding depends on
     the batch), from the recorded model revision, spectrum, seeds and engine settings. On the same
     device type the pixels match the original up to float rounding; when the recorded device type
-    is not available here, the default device is used and a message says so. ``model`` overrides
-    the recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
+    is not available here, the default device is used and a message says so.
+
+    What it trusts: the record is data from whoever made the gallery (a downloaded one too), and
+    it names the model and the spectrum this function loads. Without ``model`` it loads the Hub
+    repo or demo short name (``efficientnet-lite0``) the record names, at the recorded revision,
+    with ``trust_remote_code`` off unless passed (a checkpoint with its own code is refused); the
+    spectrum likewise comes from the Hub repo it names, or is the shipped default. It never loads
+    a model or spectrum from this machine's disk because a record says so: a record naming a local
+    folder or file (a path, a name that is a folder here, a ``local-`` folder revision, an
+    in-memory module or spectrum) is a :class:`~maco_hub.errors.ConfigError` asking for ``model``
+    (a folder, Hub id or loaded model) or ``spectrum`` (a file, folder, Hub id or
+    :class:`~maco_hub.spectra.Spectrum`), which replace the recorded ones. The spectrum used must
+    have the recorded sha256.
     """
     record = item.record
-    if "batch" not in record or "objective_record" not in record:
+    if not isinstance(record, dict) or "batch" not in record or "objective_record" not in record:
+        version = record.get("maco_hub_version", "< 0.1") if isinstance(record, dict) else "?"
         raise ConfigError(f"Row {item.objective!r} has no reproducibility record (made by maco_hub "
-                          f"{record.get('maco_hub_version', '< 0.1')}); it cannot be regenerated.")
+                          f"{version}); it cannot be regenerated.")
     try:
         batch_records = [(objective_from_record(b["objective_record"]), int(b["seed"]))
                          for b in record["batch"]]
@@ -288,34 +302,68 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
                     for b in record["batch"]].index(True)
         reference = dict(record["spectrum"])
         config = EngineConfig.from_record(record["config"])
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ConfigError):
             raise
-        raise GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
-                           f"{error}); it cannot be regenerated.") from None
+        raise _malformed(item, error) from None
+    if model is None:
+        model_id, revision = _recorded_model(item)
+    spectrum = _spectrum(spectrum) if spectrum is not None else _recorded_spectrum(item, reference)
+    used = spectrum.reference()
+    if used["sha256"] != reference.get("sha256"):
+        raise ConfigError(f"Spectrum {used['id']!r} has sha256 {str(used['sha256'])[:12]}…, but the row "
+                          f"was made with {str(reference.get('sha256'))[:12]}…; pass the original "
+                          "spectrum (spectrum=...).")
     device = resolve_device(device if device is not None else _available(record.get("device")))
     if isinstance(model, LoadedModel):
         model.module.to(device)
         loaded = model
+    elif model is not None:
+        loaded = load_model(model, trust_remote_code=trust_remote_code, device=device)
     else:
-        recorded = record.get("model_revision")
-        local = isinstance(recorded, str) and recorded.startswith(LOCAL_REVISION_PREFIX)
-        loaded = load_model(model or record["model_id"], revision=None if model or local else recorded,
-                            trust_remote_code=trust_remote_code, device=device)
-        if local and loaded.revision != recorded:
-            logger.warning("The row was made from a local folder with fingerprint %s; %s has %s, so "
-                           "the result may differ.", recorded, loaded.model_id, loaded.revision)
-    if reference.get("id") == DEFAULT_SPECTRUM_ID:
-        spectrum = load_spectrum()
-    else:
-        spectrum = load_spectrum(reference.get("id"), name=reference.get("name"),
-                                 revision=reference.get("revision"))
-    if spectrum.reference()["sha256"] != reference.get("sha256"):
-        raise ConfigError(f"Spectrum {reference.get('id')!r} now has sha256 {spectrum.sha256[:12]}…, but "
-                          f"the row was made with {str(reference.get('sha256'))[:12]}…; pass the original "
-                          "spectrum file.")
+        loaded = load_model(model_id, revision=revision, trust_remote_code=trust_remote_code,
+                            device=device)
+        if loaded.revision != record.get("model_revision"):
+            logger.warning("The row was made from %s at revision %s; here it has %s, so the result "
+                           "may differ.", model_id, record.get("model_revision"), loaded.revision)
     batch = [(objective.validate(loaded), seed) for objective, seed in batch_records]
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
+
+
+def _recorded_model(item: Visualization) -> tuple[str, str | None]:
+    """The Hub repo id or demo short name the record names, and the revision to load it at;
+    a ConfigError for anything on this machine's disk (``model=`` must name it)."""
+    model_id, revision = item.record.get("model_id"), item.record.get("model_revision")
+    if not isinstance(model_id, str) or not isinstance(revision, (str, type(None))):
+        raise _malformed(item, TypeError(f"model_id={model_id!r}, model_revision={revision!r}"))
+    if recorded_model_is_local(model_id, revision):
+        raise ConfigError(
+            f"Row {item.objective!r} was made from {model_id!r} (revision {revision}), a local folder "
+            "or in-memory model, and regenerate never loads a model from this machine's disk because "
+            "a record names it: pass model=... (the folder, a Hub id or a loaded model).")
+    return model_id, None if model_id in SHORT_NAMES else revision
+
+
+def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
+    """The shipped default or the Hub spectrum the record names; a ConfigError for a file."""
+    source, name, revision = reference.get("id"), reference.get("name"), reference.get("revision")
+    if source == DEFAULT_SPECTRUM_ID:
+        return load_spectrum()
+    if not isinstance(revision, (str, type(None))):
+        raise _malformed(item, TypeError(f"spectrum revision={revision!r}"))
+    if not isinstance(source, str) or not _looks_like_repo_id(source) or names_local_path(source):
+        raise ConfigError(
+            f"Row {item.objective!r} was made with spectrum {source!r}, a file or an in-memory "
+            "spectrum, and regenerate never reads a file because a record names it: pass "
+            "spectrum=... (the file, a Hub id or a Spectrum).")
+    if name is not None:
+        check_spectrum_name(name)
+    return load_spectrum(source, name=name, revision=revision)
+
+
+def _malformed(item: Visualization, error: Exception) -> GalleryError:
+    return GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
+                        f"{error}); it cannot be regenerated.")
 
 
 def _device_of(loaded: LoadedModel) -> torch.device:
