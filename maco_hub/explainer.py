@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import objectives as obj
+from ._numbers import as_integer
 from ._version import __version__
 from .default_objectives import default_objectives
 from .devices import available_devices, check_memory, use_channels_last
@@ -20,8 +21,14 @@ from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
 from .hub import check_spectrum_name
-from .keys import row_key, seed_for
-from .models import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
+from .keys import canonical_json, check_seed, row_key, seed_for
+from .models import (
+    SHORT_NAMES,
+    LoadedModel,
+    load_model,
+    names_local_path,
+    recorded_model_is_local,
+)
 from .records import objective_from_record, objective_to_record
 from .scoring import scoring
 from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, load_spectrum
@@ -41,7 +48,7 @@ def explain(
     classes: Sequence[int | str] | str | None = None,
     layer: str | None = None,
     channels: Sequence[int] | None = None,
-    objectives: Sequence[Objective] | None = None,
+    objectives: Sequence[Objective | str] | None = None,
     steps: int | None = None,
     batch_size: int = 8,
     canvas: int | None = None,
@@ -60,12 +67,17 @@ def explain(
 
     ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.LoadedModel`.
     Give ``classes`` (indices or names, or ``"all"`` for every class of the head in label order),
-    and/or ``layer`` with ``channels``, or a list of ``objectives``; with none of them, the model's
-    documented defaults (:mod:`maco_hub.default_objectives`) are visualized and logged. Each
-    objective's seed derives from ``seed`` and the objective itself (not its position), and
-    ``batch_size`` images are optimized at once. ``steps``, ``canvas``, ``threads`` (CPU threads;
-    None: from the idle CPUs) and ``compile`` override the matching fields of ``config`` (default
-    :class:`EngineConfig`).
+    and/or ``layer`` with ``channels``, or a list of ``objectives`` (objects from
+    :mod:`maco_hub.objectives`, or strings in the CLI's forms ``"LAYER:UNIT"``, ``"LAYER"``,
+    ``"class:NAME"``, read with :func:`maco_hub.objectives.parse`); with none of them, the model's
+    documented defaults (:mod:`maco_hub.default_objectives`) are visualized and logged. A list given
+    empty is an error; an objective given twice (e.g. a class by index and by name) is visualized
+    once, with a warning. Each objective's seed derives from ``seed`` (an integer from 0 to
+    2**31 - 1) and the objective itself (not its position), and ``batch_size`` images are optimized
+    at once. ``steps``, ``canvas``, ``threads`` (CPU threads; None: from the idle CPUs) and
+    ``compile`` override the matching fields of ``config`` (default :class:`EngineConfig`). A batch
+    whose scores or images become NaN or infinite raises :class:`~maco_hub.errors.NonFiniteError`
+    and adds no row.
 
     A passed :class:`~maco_hub.models.LoadedModel` is moved to ``device`` (default: where it is).
 
@@ -80,9 +92,9 @@ def explain(
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    _check_choice(classes, layer, channels, objectives)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} is invalid: use 1 or more images per batch.")
+    requested = _requested(classes, layer, channels, objectives)
+    batch_size = _batch_size(batch_size)
+    seed = check_seed(seed)
     config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
     world = current_world()
     if world.size > 1 and out is None:
@@ -95,8 +107,7 @@ def explain(
     else:
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
-    resolved = [objective.validate(loaded)
-                for objective in _objectives(loaded, classes, layer, channels, objectives)]
+    resolved = _unique([objective.validate(loaded) for objective in _objectives(loaded, requested, classes)])
     check_memory(config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size,
                  device)
     use_channels_last(loaded.module, device)
@@ -163,7 +174,8 @@ def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, sp
     seeds = [seed for _, seed in batch]
     with scoring(loaded, objectives) as score_fn:
         result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
-                          spectrum=spectrum, device=device, progress=progress)
+                          spectrum=spectrum, device=device, progress=progress,
+                          names=[objective.description for objective in objectives])
     return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
@@ -173,7 +185,7 @@ def _check_choice(classes, layer, channels, objectives) -> None:
         raise ConfigError("Give either objectives=[...] or classes=/layer=+channels=, not both; "
                           "add class objectives to the list with maco_hub.objectives.ClassLogit.")
     if channels is not None and layer is None:
-        raise ConfigError(f"channels={list(channels)!r} needs layer=...; list layers with "
+        raise ConfigError(f"channels={channels!r} needs layer=...; list layers with "
                           "maco_hub.layers(model) or `maco-hub layers MODEL`.")
     if layer is not None and channels is None:
         raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
@@ -182,20 +194,53 @@ def _check_choice(classes, layer, channels, objectives) -> None:
                           f"or {ALL_CLASSES!r} for every class of the head.")
 
 
-def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> list[Objective]:
-    """What to visualize: the given objectives, classes ("all": every class in label order) and
-    channels, or, when nothing was chosen, the model's documented defaults (logged)."""
+def _requested(classes, layer, channels, objectives) -> list[Objective]:
+    """The objectives named by ``classes``, ``layer`` + ``channels`` or ``objectives``, checked before
+    any model is loaded (``classes="all"`` and the defaults need the model: :func:`_objectives`)."""
+    _check_choice(classes, layer, channels, objectives)
     if objectives is not None:
-        if not objectives:
-            raise ConfigError("objectives=[] is empty: pass objectives to visualize, or leave it out "
-                              "for the model's documented defaults.")
-        return list(objectives)
-    if classes == ALL_CLASSES:
+        return [_objective(item) for item in _items("objectives", objectives)]
+    wanted = [] if classes is None or _all_classes(classes) else [
+        obj.ClassLogit(c) for c in _items("classes", classes)]
+    if channels is not None:
+        wanted += [obj.Channel(layer, c) for c in _items("channels", channels, "layer= and channels=")]
+    return wanted
+
+
+def _all_classes(classes: Any) -> bool:
+    return isinstance(classes, str) and classes == ALL_CLASSES
+
+
+def _items(name: str, values: Any, omit: str | None = None) -> list:
+    """``values`` (a list, tuple, range or array) as a non-empty list."""
+    if isinstance(values, (str, bytes, dict, obj.Objective)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{name}={values!r} is not a list: pass a list such as {name}=[{values!r}].")
+    items = list(values)
+    if not items:
+        raise ConfigError(f"{name}=[] is empty: pass {name} to visualize, or leave {omit or name} out "
+                          "for the model's documented defaults.")
+    return items
+
+
+def _objective(item: Any) -> Objective:
+    """An objectives entry: an objective, or a string read with :func:`maco_hub.objectives.parse`."""
+    if isinstance(item, str):
+        return obj.parse(item)
+    if not isinstance(item, obj.Objective):
+        raise ConfigError(f"objectives entry {item!r} is not an objective: build one with "
+                          "maco_hub.objectives (e.g. ClassLogit(3)) or write it as 'LAYER:UNIT', 'LAYER' "
+                          "or 'class:NAME'.")
+    return item
+
+
+def _objectives(loaded: LoadedModel, requested: list[Objective], classes: Any) -> list[Objective]:
+    """What to visualize: the requested objectives after every class of the head when ``classes``
+    is "all" (in label order), or, when nothing was chosen, the model's documented defaults (logged)."""
+    wanted = list(requested)
+    if _all_classes(classes):
         loaded.require_head()
-        classes = range(loaded.num_classes)
-        logger.info("Visualizing all %d classes of %s.", len(classes), loaded.model_id)
-    wanted = [obj.ClassLogit(c) for c in classes or ()]
-    wanted += [obj.Channel(layer, int(c)) for c in channels or ()]
+        wanted = [obj.ClassLogit(c) for c in range(loaded.num_classes)] + wanted
+        logger.info("Visualizing all %d classes of %s.", loaded.num_classes, loaded.model_id)
     if not wanted:
         choice = default_objectives(loaded)
         logger.info("Nothing chosen to visualize; using the defaults: %s.", choice.description)
@@ -203,8 +248,35 @@ def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> li
     return wanted
 
 
+def _unique(objectives: list[Objective]) -> list[Objective]:
+    """``objectives`` in order, each once: a repeat would be the same row (same record and seed)."""
+    kept: dict[str, Objective] = {}
+    repeated = []
+    for objective in objectives:
+        record = canonical_json(objective_to_record(objective))
+        if record in kept:
+            repeated.append(objective.description)
+        else:
+            kept[record] = objective
+    if repeated:
+        logger.warning("%d repeated objective(s) dropped, each is visualized once: %s.", len(repeated),
+                       "; ".join(dict.fromkeys(repeated)))
+    return list(kept.values())
+
+
+def _batch_size(batch_size: Any) -> int:
+    size = as_integer(batch_size)
+    if size is None or size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} is invalid: use an integer number of images per "
+                          "batch, 1 or more.")
+    return size
+
+
 def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:
     """``config`` (default :class:`EngineConfig`) with the explicitly given fields replaced."""
+    if config is not None and not isinstance(config, EngineConfig):
+        raise ConfigError(f"config={config!r} is not an EngineConfig; build one with "
+                          "maco_hub.EngineConfig(steps=..., ...).")
     config = config or EngineConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config

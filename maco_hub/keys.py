@@ -8,6 +8,10 @@ import re
 import zlib
 from typing import Any
 
+from ._numbers import as_integer
+from .errors import ConfigError
+
+MAX_SEED = 2**31 - 1  # seeds are 0..MAX_SEED: seed_for maps that range one to one onto itself
 KEY_LENGTH = 20  # hex digits of a row key
 _KEY_RE = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 
@@ -21,9 +25,20 @@ def seed_for(base_seed: int, objective_record: dict[str, Any]) -> int:
     """The seed of one objective: depends on the base seed and the objective, not on its position.
 
     So an objective gets the same starting phase whichever list it is explained in, and a gallery
-    can be extended with overlapping lists without duplicating rows.
+    can be extended with overlapping lists without duplicating rows. ``base_seed`` must be in
+    0..:data:`MAX_SEED` (beyond it, two base seeds would give the same rows).
     """
-    return (int(base_seed) * 1_000_003 + zlib.crc32(canonical_json(objective_record).encode())) % 2**31
+    crc = zlib.crc32(canonical_json(objective_record).encode())
+    return (check_seed(base_seed) * 1_000_003 + crc) % 2**31
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """``seed`` as an int, or a :class:`~maco_hub.errors.ConfigError` unless it is an integer
+    in 0..:data:`MAX_SEED` (numpy integers are accepted; bools and floats are not)."""
+    value = as_integer(seed)
+    if value is None or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{name}={seed!r} is invalid: use an integer from 0 to {MAX_SEED}.")
+    return value
 
 
 def row_key(record: dict[str, Any]) -> str:
