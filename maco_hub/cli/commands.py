@@ -152,13 +152,11 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from .. import objectives as obj
     from ..explainer import ALL_CLASSES, explain
 
-    objectives = [obj.parse(text) for text in args.objectives] if args.objectives else None
     classes = ALL_CLASSES if args.classes == [ALL_CLASSES] else args.classes
     gallery = explain(args.model, classes=classes, layer=args.layer, channels=args.channels,
-                      objectives=objectives, revision=args.revision,
+                      objectives=args.objectives, revision=args.revision,
                       trust_remote_code=args.trust_remote_code, **explain_arguments(args))
     return _finish(gallery, args)
 

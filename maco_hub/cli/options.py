@@ -1,7 +1,8 @@
 """What every ``maco-hub`` command shares: option groups defined once, table output, logging.
 
-CLI-only (the library never imports it); only the standard library loads here, so building the
-parser stays fast. Each ``add_*`` function adds one group of options to a parser.
+CLI-only (the library never imports it); only the standard library (and :mod:`maco_hub.gallery.keys`, which
+needs nothing else) loads here, so building the parser stays fast. Each ``add_*`` function adds one
+group of options to a parser.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import os
 import sys
 from pathlib import Path
+
+from .._numbers import MAX_SEED
 
 DEMO_MODEL = "efficientnet-lite0"  # the demo model's short name, accepted by every command
 
@@ -45,7 +48,7 @@ def add_explain_options(parser: argparse.ArgumentParser, *, steps: int | None = 
     parser.add_argument("--canvas", type=int, default=canvas,
                         help="canvas side in px (default: %s)" % (canvas or "engine default, 512"))
     parser.add_argument("--batch-size", type=int, default=8, help="images optimized at once")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help=f"base seed, 0 to {MAX_SEED} (default: 0)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda if present)")
     parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: as many as CPUs are idle; "

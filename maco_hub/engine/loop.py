@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ConfigError
+from .._numbers import as_finite, as_integer, check_seed
+from ..errors import ConfigError, NonFiniteError
 from ..models.preprocessing import Preprocessing
 from . import schedules
 from .devices import available_memory, check_memory, crops_per_call, resolve_device
@@ -23,7 +24,8 @@ from .transforms import add_noise, crop_and_resize, crop_plan, level_weights, le
 if TYPE_CHECKING:
     from ..spectra.spectrum import Spectrum
 
-__all__ = ["SHORT_RUN_CROPS", "EngineConfig", "EngineResult", "ScoreFn", "optimize", "resolve_device"]
+__all__ = ["MAX_CANVAS", "MAX_STEPS", "SHORT_RUN_CROPS", "EngineConfig", "EngineResult", "ScoreFn",
+           "optimize", "resolve_device"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(pixel_values (N, 3, h, w), image_index (N,)) -> scores (N,)`` to maximize."""
@@ -33,6 +35,10 @@ _RESAMPLERS = ("batched", "per_crop")
 # On the CPU, small model calls are faster per crop (EfficientNet-Lite0, 2 cores: 4 crops per call
 # 0.16 s per image-step, 48 crops per call 0.34-0.37 s; scripts/benchmark.py --crops-per-forward).
 _CPU_CROPS_PER_FORWARD = 4
+MAX_STEPS = 100_000  # 390 times the default; a longer run is almost surely a typo
+MAX_CANVAS = 16_384  # px; one image of that side needs about 45 GiB besides the model
+# Crop boxes drawn at a time: memory stays flat however many steps a run has.
+_PLAN_BOXES = 1 << 16
 # Fields added after rows were first written: recorded only when set, so older rows keep their keys.
 _OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None}
 
@@ -57,22 +63,38 @@ class EngineConfig:
     resample: str | None = None  # "batched", "per_crop"; None: per_crop on the CPU, batched elsewhere
 
     def __post_init__(self) -> None:
-        _check(self.steps >= 1, "steps", self.steps, "use 1 or more steps")
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "use a positive value")
-        _check(self.canvas >= 16, "canvas", self.canvas, "use a canvas of 16 px or more")
-        _check(self.crops >= 1, "crops", self.crops, "use 1 or more crops per step")
-        _check(self.crop_centre_std >= 0, "crop_centre_std", self.crop_centre_std, "use >= 0")
-        _check(self.crops_per_forward is None or self.crops_per_forward >= 1, "crops_per_forward",
-               self.crops_per_forward, "use None or a positive number")
+        self._integer("steps", 1, MAX_STEPS, f"use an integer from 1 to {MAX_STEPS} (default 256)")
+        self._number("learning_rate", 0, "use a finite positive number (default 1.0)", strict=True)
+        self._integer("canvas", 16, MAX_CANVAS, f"use an integer number of pixels from 16 to {MAX_CANVAS}")
+        self._integer("crops", 1, None, "use an integer number of crops per step, 1 or more")
+        self._number("crop_centre_std", 0, "use a finite number >= 0 (default 0.30)")
+        if self.crops_per_forward is not None:
+            self._integer("crops_per_forward", 1, None, "use None or a positive integer")
         _check(self.precision in _PRECISIONS, "precision", self.precision, f"use one of {_PRECISIONS}")
         _check(self.resample is None or self.resample in _RESAMPLERS, "resample", self.resample,
                f"use None or one of {_RESAMPLERS}")
         _check(isinstance(self.compile, bool), "compile", self.compile, "use True or False")
+        if as_integer(self.threads) is not None:
+            object.__setattr__(self, "threads", as_integer(self.threads))
         check_threads(self.threads)
         if not callable(self.crop_scale):
-            _check_crop_range(self.crop_scale)
+            object.__setattr__(self, "crop_scale", _check_crop_range(self.crop_scale))
         if not callable(self.noise):
-            _check_noise(self.noise)
+            object.__setattr__(self, "noise", _check_noise(self.noise))
+
+    def _integer(self, name: str, low: int, high: int | None, fix: str) -> None:
+        """Field ``name`` as an int in low..high (numpy integers too; bools and floats refused)."""
+        value = getattr(self, name)
+        number = as_integer(value)
+        _check(number is not None and number >= low and (high is None or number <= high), name, value, fix)
+        object.__setattr__(self, name, number)
+
+    def _number(self, name: str, low: float, fix: str, *, strict: bool = False) -> None:
+        """Field ``name`` as a finite number >= ``low`` (> with ``strict``); ints and floats kept."""
+        value = getattr(self, name)
+        number = as_finite(value)
+        _check(number is not None and (number > low if strict else number >= low), name, value, fix)
+        object.__setattr__(self, name, number)
 
     @property
     def reproducible(self) -> bool:
@@ -130,22 +152,31 @@ def optimize(
     device: str | torch.device | None = None,
     progress: bool = False,
     memory_checked: bool = False,
+    names: Sequence[str] | None = None,
 ) -> EngineResult:
     """Optimize ``len(seeds)`` images with MACO; image ``b`` maximizes its rows of ``score_fn``.
 
     ``score_fn`` receives crops already normalized with ``preprocessing`` and must return one score
     per row; row ``r`` belongs to image ``image_index[r]``. Images never interact, so a batch gives each
-    image the result it would get alone with the same seed (up to float rounding).
+    image the result it would get alone with the same seed (up to float rounding). Seeds are
+    integers from 0 to :data:`maco_hub._numbers.MAX_SEED`; ``names`` (what each image optimizes) only
+    words errors.
 
     ``result.settings`` says what the automatic settings resolved to: ``threads`` (CPU intra-op
     threads; None on other devices), ``resample`` and ``crops_per_forward``. The thread count
     changes the last bits of CPU results, so record it with them. ``memory_checked``: the caller
     already ran :func:`~maco_hub.engine.devices.check_memory` for at least this many images
     (``explain`` does, once, before its first batch).
+
+    A score, image or attribution that ends NaN or infinite raises
+    :class:`~maco_hub.errors.NonFiniteError` naming the image and the likely cause (checked once,
+    after the last step, so the step loop never waits for the device).
     """
     config = config or EngineConfig()
-    if not seeds:
-        raise ConfigError("seeds is empty: pass one seed per image, e.g. seeds=[0, 1, 2]")
+    if not isinstance(config, EngineConfig):
+        raise ConfigError(f"config={config!r} is not an EngineConfig; build one with "
+                          "maco_hub.EngineConfig(steps=..., ...).")
+    seeds = _checked_seeds(seeds)
     device = resolve_device(device)
     if not memory_checked:
         check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
@@ -163,8 +194,20 @@ def optimize(
     with intra_op_threads(threads) as used:
         settings = {"threads": used if on_cpu else None,
                     "resample": config.resample or ("per_crop" if on_cpu else "batched")}
-        return _run(score_fn, preprocessing, list(seeds), config, spectrum, device, ranges, noise,
-                    settings, progress)
+        result = _run(score_fn, preprocessing, seeds, config, spectrum, device, ranges, noise,
+                      settings, progress)
+    _check_finite(result, seeds, names, config, spectrum)
+    return result
+
+
+def _checked_seeds(seeds: Any) -> list[int]:
+    """``seeds`` as a list of ints, each checked by :func:`maco_hub._numbers.check_seed`."""
+    values = None if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__") else list(seeds)
+    if values is None:
+        raise ConfigError(f"seeds={seeds!r} is not a list: pass one seed per image, e.g. seeds=[0, 1, 2]")
+    if not values:
+        raise ConfigError("seeds is empty: pass one seed per image, e.g. seeds=[0, 1, 2]")
+    return [check_seed(seed, f"seeds[{i}]") for i, seed in enumerate(values)]
 
 
 def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], config: EngineConfig,
@@ -175,15 +218,9 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
     image = FourierPhaseImage(magnitude, (side, side), seeds).to(device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.learning_rate)
     batch, crops = len(seeds), config.crops
-    # every crop box of the run, drawn up front from each image's own generator
-    boxes = crop_plan([torch.Generator().manual_seed(int(s) + 1) for s in seeds], crops,
-                      (side, side), ranges, config.crop_centre_std)
-    noise_generators = [torch.Generator(device=device).manual_seed(int(s) + 2) for s in seeds]
+    noise_generators = [torch.Generator(device=device).manual_seed(s + 2) for s in seeds]
     batched = settings["resample"] == "batched"
-    if batched:
-        levels = [levels_needed(boxes[step], size) for step in range(config.steps)]
-        weights = level_weights(boxes, size, max(levels)).to(device, torch.float32)
-        device_boxes = boxes.to(device)
+    plan = _crop_steps(seeds, config, ranges, size, device, batched)
     image_index = torch.arange(batch, device=device).repeat_interleave(crops)
     scorer = torch.compile(score_fn, dynamic=False) if config.compile else score_fn
     chunk = config.crops_per_forward or _crops_per_forward(score_fn, config, device, batch * crops, size)
@@ -191,14 +228,14 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
     attribution = torch.zeros(batch, side, side, device=device)
     history = torch.zeros(config.steps, batch, device=device)  # stays on the device: no sync per step
 
-    for step in _steps(config.steps, progress):
+    for step, (boxes, device_boxes, weights) in zip(_steps(config.steps, progress), plan, strict=True):
         optimizer.zero_grad(set_to_none=True)
         rgb = image()
         rgb.retain_grad()
         if batched:
-            views = resample_crops(rgb, device_boxes[step], size, weights[step, ..., :levels[step]])
+            views = resample_crops(rgb, device_boxes, size, weights)
         else:
-            views = crop_and_resize(rgb, boxes[step], size)
+            views = crop_and_resize(rgb, boxes, size)
         if noise[step] > 0:
             views = torch.cat([add_noise(views[b * crops:(b + 1) * crops], noise[step], g)
                                for b, g in enumerate(noise_generators)])
@@ -222,6 +259,72 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
         history=history.cpu(),
         settings=settings,
     )
+
+
+def _crop_steps(seeds: list[int], config: EngineConfig, ranges: list[tuple[float, float]],
+                size: tuple[int, int], device: torch.device, batched: bool):
+    """Each step's ``(boxes, device_boxes, level_weights)``; the last two only when ``batched``.
+
+    Boxes are drawn a chunk of steps at a time (:data:`_PLAN_BOXES` boxes) from each image's own
+    generator, so they are exactly those of drawing every box up front, in bounded memory. Chunks
+    reach the device without making the host wait (pinned memory on CUDA).
+    """
+    side = config.canvas
+    generators = [torch.Generator().manual_seed(s + 1) for s in seeds]
+    steps_per_chunk = max(1, _PLAN_BOXES // (len(seeds) * config.crops))
+    for start in range(0, config.steps, steps_per_chunk):
+        boxes = crop_plan(generators, config.crops, (side, side), ranges[start:start + steps_per_chunk],
+                          config.crop_centre_std)
+        if not batched:
+            yield from ((step_boxes, None, None) for step_boxes in boxes)
+            continue
+        levels = [levels_needed(step_boxes, size) for step_boxes in boxes]
+        weights = _to_device(level_weights(boxes, size, max(levels)).to(torch.float32), device)
+        device_boxes = _to_device(boxes, device)
+        for step, count in enumerate(levels):
+            yield boxes[step], device_boxes[step], weights[step, ..., :count]
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def _check_finite(result: EngineResult, seeds: list[int], names: Sequence[str] | None,
+                  config: EngineConfig, spectrum: Spectrum) -> None:
+    """Raise :class:`NonFiniteError` for the first image whose score, pixels or attribution is
+    not finite: a NaN or infinity is never a result."""
+    finite = (torch.isfinite(result.history).all(dim=0) & torch.isfinite(result.scores)
+              & torch.isfinite(result.images).flatten(1).all(dim=1)
+              & torch.isfinite(result.attribution).flatten(1).all(dim=1))
+    bad = (~finite).nonzero().flatten().tolist()
+    if not bad:
+        return
+    b = bad[0]
+    what = f"objective {names[b]!r}" if names is not None else f"image {b}"
+    others = f" (and {len(bad) - 1} more of this batch)" if len(bad) > 1 else ""
+    cause = _non_finite_cause(result.history[:, b], seeds[b], config, spectrum)
+    raise NonFiniteError(f"{what} (seed {seeds[b]}){others} became NaN or infinite, so nothing of this "
+                         f"batch is kept. Likely cause: {cause}.")
+
+
+def _non_finite_cause(history: torch.Tensor, seed: int, config: EngineConfig, spectrum: Spectrum) -> str:
+    """The likely reason one image went non-finite (only worked out once it has)."""
+    side = config.canvas
+    start = FourierPhaseImage(spectrum.resized(side, side).magnitude, (side, side), [seed])
+    with torch.no_grad():
+        if not torch.isfinite(start()).all():
+            return ("its starting image is already not finite, so the spectrum's magnitude overflows "
+                    "float32: use another spectrum (e.g. the shipped one, spectrum=None)")
+    broken = (~torch.isfinite(history)).nonzero().flatten().tolist()
+    if broken and broken[0] == 0:
+        return (f"its score was {history[0].item()} on the first step: the objective overflows float32 "
+                "(a weight or a Direction vector too large, or a model whose outputs overflow)")
+    when = f"its score became {history[broken[0]].item()} at step {broken[0] + 1} of {config.steps}" \
+        if broken else "its final image or score is not finite"
+    return (f"{when}: the optimization diverged; try a smaller learning_rate (now "
+            f"{config.learning_rate}) or smaller objective weights")
 
 
 def _crops_per_forward(score_fn: ScoreFn, config: EngineConfig, device: torch.device, total: int,
@@ -284,20 +387,23 @@ def _check(ok: bool, name: str, value: Any, fix: str) -> None:
 
 
 def _check_crop_range(value: Any) -> tuple[float, float]:
+    """A (low, high) crop side fraction pair, as given (numpy scalars as Python numbers)."""
     try:
-        low, high = (float(v) for v in value)
+        low, high = (as_finite(v) for v in value)
     except (TypeError, ValueError):
+        low = high = None
+    if low is None or high is None:
         raise ConfigError(f"crop_scale={value!r} is invalid: use a (low, high) pair of canvas "
-                          "fractions, e.g. (0.25, 0.3), or a schedule") from None
+                          "fractions, e.g. (0.25, 0.3), or a schedule")
     _check(0 < low <= high <= 1, "crop_scale", value, "use 0 < low <= high <= 1")
     return low, high
 
 
 def _check_noise(value: Any) -> float:
-    try:
-        std = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"noise={value!r} is invalid: use a number (std on [0, 1] pixels) or a "
-                          "schedule returning one") from None
-    _check(std >= 0 and std == std, "noise", value, "use a std >= 0")
+    """A noise std in [0, 1] (pixels are in [0, 1]), as given (a numpy scalar as a Python number)."""
+    std = as_finite(value)
+    if std is None:
+        raise ConfigError(f"noise={value!r} is invalid: use a finite number (std on [0, 1] pixels) or a "
+                          "schedule returning one")
+    _check(0 <= std <= 1, "noise", value, "use a std from 0 to 1 (pixels are in [0, 1]; default 0.05)")
     return std

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .._numbers import as_finite, as_integer
 from ..errors import ConfigError
 
 Range = tuple[float, float]
@@ -30,10 +31,13 @@ class Alternating:
     small_steps: int = 1  # small-crop steps before each large-crop step
 
     def __post_init__(self) -> None:
-        steps = self.small_steps
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        steps = as_integer(self.small_steps)
+        if steps is None or steps < 1:
             raise ConfigError(f"Alternating small_steps={self.small_steps!r} is not a positive integer; "
                               "use 1 for small, large, small, … or 2 for small, small, large, ….")
+        object.__setattr__(self, "small_steps", steps)
+        for name in ("small", "large"):
+            object.__setattr__(self, name, _finite_value(f"Alternating {name}", getattr(self, name)))
 
     def __call__(self, step: int, total_steps: int) -> Range:
         return self.small if step % (self.small_steps + 1) < self.small_steps else self.large
@@ -45,6 +49,15 @@ class Linear:
 
     start: Any  # a number or a (low, high) pair
     end: Any  # same type as start
+
+    def __post_init__(self) -> None:
+        start, end = _finite_value("Linear start", self.start), _finite_value("Linear end", self.end)
+        if isinstance(start, tuple) != isinstance(end, tuple) or (
+                isinstance(start, tuple) and len(start) != len(end)):
+            raise ConfigError(f"Linear start={self.start!r} and end={self.end!r} must be of one kind: two "
+                              "numbers, or two (low, high) pairs.")
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "end", end)
 
     def __call__(self, step: int, total_steps: int) -> Any:
         t = step / max(total_steps - 1, 1)
@@ -150,6 +163,23 @@ def _has_contents(cell: types.CellType) -> bool:
     except ValueError:  # an empty cell
         return False
     return True
+
+
+def _finite_value(name: str, value: Any) -> int | float | tuple:
+    """A schedule's number or sequence of numbers, checked finite (a sequence as a tuple)."""
+    if isinstance(value, (str, bytes)):
+        items = None
+    elif as_finite(value) is not None:
+        return as_finite(value)
+    else:
+        try:
+            items = tuple(as_finite(v) for v in value)
+        except TypeError:
+            items = None
+    if not items or any(v is None for v in items):
+        raise ConfigError(f"{name}={value!r} is invalid: use a finite number or a (low, high) pair of "
+                          "finite numbers.")
+    return items
 
 
 def _listify(value: Any) -> Any:

@@ -8,6 +8,8 @@ import re
 import zlib
 from typing import Any
 
+from .._numbers import check_seed
+
 KEY_LENGTH = 20  # hex digits of a row key
 _KEY_RE = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 
@@ -21,9 +23,11 @@ def seed_for(base_seed: int, objective_record: dict[str, Any]) -> int:
     """The seed of one objective: depends on the base seed and the objective, not on its position.
 
     So an objective gets the same starting phase whichever list it is explained in, and a gallery
-    can be extended with overlapping lists without duplicating rows.
+    can be extended with overlapping lists without duplicating rows. ``base_seed`` must be in
+    0..:data:`maco_hub._numbers.MAX_SEED` (beyond it, two base seeds would give the same rows).
     """
-    return (int(base_seed) * 1_000_003 + zlib.crc32(canonical_json(objective_record).encode())) % 2**31
+    crc = zlib.crc32(canonical_json(objective_record).encode())
+    return (check_seed(base_seed) * 1_000_003 + crc) % 2**31
 
 
 def key_of(identity: Any) -> str:

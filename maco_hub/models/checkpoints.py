@@ -10,14 +10,23 @@
   layer names are then the tower's own (``encoder.layers.3``), as for a vision-only checkpoint.
 
 Every failure is a :class:`~maco_hub.errors.ModelLoadError` that says which of these it is: a
-missing local folder, an unreachable Hub, an unknown repo id, unreadable weights.
+missing local folder, an unreachable Hub, an unknown repo id, unreadable weights, weights that do
+not fit the config.
+
+Unless the caller trusts remote code, no code from the checkpoint ever runs: before transformers
+builds anything, every configuration file of the checkpoint (config.json, preprocessor_config.json,
+processor_config.json, tokenizer_config.json, ...) is checked for what would make transformers
+import code from the checkpoint or the Hub (:func:`remote_code_pointer`), and every transformers
+call gets ``trust_remote_code`` explicitly, so transformers never asks on stdin.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +39,14 @@ logger = logging.getLogger(__name__)
 
 _BUILTIN_MODEL_TYPES = {"maco_efficientnet_lite": "maco_hub.models.efficientnet_lite.modeling"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
+_CONFIG_FILES = ("config.json", "preprocessor_config.json", "processor_config.json",
+                 "video_preprocessor_config.json", "tokenizer_config.json",
+                 "feature_extractor_config.json", "image_processor_config.json")
+"""Configuration files transformers may read from a Hub repo (a folder: every *config.json)."""
+_CODE_KEYS = frozenset({"auto_map", "custom_pipelines"})  # classes/pipelines from repo code
+_KERNEL_KEYS = frozenset({"attn_implementation", "_attn_implementation",
+                          "_attn_implementation_internal"})
+_MAX_CONFIG_BYTES = 64 << 20  # a large tokenizer_config.json has a few MiB
 SUPPORTED = (
     "image classifiers and image backbones (ViT, DeiT, Swin, ConvNeXt, ResNet, RegNet, "
     "MobileNet, EfficientNet, DINOv2, ...) and the vision tower of CLIP/SigLIP-style models"
@@ -47,15 +64,13 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-    raw = _raw_config(name, hub)
+    raw = _raw_config(name, hub)  # reads config.json only: no code runs
+    if not trust:
+        refuse_remote_code(name, hub)
     model_type = raw.get("model_type")
     if model_type in _BUILTIN_MODEL_TYPES:
         importlib.import_module(_BUILTIN_MODEL_TYPES[model_type])
-    if raw.get("auto_map") and not trust:
-        raise ModelLoadError(
-            f"Model {name!r} ships its own code (config.json has auto_map). Pass "
-            "trust_remote_code=True if you trust that repository's code."
-        )
+    hub = {**hub, "trust_remote_code": bool(trust)}  # explicit: transformers never prompts
     try:
         config = AutoConfig.from_pretrained(name, **hub)
     except (OSError, ValueError, KeyError) as exc:
@@ -75,20 +90,17 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
         not architectures and not _is_dual(config)
         and type(config) in AutoModelForImageClassification._model_mapping
     )
-    try:
-        if wants_head:
-            cls = _named_class(architectures) or AutoModelForImageClassification
-            module, info = cls.from_pretrained(name, output_loading_info=True, **load)
-            lost = _lost_head_keys(module, info)
-            if not lost:
-                return module, config, True
-            logger.warning(
-                "Checkpoint %r has no trained classification head (missing: %s); using it as a "
-                "backbone.", name, ", ".join(sorted(lost)[:4]))
-            return module.base_model, config, False
-        module = AutoModel.from_pretrained(name, **load)
-    except Exception as exc:  # safetensors, pickle and torch each raise their own kinds
-        raise ModelLoadError(_weights_message(name, hub, exc)) from exc
+    if wants_head:
+        cls = _named_class(architectures) or AutoModelForImageClassification
+        module, info = _from_pretrained(cls, name, load, config)
+        lost = _lost_head_keys(module, info)
+        if not lost:
+            return module, config, True
+        logger.warning(
+            "Checkpoint %r has no trained classification head (missing: %s); using it as a "
+            "backbone.", name, ", ".join(sorted(lost)[:4]))
+        return module.base_model, config, False
+    module, _ = _from_pretrained(AutoModel, name, load, config)
     if _is_dual(config):
         tower = getattr(module, "vision_model", None) or getattr(module, "vision_tower", None)
         if not isinstance(tower, nn.Module):
@@ -98,6 +110,83 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
         module = tower
         config = getattr(tower, "config", config)
     return module, config, False
+
+
+def refuse_remote_code(name: str, hub: dict) -> None:
+    """Raise :class:`ModelLoadError` when a configuration file of checkpoint ``name`` (a folder
+    or a Hub repo) would make transformers run code that is not installed here."""
+    for path in _config_files(name, hub):
+        pointer = remote_code_pointer(_read_config_file(name, path))
+        if pointer is not None:
+            file = path.name if path.name.isprintable() else repr(path.name)
+            raise ModelLoadError(
+                f"Model {name!r} ships its own code ({file} has {pointer}). maco_hub never "
+                "runs a checkpoint's code unless asked: pass trust_remote_code=True "
+                "(--trust-remote-code) only if you trust that repository's code.")
+
+
+def remote_code_pointer(data: Any) -> str | None:
+    """What in a parsed configuration file makes transformers import code from the checkpoint
+    or the Hub (``auto_map``, ``custom_pipelines``, an attention kernel), or None."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        items = value.items() if isinstance(value, dict) else (
+            enumerate(value) if isinstance(value, list) else ())
+        for key, item in items:
+            path = f"{where}.{key}" if where else str(key)
+            if key in _CODE_KEYS and item:
+                return reprlib.repr(path)[1:-1]
+            if key in _KERNEL_KEYS and _names_kernel(item):
+                return (f"{reprlib.repr(path)[1:-1]}={reprlib.repr(item)}, an attention kernel "
+                        "transformers may fetch from the Hub")
+            stack.append((path, item))
+    return None
+
+
+def _names_kernel(value: Any) -> bool:
+    """Whether an attention setting names Hub code: a repo (``org/name``) or flash attention,
+    which transformers replaces by a Hub kernel when the flash-attn package is missing."""
+    values = value.values() if isinstance(value, dict) else [value]
+    return any(isinstance(v, str) and ("/" in v or "flash" in v.lower()) for v in values)
+
+
+def _config_files(name: str, hub: dict) -> list[Path]:
+    """The configuration files of a folder (every ``*config.json``) or of a Hub repo (those
+    transformers reads, downloaded if needed)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return sorted(folder.glob("*config.json"))
+    from transformers.utils import cached_file
+
+    options = {key: hub.get(key) for key in ("cache_dir", "revision", "token")}
+    found = []
+    for filename in _CONFIG_FILES:
+        try:
+            path = cached_file(name, filename, local_files_only=bool(hub.get("local_files_only")),
+                               _raise_exceptions_for_missing_entries=False, **options)
+        except (OSError, ValueError):  # unreachable now: transformers cannot read the rest either,
+            return found  # and is told not to trust what it reads
+        if path:
+            found.append(Path(path))
+    return found
+
+
+def _read_config_file(name: str, path: Path) -> Any:
+    """A configuration file's JSON (None when it is not JSON: transformers cannot read it either)."""
+    if not path.is_file():  # a FIFO would hang every reader, a folder is no config
+        raise ModelLoadError(f"{str(path)!r} of model {name!r} is not a regular file; replace it "
+                             "with the JSON file it should be.")
+    size = path.stat().st_size
+    if size > _MAX_CONFIG_BYTES:
+        raise ModelLoadError(
+            f"{str(path)!r} of model {name!r} is {size / 2**20:.0f} MiB, more than the "
+            f"{_MAX_CONFIG_BYTES >> 20} MiB a configuration file may have; it is not a checkpoint "
+            "file transformers wrote: replace it.")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        return None
 
 
 def cached_commit(repo_id: str, revision: str | None, cache_dir: Any) -> str | None:
@@ -160,6 +249,33 @@ def _unreachable(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _from_pretrained(cls: Any, name: str, load: dict, config: Any) -> tuple[nn.Module, dict]:
+    """``cls.from_pretrained(name)`` and its loading info; every failure a ModelLoadError."""
+    try:
+        return cls.from_pretrained(name, output_loading_info=True, **load)
+    except Exception as exc:  # safetensors, pickle and torch each raise their own kinds
+        if "ignore_mismatched_sizes" in str(exc):  # transformers' words for weights of other shapes
+            raise ModelLoadError(_mismatch_message(cls, name, load, config)) from exc
+        raise ModelLoadError(_weights_message(name, load, exc)) from exc
+
+
+def _mismatch_message(cls: Any, name: str, load: dict, config: Any) -> str:
+    """Which weights have other shapes than the config gives them (loaded again to find out)."""
+    try:
+        _, info = cls.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True,
+                                      **load)
+        found = sorted(item for item in info.get("mismatched_keys") or ()
+                       if isinstance(item, tuple) and len(item) == 3)
+    except Exception:  # the message below still names the cause
+        found = []
+    shapes = "; ".join(f"{key!r} is {tuple(weights)} in the weights, {tuple(wanted)} by the config"
+                       for key, weights, wanted in found[:3])
+    return (f"The weights of {name!r} do not fit its config.json{': ' + shapes if shapes else ''}. "
+            f"When the classifier differs, config.json's id2label/num_labels "
+            f"({getattr(config, 'num_labels', '?')} classes) disagrees with the checkpoint's head: "
+            "fix config.json, or re-save the model with save_pretrained.")
 
 
 def _weights_message(name: str, hub: dict, exc: Exception) -> str:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, NoClassifierHeadError
-from .checkpoints import cached_commit, load_checkpoint
+from .checkpoints import cached_commit, is_path, load_checkpoint
 from .class_names import class_index
 from .efficientnet_lite import conversion as demo_model
 from .placement import blank_pixels
@@ -46,6 +46,7 @@ ALIASES: dict[str, str] = {
 }
 """Short names people type, mapped to the ImageNet-1k classifier repos they mean."""
 
+SHORT_NAMES = demo_model.SHORT_NAMES  # "efficientnet-lite0" ...: the converted demo models
 _FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of a weight file
 LOCAL_REVISION_PREFIX = "local-"  # the revision of a local folder is its fingerprint
 
@@ -139,12 +140,13 @@ def load_model(
         raise ConfigError(
             f"model={model!r} must be a Hub repo id, a local folder or a torch nn.Module."
         )
+    if not isinstance(trust_remote_code, bool):
+        raise ConfigError(f"trust_remote_code={trust_remote_code!r} must be True or False.")
     name, model_id, is_local, source = _locate(str(model))
-    hub = {"cache_dir": cache_dir, "revision": revision, "token": token}
+    hub = {"cache_dir": cache_dir, "revision": revision, "token": token,
+           "trust_remote_code": trust_remote_code}  # always explicit: transformers never asks
     if local_files_only is not None:
         hub["local_files_only"] = local_files_only
-    if trust_remote_code:
-        hub["trust_remote_code"] = True
     module, config, has_head = load_checkpoint(name, hub, trust_remote_code, dtype)
     module.eval().requires_grad_(False)
     if device is not None:
@@ -184,12 +186,26 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     return LOCAL_REVISION_PREFIX + digest.hexdigest()[:16]
 
 
+def recorded_model_is_local(model_id: str, revision: str | None) -> bool:
+    """Whether a record's model names something on this machine's disk (a path, a name that is a
+    folder here, a local folder's fingerprint revision, an in-memory module) rather than a Hub
+    repo id or a demo short name."""
+    if model_id.startswith("<") or names_local_path(model_id):
+        return True
+    return model_id not in SHORT_NAMES and (revision or "").startswith(LOCAL_REVISION_PREFIX)
+
+
+def names_local_path(name: str) -> bool:
+    """Whether ``name`` is a path, or names a file or folder here, rather than only a Hub id."""
+    return not name or is_path(name) or Path(name).expanduser().exists()
+
+
 def _locate(name: str) -> tuple[str, str, bool, str | None]:
     """(what to load, portable model id, whether it is a local folder, source) for ``name``."""
     folder = Path(name).expanduser()
     if not folder.is_dir():
-        if name in demo_model.SHORT_NAMES:
-            folder = demo_model.demo_model_path(demo_model.SHORT_NAMES[name])
+        if name in SHORT_NAMES:
+            folder = demo_model.demo_model_path(SHORT_NAMES[name])
         elif name in ALIASES:
             logger.info("Model alias %r resolved to %r.", name, ALIASES[name])
             return ALIASES[name], ALIASES[name], False, None

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from .._numbers import FLOAT32_MAX, FLOAT32_TINY, as_finite, fits_float32
+from ..errors import ConfigError
 from ..models.hooks import LayerInfo
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ class Objective:
 
     def __mul__(self, factor: object) -> Objective:
         if _is_scalar(factor):
-            return Sum(_scaled(_terms(self), float(factor)))
+            what = f"Cannot multiply objective {self.description!r} by {factor!r}"
+            return Sum(_scaled(_terms(self), _finite(factor, what)))
         return NotImplemented
 
     __rmul__ = __mul__
@@ -88,7 +91,8 @@ class Objective:
         if _is_scalar(divisor):
             if divisor == 0:
                 raise ZeroDivisionError(f"Cannot divide objective {self.description!r} by 0.")
-            return self * (1.0 / float(divisor))
+            what = f"Cannot divide objective {self.description!r} by {divisor!r}"
+            return Sum(_scaled(_terms(self), _finite(1.0 / _finite(divisor, what), what)))
         return NotImplemented
 
 
@@ -98,6 +102,9 @@ class Sum(Objective):
 
     kind: ClassVar[str] = "sum"
     terms: tuple[tuple[float, Objective], ...]  # (weight, objective) pairs, none of them a Sum
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", _checked_terms(self.terms))
 
     @property
     def description(self) -> str:
@@ -128,6 +135,36 @@ class Sum(Objective):
     def score(self, acts: Activations, logits: torch.Tensor | None, table: Table) -> torch.Tensor:
         return sum(w * objective.score(acts, logits, table) for w, objective in self.terms)
 
+
+
+def _checked_terms(terms: Any) -> tuple[tuple[float, Objective], ...]:
+    """``terms`` as a tuple of (weight, objective) pairs whose weights float32 scores can carry."""
+    try:
+        pairs = tuple((weight, objective) for weight, objective in terms)
+    except (TypeError, ValueError):
+        raise ConfigError(f"Sum terms {terms!r} must be (weight, objective) pairs.") from None
+    if not pairs:
+        raise ConfigError("A Sum needs at least one (weight, objective) term.")
+    checked = []
+    for weight, objective in pairs:
+        if not isinstance(objective, Objective):
+            raise ConfigError(f"Sum term {objective!r} is not an objective; build one with "
+                              "maco_hub.objectives.")
+        number = as_finite(weight)
+        if number is None or not fits_float32(number):
+            raise ConfigError(
+                f"Objective weight {weight!r} of {objective.description!r} is unusable: scores are "
+                f"float32, so use a finite weight of magnitude {FLOAT32_TINY:.2g} to "
+                f"{FLOAT32_MAX:.2g}, or 0.")
+        checked.append((number, objective))
+    return tuple(checked)
+
+
+def _finite(value: object, what: str) -> float:
+    number = as_finite(value)
+    if number is None:
+        raise ConfigError(f"{what}: the weight {value!r} is not a finite number; use a finite weight.")
+    return float(number)
 
 
 def _terms(objective: Objective) -> tuple[tuple[float, Objective], ...]:

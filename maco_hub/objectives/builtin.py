@@ -7,10 +7,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
+from .._numbers import FLOAT32_MAX, as_finite
 from ..errors import ConfigError
 from .base import Activations, Objective, Sum, Table
 from .checks import (
+    check_class,
     check_index,
+    check_label,
+    check_layer,
+    check_position,
     check_token_choice,
     check_tokens,
     check_unit,
@@ -37,6 +42,12 @@ class ClassLogit(Objective):
     _: KW_ONLY
     log_softmax: bool = False  # maximize log p(class) instead of the raw logit
     label: str | None = None  # class name; validate() fills it from the model's labels
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_id", check_class(self.class_id))
+        if not isinstance(self.log_softmax, bool):
+            raise ConfigError(f"log_softmax={self.log_softmax!r} must be True or False.")
+        check_label(self.label)
 
     @property
     def description(self) -> str:
@@ -73,7 +84,8 @@ class Channel(Objective):
     layer_kind: str | None = None  # "conv" / "tokens" / "vector", filled by validate()
 
     def __post_init__(self) -> None:
-        check_index("unit", self.unit)
+        check_layer(self.layer)
+        object.__setattr__(self, "unit", check_index("unit", self.unit))
         check_tokens(self.tokens)
 
     @property
@@ -110,9 +122,9 @@ class Neuron(Objective):
     layer_kind: str | None = None  # "conv" / "tokens" / "vector", filled by validate()
 
     def __post_init__(self) -> None:
-        check_index("unit", self.unit)
-        if isinstance(self.position, list):
-            object.__setattr__(self, "position", tuple(self.position))
+        check_layer(self.layer)
+        object.__setattr__(self, "unit", check_index("unit", self.unit))
+        object.__setattr__(self, "position", check_position(self.position))
 
     @property
     def description(self) -> str:
@@ -149,6 +161,9 @@ class LayerEnergy(Objective):
     kind: ClassVar[str] = "layer"
     layer: str  # dotted module path, as listed by maco_hub.layers(model)
 
+    def __post_init__(self) -> None:
+        check_layer(self.layer)
+
     @property
     def description(self) -> str:
         return f"{self.layer} (mean squared activation)"
@@ -174,17 +189,15 @@ class Direction(Objective):
     label: str | None = None  # a name for the direction, shown in the description
 
     def __post_init__(self) -> None:
-        try:
-            values = torch.as_tensor(self.vector, dtype=torch.float64).detach().cpu()
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"Direction vector {self.vector!r} must be 1-D numbers.") from exc
-        if values.ndim != 1 or values.numel() == 0 or not bool(values.abs().sum() > 0):
-            raise ConfigError(
-                f"Direction vector of shape {tuple(values.shape)} must be 1-D, non-empty and "
-                "non-zero (one value per unit of the layer).")
-        object.__setattr__(self, "vector", tuple(values.tolist()))
-        object.__setattr__(self, "cosine_power", float(self.cosine_power))
+        check_layer(self.layer)
+        object.__setattr__(self, "vector", _direction_vector(self.vector))
+        power = as_finite(self.cosine_power)
+        if power is None or power < 0:
+            raise ConfigError(f"cosine_power={self.cosine_power!r} is invalid: use a finite number >= 0 "
+                              "(0: the plain dot product; 1 and more favour aligned activations).")
+        object.__setattr__(self, "cosine_power", float(power))
         check_tokens(self.tokens)
+        check_label(self.label)
 
     @property
     def description(self) -> str:
@@ -206,6 +219,31 @@ class Direction(Objective):
         dot = acts @ vector
         cosine = dot / (acts.norm(dim=-1) * vector.norm()).clamp_min(1e-8)
         return (dot * cosine.clamp_min(COSINE_FLOOR) ** self.cosine_power).mean(dim=1)
+
+
+def _direction_vector(vector: object) -> tuple[float, ...]:
+    """``vector`` as a tuple of floats: 1-D, non-empty, finite, non-zero and within float32."""
+    try:
+        values = torch.as_tensor(vector, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"Direction vector {vector!r} must be 1-D numbers.") from exc
+    if values.ndim != 1 or values.numel() == 0:
+        raise ConfigError(f"Direction vector of shape {tuple(values.shape)} must be 1-D and non-empty "
+                          "(one value per unit of the layer).")
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        index = int(bad[0])
+        raise ConfigError(f"Direction vector entry {index} is {values[index].item()} (non-finite): every "
+                          "entry must be a finite number, one value per unit of the layer.")
+    single = values.float()
+    if not (torch.isfinite(single).all() and torch.isfinite(single.norm())):
+        raise ConfigError(f"Direction vector (largest entry {values.abs().max().item():g}) does not fit "
+                          f"float32, in which layers are scored (entries and their norm at most "
+                          f"{FLOAT32_MAX:.2g}): rescale it.")
+    if not bool(single.abs().sum() > 0):
+        raise ConfigError("Direction vector is zero (in float32): give a non-zero direction, one value "
+                          "per unit of the layer.")
+    return tuple(values.tolist())
 
 
 def parse(text: str, *, model: LoadedModel | None = None) -> Objective:

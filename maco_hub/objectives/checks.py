@@ -6,11 +6,11 @@ range; :func:`positions` views any layer output as (N, positions, units).
 
 from __future__ import annotations
 
-import numbers
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .._numbers import as_integer
 from ..errors import ConfigError, LayerNotFoundError, UnitOutOfRangeError
 from ..models.hooks import LayerInfo, close_names, layer_table, unknown_layer_message
 
@@ -20,11 +20,48 @@ if TYPE_CHECKING:
 TOKEN_CHOICES = ("all", "patch", "cls")
 
 
-def check_index(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+def check_index(name: str, value: Any) -> int:
+    """``value`` as an int index (numpy integers too); bools, floats and negatives are refused."""
+    index = as_integer(value)
+    if index is None:
         raise ConfigError(f"{name}={value!r} must be an integer index.")
-    if value < 0:
+    if index < 0:
         raise UnitOutOfRangeError(f"{name}={value} must be >= 0.")
+    return index
+
+
+def check_class(class_id: Any) -> int | str:
+    """A class as given: an index (numpy integers too, as an int) or a name; bools are refused."""
+    if isinstance(class_id, str):
+        return class_id
+    index = as_integer(class_id)
+    if index is None:
+        raise ConfigError(f"class_id={class_id!r} must be a class index (an integer) or a class name "
+                          "(a string), e.g. 281 or 'tabby cat'.")
+    return index
+
+
+def check_layer(layer: Any) -> None:
+    if not isinstance(layer, str) or not layer.strip():
+        raise ConfigError(f"layer={layer!r} must be a module path (a non-empty string), as listed "
+                          "by maco_hub.layers(model).")
+
+
+def check_label(label: Any) -> None:
+    if label is not None and not isinstance(label, str):
+        raise ConfigError(f"label={label!r} must be a string or None.")
+
+
+def check_position(position: Any) -> int | tuple[int, int] | None:
+    """A neuron position as given: None, a token index or a (y, x) pair, as ints."""
+    if position is None:
+        return None
+    if isinstance(position, (tuple, list)) and len(position) == 2:
+        return check_index("position y", position[0]), check_index("position x", position[1])
+    if as_integer(position) is not None:
+        return check_index("position", position)
+    raise ConfigError(f"position={position!r} must be None (the centre), a token index or a (y, x) "
+                      "pair of integers.")
 
 
 def check_tokens(tokens: str) -> None:
@@ -95,7 +132,7 @@ def neuron_position(info: LayerInfo, position: Any) -> int | tuple[int, int] | N
         side = int(patches ** 0.5)
         centre = (side // 2) * side + side // 2 if side * side == patches else patches // 2
         return prefix + centre
-    if isinstance(position, bool) or not isinstance(position, numbers.Integral):
+    if not isinstance(position, int):
         raise ConfigError(f"Position {position!r} on token layer {info.name!r} must be a token index.")
     if not 0 <= position < count:
         raise UnitOutOfRangeError(
@@ -105,6 +142,6 @@ def neuron_position(info: LayerInfo, position: Any) -> int | tuple[int, int] | N
 
 
 def _pair(position: Any) -> tuple[int, int]:
-    if isinstance(position, (tuple, list)) and len(position) == 2:
-        return int(position[0]), int(position[1])
+    if isinstance(position, tuple):  # made of ints by check_position
+        return position
     raise ConfigError(f"Position {position!r} on a conv layer must be a (y, x) pair.")

