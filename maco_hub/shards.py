@@ -121,9 +121,7 @@ def gallery_path(folder: Path, name: str, *, links_within: Path | None = None) -
     current = folder
     for part in folders:
         current = current / part
-        mode = entry_mode(current)
-        if mode is not None and not stat.S_ISDIR(mode):
-            raise _not_ours(folder, current, mode, "a folder")
+        _check_folder(folder, current)
     path = current / last
     mode = entry_mode(path)
     if mode is None or stat.S_ISREG(mode):
@@ -139,9 +137,7 @@ def check_layout(folder: Path, *, links_within: Path | None = None) -> None:
     """GalleryError unless the gallery's own folders and files (those present) are real folders
     and regular files (see :func:`gallery_path`); nothing is opened."""
     for name in OWN_FOLDERS:
-        mode = entry_mode(folder / name)
-        if mode is not None and not stat.S_ISDIR(mode):
-            raise _not_ours(folder, folder / name, mode, "a folder")
+        _check_folder(folder, folder / name)
     for name in OWN_FILES:
         gallery_path(folder, name, links_within=links_within)
 
@@ -152,6 +148,12 @@ def entry_mode(path: Path) -> int | None:
         return os.lstat(path).st_mode
     except FileNotFoundError:
         return None
+
+
+def _check_folder(folder: Path, path: Path) -> None:
+    mode = entry_mode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise _not_ours(folder, path, mode, "a folder")
 
 
 def _not_ours(folder: Path, path: Path, mode: int, expected: str) -> GalleryError:
@@ -169,8 +171,8 @@ def _not_ours(folder: Path, path: Path, mode: int, expected: str) -> GalleryErro
 
 def read_file(path: Path, limit: int, what: str, fix: str | None = None) -> bytes:
     """The bytes of a gallery file (a path from :func:`gallery_path`), read without following a
-    link or blocking: GalleryError '{what} is missing / is a FIFO, not a regular file / is N bytes,
-    over the limit ...' (with '; {fix}.')."""
+    link or blocking: GalleryError '{what} is missing / is a FIFO, not a regular file / is N bytes
+    (limit L)' (with '; {fix}.')."""
     end = f"; {fix}." if fix else ""
     try:
         return read_regular(path, limit)
