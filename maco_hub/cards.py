@@ -1,7 +1,8 @@
 """Dataset and model cards (README.md) for galleries and spectra: YAML for the Hub, prose for people.
 
 Cards are plain f-strings around escaped values; no template engine ever sees a label, caption,
-title or id (a label such as ``{{ ... }}`` or ``<script>`` is shown as text).
+title or id (a label such as ``{{ ... }}`` or ``<script>`` is shown as text). Control, bidi and
+zero-width characters in them are shown as visible escapes (``\u202e``, see :mod:`maco_hub._text`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._text import visible
 from ._version import __version__
 from .evaluation import Evaluation, display_id
 from .gallery import image_names
@@ -31,8 +33,9 @@ _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|~#])")  # inline Markdown; HTML is
 
 def markdown_text(value: Any) -> str:
     """``value`` as literal text inside a Markdown line or table cell: whitespace runs (newlines
-    too) collapsed, Markdown punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities."""
-    text = " ".join(str(value).split())
+    too) collapsed, control, bidi and zero-width characters as visible escapes (``\u202e``),
+    Markdown punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities."""
+    text = visible(" ".join(str(value).split()))
     return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", text), quote=False)
 
 
@@ -54,7 +57,7 @@ def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str]
     title = " ".join((title or f"MACO feature visualizations of {', '.join(model_ids) or 'a model'}").split())
     data = DatasetCardData(
         license="other",
-        pretty_name=title,
+        pretty_name=visible(title),
         tags=TAGS,
         task_categories=["image-classification"],
         size_categories=[_size_category(len(rows))],

@@ -72,7 +72,8 @@ def load_gallery(source: str | os.PathLike, *, revision: str | None = None,
                  token: str | None = None) -> Gallery:
     """A gallery from a folder written by :func:`save_gallery` / ``explain(out=...)``, or a Hub
     dataset repo id (downloaded into the Hugging Face cache at ``revision``). Every shard's
-    sha256 and rows are checked; nothing in the gallery is executed or followed outside it."""
+    sha256 and rows are checked; nothing in the gallery is executed or followed outside it (a
+    folder's own files and folders must not be links; a download's may link to its cache blobs)."""
     path = Path(source)
     if path.exists():
         if revision is not None:
@@ -82,7 +83,8 @@ def load_gallery(source: str | os.PathLike, *, revision: str | None = None,
         raise GalleryError(f"{str(source)!r} is neither an existing gallery folder nor a Hub dataset repo "
                            "id ('namespace/name'); check the path.")
     folder = download_gallery(source, revision=revision, token=token)
-    return GalleryFolder.open(folder, create=False, remedy=_damaged_repo(source)).read()
+    return GalleryFolder.open(folder, create=False, remedy=_damaged_repo(source),
+                              links_within=_cache_folder(folder)).read()
 
 
 def download_gallery(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
@@ -93,6 +95,12 @@ def download_gallery(repo_id: str, *, revision: str | None = None, token: str | 
     with _hub_errors(repo_id, "dataset", action="download the gallery"):
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
                                       **LIBRARY))
+
+
+def _cache_folder(snapshot: Path) -> Path | None:
+    """The cache folder of a downloaded repo (``.../datasets--ns--name``) whose ``blobs`` the files
+    of its ``snapshots/COMMIT`` link to; None for a folder that is not such a snapshot."""
+    return snapshot.parent.parent if snapshot.parent.name == "snapshots" else None
 
 
 def _damaged_repo(repo_id: str) -> str:
