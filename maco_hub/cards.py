@@ -28,6 +28,7 @@ TAGS = ["feature-visualization", "maco", "interpretability", "maco_hub"]
 KIND_NAMES = {"class": ("class logit", "class logits"), "channel": ("channel", "channels"),
               "neuron": ("neuron", "neurons"), "layer": ("layer", "layers"),
               "direction": ("direction", "directions"), "sum": ("sum of objectives", "sums of objectives")}
+_PLAIN_CODE = re.compile(r"^[\w.+/-]+$")  # shown as inline code by _code
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|~#])")  # inline Markdown; HTML is escaped separately
 
 
@@ -117,17 +118,17 @@ def spectrum_card(spectrum: Spectrum, repo_id: str, name: str) -> str:
 
     data = ModelCardData(library_name="maco_hub", tags=["maco", "feature-visualization", "spectrum"],
                          license="other")
-    rows = "\n".join(f"| `{k}` | {_table_cell(v)} |" for k, v in sorted(spectrum.metadata.items())
+    rows = "\n".join(f"| {_code(k)} | {markdown_text(v)} |" for k, v in sorted(spectrum.metadata.items())
                       if k not in _LOADED_FROM_KEYS)
     body = f"""# Natural-image magnitude spectrum for MACO
 
-`{name}` holds a float32 tensor `magnitude` of shape {tuple(spectrum.magnitude.shape)}: the mean Fourier
+{_code(name)} holds a float32 tensor `magnitude` of shape {tuple(spectrum.magnitude.shape)}: the mean Fourier
 magnitude (rfft2 layout, not fftshifted) of {spectrum.height}×{spectrum.width} images in decorrelated
 colour channels, as MACO keeps fixed while it optimizes the phase.
 
 ```python
 import maco_hub
-spectrum = maco_hub.load_spectrum({json.dumps(repo_id)}, name={json.dumps(name)})  # sha256 checked on load
+spectrum = maco_hub.load_spectrum({_literal(repo_id)}, name={_literal(name)})  # sha256 checked on load
 ```
 
 ## Provenance (the file's metadata)
@@ -141,10 +142,18 @@ Pushed with maco_hub {__version__}. Values as stored in the file:
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
 
 
-def _table_cell(value: object) -> str:
-    """A metadata value in a table cell, as stored: whitespace runs collapsed, pipes escaped,
-    ``<``, ``>`` and ``&`` as entities (so no HTML reaches the page)."""
-    return html.escape(" ".join(str(value).split()).replace("|", "\\|"), quote=False)
+def _literal(value: object) -> str:
+    """``value`` as a Python string literal for a code block: JSON's escapes (all ASCII, one
+    line) plus ``<``, ``>`` and ``&`` as ``\\u`` escapes, so no markup is in the card at all."""
+    text = json.dumps(str(value))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _code(value: object) -> str:
+    """``value`` as inline code when it is plain (letters, digits and ``_ . + - /``), else as
+    :func:`markdown_text` (a backtick, space or markup never opens or closes a code span)."""
+    text = str(value)
+    return f"`{text}`" if _PLAIN_CODE.match(text) else markdown_text(text)
 
 
 def _legibility(evaluation: Evaluation | None, rows: Sequence[dict[str, Any]]) -> str:

@@ -243,9 +243,10 @@ def _run_gallery_evaluate(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .gallery import Gallery
     from .hub import load_gallery, push_gallery
-    from .legibility import evaluate
+    from .legibility import check_options, evaluate
     from .store import save_gallery
 
+    check_options(args.crops, args.seed, args.reference_per_class)  # before anything is written
     local = Path(args.source).exists()
     if not local and args.out is None and args.push is None:
         raise ConfigError(f"{args.source!r} is not a local folder; a Hub gallery is evaluated into a copy: "

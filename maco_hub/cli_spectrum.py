@@ -163,7 +163,8 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
     from huggingface_hub import constants
 
     from .errors import HubError
-    from .hub import check_repo_id, check_spectrum_name
+    from .hub import check_repo_id
+    from .spectra import check_spectrum_name
 
     check_repo_id(repo_id)
     if name is not None:

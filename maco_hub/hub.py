@@ -118,7 +118,7 @@ def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from .spectra import Spectrum
+    from .spectra import Spectrum, check_spectrum_name
 
     check_repo_id(repo_id)
     check_spectrum_name(name)
@@ -135,14 +135,6 @@ def push_spectrum(spectrum: Spectrum | str | os.PathLike, repo_id: str, *,
         info = api.create_commit(repo_id, operations, revision=revision,
                                  commit_message=commit_message or f"Add magnitude spectrum {name}")
     return str(getattr(info, "commit_url", info))
-
-
-def check_spectrum_name(name: str) -> None:
-    """A relative ``.safetensors`` path inside a repo, or ConfigError."""
-    if (not isinstance(name, str) or not name.endswith(".safetensors") or name.startswith("/")
-            or any(part in ("", ".", "..") for part in name.split("/"))):
-        raise ConfigError(f"Spectrum file name {name!r} must be a relative .safetensors path inside the "
-                          "repo, e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
 
 
 def check_repo_id(repo_id: str) -> None:

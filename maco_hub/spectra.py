@@ -15,6 +15,7 @@ torch.Size([3, 64, 49])
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -27,8 +28,9 @@ import torch
 from ._files import atomic_write
 from ._version import __version__
 from .errors import ConfigError, SpectrumError
+from .param import _EPS as ENGINE_EPS
 
-__all__ = ["COLOR_SPACE", "DEFAULT_FILENAME", "Spectrum", "load_spectrum"]
+__all__ = ["COLOR_SPACE", "DEFAULT_FILENAME", "Spectrum", "check_spectrum_name", "load_spectrum"]
 
 COLOR_SPACE = "decorrelated-lucid"  # the channels of maco_hub._color.decorrelate
 DEFAULT_FILENAME = "spectrum.safetensors"  # file looked up in Hub repos and folders
@@ -37,6 +39,11 @@ REQUIRED_KEYS = ("sha256", "height", "width", "color_space")  # metadata every f
 _LOADED_FROM_KEYS = ("source", "revision", "filename")  # where a spectrum was loaded from; never saved
 DEFAULT_SPECTRUM_ID = "maco_hub/default"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+MAX_CANVAS_ENERGY = float(torch.finfo(torch.float32).max) / 2**10  # see check_engine_range
+MIN_CANVAS_STD = 1000 * ENGINE_EPS  # canvas std before standardizing; see check_engine_range
+MAX_MEAN_TO_STD = 2**24 / 100  # a channel's mean over that std; see check_engine_range
+_NAME_PART_RE = re.compile(r"^\w[\w.+-]*$")  # a letter, digit or "_" first; no spaces or markup
+_MAX_NAME = 255
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -94,6 +101,7 @@ class Spectrum:
                 f"{height}x{width} in its metadata (expected (3, {height}, {width // 2 + 1})); "
                 "fix the height/width metadata or re-estimate the spectrum."
             )
+        check_engine_range(magnitude, height, width)
         color_space = metadata.setdefault("color_space", COLOR_SPACE)
         if color_space != COLOR_SPACE:
             raise SpectrumError(
@@ -227,6 +235,8 @@ def load_spectrum(
         return _read_file(_default_path(), fix="reinstall maco_hub")._with(
             source=DEFAULT_SPECTRUM_ID, revision=__version__
         )
+    if name is not None:
+        check_spectrum_name(name)
     path = Path(source)
     if path.is_dir():
         return Spectrum.load(path / (name or DEFAULT_FILENAME))
@@ -244,6 +254,22 @@ def load_spectrum(
         f"Spectrum source {str(source)!r} is neither an existing file or folder nor a Hub repo id "
         "('org/name'); check the path, or pass None for the shipped default."
     )
+
+
+def check_spectrum_name(name: str) -> None:
+    """ConfigError unless ``name`` is a ``.safetensors`` file name, or a relative path of such
+    names joined by "/", that stays inside its folder or Hub repo.
+
+    Each part starts with a letter, digit or "_" and holds only those and ``. + -`` (so no
+    "..", no absolute or hidden paths, no spaces, backslashes, control characters or markup).
+    """
+    parts = name.split("/") if isinstance(name, str) else [""]
+    if (not isinstance(name, str) or len(name) > _MAX_NAME or not name.endswith(".safetensors")
+            or not all(_NAME_PART_RE.match(part) for part in parts)):
+        raise ConfigError(
+            f"Spectrum file name {name!r} must be a relative .safetensors path inside the folder or "
+            "repo, made of letters, digits and _ . + - (parts joined by '/', none starting with "
+            "'.' or '-'), e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
 
 
 def _read_file(path: Path, *, fix: str) -> Spectrum:
@@ -348,6 +374,67 @@ def _check_size(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Spectrum {name}={value!r} must be a positive integer (pixels).")
     return value
+
+
+def check_engine_range(magnitude: torch.Tensor, height: int, width: int) -> None:
+    """SpectrumError unless the engine can make a ``height x width`` canvas from ``magnitude`` in
+    float32 without overflow and without losing the image to rounding.
+
+    The engine makes each canvas as ``x = irfft2(magnitude * e^{i phase}, norm="ortho")`` and
+    standardizes it, ``(x - mean) / (std + eps)`` (:func:`maco_hub.param.phase_to_canvas`, eps
+    1e-6), in float32 (CUDA also accumulates sums and the std in float32). Over the full
+    Hermitian grid, ``E = sum(magnitude**2)``: by Parseval the canvas's squares sum to ``E``,
+    and every sum the transform and the mean form is at most ``sqrt(3 H W E)``, far below ``E``
+    once ``E`` nears float32's maximum, so ``E <= float32 max / 2**10`` rules out overflow.
+    Below, the canvas's std from the non-DC bins, ``sqrt(E_ac / (3 H W))``, must be at least
+    ``1000 * eps``, so eps lowers the contrast by less than 0.1 % (smaller magnitudes fade to
+    flat grey, and under 1.2e-38 they turn subnormal). A channel's mean, ``|DC| / sqrt(H W)``,
+    may be at most ``2**24 / 100`` times that std, so float32 rounding at the mean stays under
+    1 % of the std (a larger DC leaves no detail). :meth:`Spectrum.resized` checks the canvas
+    size it makes: a spectrum fine at one size can fail at another (the non-DC part of
+    ``E`` grows as ``(H W)**2``).
+    """
+    dc, ac = _canvas_energy(magnitude, width)
+    std = math.sqrt(ac / (3 * height * width))
+    mean = float(magnitude[:, 0, 0].max()) / math.sqrt(height * width)
+    size = f"a {height}x{width} canvas"
+    if ac + dc > MAX_CANVAS_ENERGY:
+        raise SpectrumError(
+            f"Spectrum magnitudes are too large for float32: {size} made with them has a sum of "
+            f"squares of {ac + dc:.3g}, above {MAX_CANVAS_ENERGY:.3g}, so float32 sums would "
+            f"overflow (NaN images); divide the magnitude by "
+            f"{math.sqrt((ac + dc) / MAX_CANVAS_ENERGY):.3g} or more, or re-estimate it.")
+    if std < MIN_CANVAS_STD:
+        raise SpectrumError(
+            f"Spectrum magnitudes are too small for float32: {size} made with them has a std of "
+            f"{std:.3g} before standardizing, below {MIN_CANVAS_STD:g}, so every image would fade "
+            f"to flat grey; multiply the magnitude by {MIN_CANVAS_STD / max(std, 1e-300):.3g} or "
+            "more, or re-estimate it.")
+    if mean > MAX_MEAN_TO_STD * std:
+        raise SpectrumError(
+            f"Spectrum DC term {float(magnitude[:, 0, 0].max()):.3g} is too large for float32: "
+            f"{size} made with it has a channel mean of {mean:.3g}, over {MAX_MEAN_TO_STD:.3g} "
+            f"times its std {std:.3g}, so rounding would erase the image; lower the DC "
+            "(magnitude[:, 0, 0]) or re-estimate the spectrum.")
+
+
+def _canvas_energy(magnitude: torch.Tensor, width: int) -> tuple[float, float]:
+    """Sums of squares over the full Hermitian grid of the DC bins and of all other bins,
+    computed on ``magnitude / max`` so that no float32 square overflows or underflows."""
+    peak = float(magnitude.max())
+    squares = (magnitude / peak).square()
+    dc = float(squares[:, 0, 0].sum()) * peak ** 2
+    squares[:, 0, 0] = 0
+    return dc, _hermitian_sum(squares, width) * peak ** 2
+
+
+def _hermitian_sum(values: torch.Tensor, width: int) -> float:
+    """Sum of ``values`` (rfft2 layout) over the full ``width``-column grid: every column but DC
+    (and, for even widths, Nyquist) stands for two bins."""
+    total = 2 * float(values.sum()) - float(values[..., 0].sum())
+    if width % 2 == 0:
+        total -= float(values[..., -1].sum())
+    return total
 
 
 def _neighbour_mean(magnitude: torch.Tensor) -> torch.Tensor:
