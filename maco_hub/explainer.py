@@ -20,7 +20,6 @@ from .distributed import barrier, current_world, my_share, process_group, rank_d
 from .engine import EngineConfig, EngineResult, optimize, resolve_device
 from .errors import ConfigError, GalleryError
 from .gallery import Gallery, Visualization, attribution_to_alpha, to_pil_image
-from .hub import check_spectrum_name
 from .keys import canonical_json, check_seed, row_key, seed_for
 from .models import (
     SHORT_NAMES,
@@ -31,7 +30,7 @@ from .models import (
 )
 from .records import objective_from_record, objective_to_record
 from .scoring import scoring
-from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, load_spectrum
+from .spectra import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, check_spectrum_name, load_spectrum
 from .store import GalleryFolder
 
 if TYPE_CHECKING:
