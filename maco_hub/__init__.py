@@ -25,15 +25,15 @@ _EXPORTS = {  # public name -> the module defining it ("" for a subpackage)
     "optimize": "engine",
     "Preprocessing": "models.preprocessing",
     "Spectrum": "spectra.spectrum",
-    "load_spectrum": "spectra.spectrum",
-    "push_spectrum": "gallery.hub",
+    "load_spectrum": "spectra.loading",
+    "push_spectrum": "spectra.hub",
     "Gallery": "gallery.rows",
     "Visualization": "gallery.rows",
-    "save_gallery": "gallery.folder",
-    "repair_gallery": "gallery.folder",
-    "save_evaluation": "gallery.folder",
-    "load_gallery": "gallery.hub",
-    "push_gallery": "gallery.hub",
+    "save_gallery": "gallery.storage",
+    "repair_gallery": "gallery.storage",
+    "save_evaluation": "gallery.storage",
+    "load_gallery": "gallery.storage",
+    "push_gallery": "gallery.storage",
 }
 
 __all__ = sorted(["__version__", *_EXPORTS])
@@ -55,11 +55,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
     from .engine import EngineConfig, optimize
     from .explainer import explain, regenerate
-    from .gallery.folder import repair_gallery, save_evaluation, save_gallery
-    from .gallery.hub import load_gallery, push_gallery, push_spectrum
     from .gallery.rows import Gallery, Visualization
+    from .gallery.storage import load_gallery, push_gallery, repair_gallery, save_evaluation, save_gallery
     from .legibility import evaluate
     from .models.inspection import labels, layers
     from .models.loader import load_model
     from .models.preprocessing import Preprocessing
-    from .spectra.spectrum import Spectrum, load_spectrum
+    from .spectra.hub import push_spectrum
+    from .spectra.loading import load_spectrum
+    from .spectra.spectrum import Spectrum

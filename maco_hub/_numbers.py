@@ -14,6 +14,8 @@ from typing import Any
 
 from .errors import ConfigError
 
+STANDARDIZE_EPS = 1e-6  # added to the std where the engine standardizes a phase or canvas
+MAX_RNG_SEED = 2**32 - 1  # seeds of numpy's generators (shuffles, evaluate's crop boxes)
 MAX_SEED = 2**31 - 1  # seeds are 0..MAX_SEED: gallery.keys.seed_for maps that range one to one
 FLOAT32_MAX = 3.4028234663852886e38  # the largest finite float32 (torch.finfo(torch.float32).max)
 FLOAT32_TINY = 1.1754943508222875e-38  # the smallest normal float32
@@ -52,3 +54,12 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     if value is None or not 0 <= value <= MAX_SEED:
         raise ConfigError(f"{name}={seed!r} is invalid: use an integer from 0 to {MAX_SEED}.")
     return value
+
+
+def check_int(name: str, value: Any, low: int, high: int, meaning: str) -> int:
+    """``value`` as an ``int`` if it is an integer (numpy's too, never a bool) in ``[low, high]``;
+    else :class:`~maco_hub.errors.ConfigError` naming it, the range and what it means."""
+    number = as_integer(value)
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"{name}={value!r} must be an integer from {low} to {high} ({meaning}).")
+    return number

@@ -20,8 +20,8 @@ from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError, GalleryError
 from .gallery.folder import GalleryFolder
-from .gallery.hub import check_spectrum_name
 from .gallery.keys import canonical_json, seed_for
+from .gallery.pages import write_pages
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
 from .models.loader import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
@@ -29,7 +29,8 @@ from .models.placement import placement
 from .objectives.defaults import default_objectives
 from .objectives.records import objective_from_record, objective_to_record
 from .objectives.scoring import scoring, validated
-from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, _looks_like_repo_id, load_spectrum
+from .spectra.loading import load_spectrum, looks_like_repo_id
+from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, check_spectrum_name
 
 if TYPE_CHECKING:
     from .objectives.builtin import Objective
@@ -135,10 +136,10 @@ def explain(
                                      by_batch=True):
             folder.append(batch_items)
             if world.size == 1:
-                folder.write_pages()
+                write_pages(folder)
         barrier(world)  # every rank's rows are in before the pages describe the gallery
         if world.is_main and (world.size > 1 or not pending):
-            folder.write_pages()
+            write_pages(folder)
         barrier(world)
         return folder.read()
 
@@ -422,7 +423,7 @@ def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
         return load_spectrum()
     if not isinstance(revision, (str, type(None))):
         raise _malformed(item, TypeError(f"spectrum revision={revision!r}"))
-    if not isinstance(source, str) or not _looks_like_repo_id(source) or names_local_path(source):
+    if not isinstance(source, str) or not looks_like_repo_id(source) or names_local_path(source):
         raise ConfigError(
             f"Row {item.objective!r} was made with spectrum {source!r}, a file or an in-memory "
             "spectrum, and regenerate never reads a file because a record names it: pass "

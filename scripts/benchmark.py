@@ -52,7 +52,7 @@ from maco_hub.engine.transforms import add_noise, crop_and_resize, crop_boxes
 from maco_hub.models.loader import LoadedModel, load_model
 from maco_hub.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from maco_hub.objectives.scoring import scoring
-from maco_hub.spectra.spectrum import load_spectrum
+from maco_hub.spectra.loading import load_spectrum
 
 MODELS = ("lite0", "resnet50", "vit-b16")
 _CLOCK = [time.perf_counter]

@@ -37,7 +37,8 @@ from maco_hub.legibility import evaluate
 from maco_hub.legibility.reference import load_reference
 from maco_hub.models.efficientnet_lite.conversion import demo_model_path
 from maco_hub.spectra.estimation import radial_frequency
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
            "church", "tractor", "tabby", "jellyfish"]

@@ -18,7 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
 from maco_hub.spectra.estimation import compare_magnitudes
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 
 def _load(path: str) -> Spectrum:

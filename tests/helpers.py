@@ -23,3 +23,13 @@ def subprocess_cli(*args: str, timeout: float = 300, env: dict | None = None, **
     The ``maco_cli`` fixture runs it in this process, which is much faster."""
     return subprocess.run([sys.executable, "-m", "maco_hub.cli", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, **options)
+
+
+def minimal_record(seed: int = 0, *, canvas: int = 32, stored_key: str | None = None):
+    """A RowRecord with only what a gallery needs (for rows made by hand, not by explain)."""
+    from maco_hub.gallery.record import RowRecord
+
+    objective = {"type": "ClassLogit", "class_id": 0}
+    return RowRecord(model_id="m", model_revision=None, objective_record=objective, seed=seed,
+                     config={"steps": 1, "canvas": canvas}, spectrum={"sha256": "0" * 64},
+                     stored_key=stored_key)

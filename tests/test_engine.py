@@ -22,7 +22,7 @@ from maco_hub.engine.param import FourierPhaseImage, canvas_to_rgb, phase_to_can
 from maco_hub.engine.transforms import crop_boxes
 from maco_hub.errors import ConfigError, MacoHubError, NonFiniteError
 from maco_hub.models.preprocessing import Preprocessing
-from maco_hub.spectra.spectrum import load_spectrum
+from maco_hub.spectra.loading import load_spectrum
 
 PRE = Preprocessing(mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), size=(32, 32))
 FAST = EngineConfig(steps=12, canvas=64, crops=3)

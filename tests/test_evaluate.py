@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from helpers import minimal_record
 from PIL import Image
 from tiny_models import LABELS, loaded, tiny_zoo_fixture  # noqa: F401
 
 import maco_hub
 from maco_hub.errors import ConfigError
 from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
-from maco_hub.gallery.record import RowRecord
 from maco_hub.gallery.rows import Gallery, Visualization
 from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
 from maco_hub.legibility.features import frechet_distance, logits_and_features, plausibility
@@ -25,8 +28,7 @@ def _row(pixels: np.ndarray, label: str | None, key: str, *, kind: str = "class"
     image = Image.fromarray(pixels.astype(np.uint8), mode="RGB")
     return Visualization(image=image, alpha=Image.new("L", image.size), score=0.0,
                          objective=f"class {label!r}", kind=kind, label=label, class_id=class_id,
-                         record=RowRecord(model_id="m", model_revision=None, objective_record={}, seed=0,
-                                          config={}, spectrum={}, stored_key=key))
+                         record=minimal_record(stored_key=key))
 
 
 def _noise(seed: int, size: int = CANVAS) -> np.ndarray:
@@ -294,3 +296,81 @@ def test_hub_gallery_by_repo_id_whole_canvas_only(online_hub, tiny_zoo):
         assert values["eval_j_status"] == "ok" and values["eval_j_crops_top1"] is None
         assert values["eval_j_prob"] == pytest.approx(local.rows[key]["eval_j_prob"], abs=1e-6)
     assert result.summary[0]["crops_prob"] is None and "| – |" in result.to_markdown()
+
+
+# ------------------------------------------------------------------ hostile arguments (issue 14)
+
+
+@pytest.mark.parametrize("options", [
+    {"crops": 10**8}, {"crops": 1025}, {"crops": True}, {"crops": 2.5}, {"crops": "16"},
+    {"seed": -1}, {"seed": 2**32}, {"seed": 2**70}, {"seed": True}, {"seed": 1.5}, {"seed": "abc"},
+    {"seed": None}, {"reference_per_class": 0}, {"reference_per_class": 10**6},
+    {"reference_per_class": False},
+])
+def test_bad_counts_and_seeds_are_one_clear_error_before_any_work(tiny_zoo, options):
+    (name, value), = options.items()
+    rows = [_row(_noise(0), "espresso", "r")]
+    with pytest.raises(ConfigError, match=rf"^{name}={re.escape(repr(value))} must be an integer from"):
+        evaluate(rows, ["no/such-judge-is-loaded"], **options)  # refused before loading the judge
+
+
+def test_numpy_integers_are_taken_as_ints(tiny_zoo):
+    rows = [_row(_noise(0), "espresso", "r")]
+    result = evaluate(rows, {"j": loaded("vit")}, crops=np.int64(2), seed=np.uint32(3),
+                      reference_per_class=np.int16(2))
+    assert (result.settings["crops"], result.settings["seed"]) == (2, 3)
+    assert type(result.settings["crops"]) is int and type(result.settings["seed"]) is int
+    json.dumps(result.to_record())
+
+
+def test_many_crops_are_judged_in_batches_with_the_results_of_one_call(tiny_zoo):
+    """More crops than one judge call takes: same numbers as judging every view at once."""
+    from maco_hub.legibility.judging import VIEWS_PER_CALL
+
+    judge = loaded("resnet")
+    rows = [_row(_noise(5), "espresso", "r")]
+    crops = 2 * VIEWS_PER_CALL + 3
+    result = evaluate(rows, {"j": judge}, crops=crops, seed=2)
+    logits, _ = logits_and_features(judge, judge_views(judge, rows[0].image, crop_fractions(crops, 2)))
+    probs = logits.softmax(-1)
+    assert result.rows["r"]["eval_j_prob"] == pytest.approx(float(probs[0, 3]), abs=1e-6)
+    assert result.rows["r"]["eval_j_crops_prob"] == pytest.approx(float(probs[1:, 3].mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--seed", "-1"], "seed=-1"),
+    (["--crops", "100000000"], "crops=100000000"),
+    (["--reference-per-class", "0"], "reference_per_class=0"),
+])
+def test_cli_bad_counts_and_seeds_exit_2_and_write_nothing(tiny_zoo, tmp_path, maco_cli, args, named):
+    folder = tmp_path / "gallery"
+    maco_hub.explain(loaded("vit"), classes=[3], steps=1, canvas=32, progress=False, device="cpu",
+                     out=folder)
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    for out in ([], ["--out", str(tmp_path / "copy")]):
+        result = maco_cli("gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["vit"].path),
+                          *args, *out)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and named in errors[0] and "must be an integer from" in errors[0]
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+    assert not (tmp_path / "copy").exists()
+
+
+def test_reference_folder_with_fifos_folders_and_bombs_does_not_hang(tmp_path):
+    """The reference loader and the spectrum estimator read image files the same way."""
+    from test_spectrum_cli import _hostile_files
+
+    root = _write_reference(tmp_path / "ref", {"espresso": [_noise(1, 40), _noise(2, 40)]})
+    _hostile_files(root / "espresso")
+    code = ("import sys; from pathlib import Path; from maco_hub.legibility.reference import load_reference; "
+            "from maco_hub._image_files import read_image_file; "
+            "print(read_image_file(Path(sys.argv[2])), "
+            "len(load_reference(sys.argv[1], per_class=100).images['espresso']))")
+    result = subprocess.run([sys.executable, "-c", code, str(root), str(root / "espresso" / "pipe.png")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "2"]
+    assert "pipe.png skipped: not a regular file" in result.stderr
+    for name in ("junk.png", "eps.png", "bomb.png"):
+        assert f"{name} skipped" in result.stderr

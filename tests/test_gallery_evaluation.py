@@ -19,7 +19,8 @@ import maco_hub
 from maco_hub.errors import ConfigError, GalleryError
 from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
 from maco_hub.gallery.folder import GalleryFolder
-from maco_hub.gallery.format import EVALUATION_NAME, MANIFEST_NAME
+from maco_hub.gallery.layout import EVALUATION_NAME, MANIFEST_NAME
+from maco_hub.gallery.pages import write_pages
 
 QUICK = {**helpers.QUICK, "steps": 2, "canvas": 32}
 
@@ -55,7 +56,7 @@ def test_evaluate_is_the_function_even_after_its_module_is_imported():
     import maco_hub.legibility
 
     assert maco_hub.evaluate is maco_hub.legibility.evaluate and callable(maco_hub.evaluate)
-    assert maco_hub.save_evaluation.__module__ == "maco_hub.gallery.folder"
+    assert maco_hub.save_evaluation.__module__ == "maco_hub.gallery.storage"
 
 
 def test_results_become_columns_card_section_and_json(folder):
@@ -191,7 +192,7 @@ def test_html_in_stored_text_is_escaped_in_card_and_page(folder):
     record["summary"][0]["model_id"] = "<img src=x onerror=alert(1)>{{ config }}"
     record["settings"]["reference"] = "<script>alert(2)</script> | `x`"
     _forge(folder, json.dumps(record))
-    GalleryFolder.open(folder, create=False).write_pages()
+    write_pages(GalleryFolder.open(folder, create=False))
     card = (folder / "README.md").read_text()
     assert "<img src=x" not in card and "<script>" not in card
     assert "&lt;img src=x onerror=alert(1)&gt;{{ config }}" in card
@@ -297,7 +298,7 @@ def test_viewer_shows_chips_and_the_summary_in_chromium(browser, folder):
     record = _record(folder)
     record["summary"][0]["model_id"] = "<b>bold</b>"
     _forge(folder, json.dumps(record))
-    GalleryFolder.open(folder, create=False).write_pages()
+    write_pages(GalleryFolder.open(folder, create=False))
     browser.get((folder / "index.html").as_uri())
     deadline = time.monotonic() + 10
     while not browser.find_elements(By.CSS_SELECTOR, ".tile") and time.monotonic() < deadline:

@@ -28,7 +28,8 @@ import maco_hub
 from maco_hub._files import KILL_ENV
 from maco_hub.errors import GalleryError
 from maco_hub.gallery.folder import GalleryFolder
-from maco_hub.gallery.format import BATCHES_METADATA, MANIFEST_NAME, parquet_bytes
+from maco_hub.gallery.format import BATCHES_METADATA, parquet_bytes
+from maco_hub.gallery.layout import MANIFEST_NAME
 from maco_hub.gallery.lock import folder_lock
 
 CLI_QUICK = ["--steps", "2", "--canvas", "32", "--quiet"]
@@ -227,7 +228,7 @@ def test_record_key_in_data_never_names_a_file(good_gallery, tmp_path):
         return rows
 
     _rewrite_shard(folder, 0, poisoned)
-    with pytest.raises(GalleryError, match=re.escape("key='../../escaped'")):
+    with pytest.raises(GalleryError, match=re.escape("'key' is '../../escaped', not a row key")):
         maco_hub.load_gallery(folder)
     assert not list(tmp_path.rglob("escaped*"))
 

@@ -19,8 +19,8 @@ import maco_hub
 
 PACKAGE = Path(maco_hub.__file__).parent
 LAYERS = (  # in data-flow order: a module may import from its own layer and the ones before it
-    ("bottom", ("maco_hub.errors", "maco_hub._files", "maco_hub._numbers", "maco_hub._version",
-                "maco_hub._hub", "maco_hub._text")),
+    ("bottom", ("maco_hub.errors", "maco_hub._version", "maco_hub._files", "maco_hub._numbers",
+                "maco_hub._text", "maco_hub._image_files", "maco_hub._host", "maco_hub._hub")),
     ("models", ("maco_hub.models",)),
     ("objectives", ("maco_hub.objectives",)),
     ("spectra", ("maco_hub.spectra",)),

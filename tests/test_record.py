@@ -14,7 +14,8 @@ from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import GalleryError
-from maco_hub.gallery.format import BATCHES_METADATA, MANIFEST_NAME, parquet_bytes
+from maco_hub.gallery.format import BATCHES_METADATA, parquet_bytes
+from maco_hub.gallery.layout import MANIFEST_NAME
 from maco_hub.gallery.record import EXECUTION_FIELDS, BatchMember, RowRecord, batch_id
 
 CLASSES = [0, 1, 2, 3, 4]
@@ -113,14 +114,14 @@ def _unknown_batch(rows):
 
 
 HOSTILE = {
-    "spectrum is a string": (dict(change_rows=_record_field("spectrum", "x")), "spectrum='x'"),
-    "config is a list": (dict(change_rows=_record_field("config", [1, 2])), "config=[1, 2]"),
-    "seed is a string": (dict(change_rows=_record_field("seed", "7")), "seed='7'"),
+    "spectrum is a string": (dict(change_rows=_record_field("spectrum", "x")), "'spectrum' is 'x', not"),
+    "config is a list": (dict(change_rows=_record_field("config", [1, 2])), "'config' is [1, 2], not"),
+    "seed is a string": (dict(change_rows=_record_field("seed", "7")), "'seed' is '7', not an integer"),
     "steps is a string": (dict(change_rows=_record_field("config", {"steps": "3", "canvas": 48})),
-                          "config.steps='3'"),
-    "model id is a number": (dict(change_rows=_record_field("model_id", 3)), "model_id=3"),
+                          "'config.steps' is '3', not an integer"),
+    "model id is a number": (dict(change_rows=_record_field("model_id", 3)), "'model_id' is 3, not text"),
     "batch member edited": (dict(change_batches=_first_member_seed), "not the hash of its members"),
-    "batch id unknown": (dict(change_rows=_unknown_batch), "batch_id='0000"),
+    "batch id unknown": (dict(change_rows=_unknown_batch), "'batch_id' is '0000"),
     "batch without the row": (dict(change_rows=_foreign_batch_id, change_batches=_foreign_batch),
                               "names a batch it is not part of"),
 }

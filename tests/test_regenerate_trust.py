@@ -17,7 +17,7 @@ from tiny_models import cache_repo
 
 import maco_hub
 from maco_hub.errors import ConfigError, GalleryError
-from maco_hub.spectra.spectrum import load_spectrum
+from maco_hub.spectra.loading import load_spectrum
 
 OPTIONS = {**QUICK, "canvas": 32}
 

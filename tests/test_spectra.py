@@ -16,7 +16,8 @@ from safetensors.torch import save_file
 from maco_hub._version import __version__
 from maco_hub.errors import ConfigError, SpectrumError
 from maco_hub.spectra.estimation import compare_magnitudes, radial_frequency
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -247,3 +248,125 @@ def test_default_resembles_imagenet_reference() -> None:
     assert numbers["corr_all"] > 0.85
     assert numbers["corr_all_128"] > 0.95
     assert abs(numbers["slope_2_32_ours"] - numbers["slope_2_32_ref"]) < 0.15
+
+
+# --------------------------------------------- magnitudes the float32 engine cannot use (issue 14)
+
+
+def _scale_ends(magnitude: torch.Tensor) -> tuple[float, float]:
+    """The factors by which ``magnitude`` may be scaled, down and up, before it is refused
+    (see spectra.check_engine_range: canvas std >= MIN_CANVAS_STD, sum of squares <= MAX)."""
+    from maco_hub.spectra.spectrum import MAX_CANVAS_ENERGY, MIN_CANVAS_STD
+
+    m = magnitude.double()
+    weights = torch.full(m.shape[-1:], 2.0, dtype=torch.float64)
+    weights[0] = weights[-1] = 1.0  # even widths: DC and Nyquist columns stand for one bin
+    squares = m ** 2 * weights
+    ac = float(squares.sum() - squares[:, 0, 0].sum())
+    std = (ac / (3 * m.shape[1] * 2 * (m.shape[2] - 1))) ** 0.5
+    return MIN_CANVAS_STD / std, (MAX_CANVAS_ENERGY / float(squares.sum())) ** 0.5
+
+
+@pytest.mark.parametrize("size", [16, 512])
+def test_scaled_spectra_work_up_to_the_float32_ends_and_are_refused_past_them(size: int) -> None:
+    """Inside both ends the canvas is the unscaled one (the engine standardizes it), and the
+    float32 sum of squares CUDA accumulates stays finite; just past them: one SpectrumError."""
+    from maco_hub.engine.param import initial_phase, phase_to_canvas
+
+    magnitude = load_spectrum().resized(size, size).magnitude
+    phase = initial_phase(tuple(magnitude.shape), 0)[None]
+    expected = phase_to_canvas(magnitude, phase, (size, size))
+    low, high = _scale_ends(magnitude)
+    for factor in (low * 1.05, high / 1.05):
+        scaled = Spectrum(magnitude * factor).magnitude
+        raw = torch.fft.irfft2(torch.polar(scaled.expand_as(phase), phase), s=(size, size), norm="ortho")
+        assert torch.isfinite((raw * raw).sum())  # float32 accumulation, as on CUDA
+        canvas = phase_to_canvas(scaled, phase, (size, size))
+        assert float((canvas - expected).abs().max()) < 2e-3 * float(expected.abs().max()), factor
+    with pytest.raises(SpectrumError, match=r"too small for float32.*multiply the magnitude by 1\.0"):
+        Spectrum(magnitude * low / 1.05)
+    with pytest.raises(SpectrumError, match=r"too large for float32.*divide the magnitude by 1\.0"):
+        Spectrum(magnitude * high * 1.05)
+
+
+@pytest.mark.parametrize(("factor", "expected"), [(1e30, "too large"), (1e-40, "too small")])
+def test_a_scaled_file_is_refused_on_load_naming_the_file(factor: float, expected: str,
+                                                          tmp_path: Path) -> None:
+    tensor = (load_spectrum().magnitude.double() * factor).float()
+    assert torch.isfinite(tensor).all()
+    path = _write_raw(tmp_path / "scaled.safetensors", {"magnitude": tensor},
+                      {"sha256": _sha(tensor), "height": "512", "width": "512",
+                       "color_space": "decorrelated-lucid"})
+    with pytest.raises(SpectrumError, match=rf"scaled\.safetensors.*{expected} for float32"):
+        load_spectrum(path)
+
+
+def test_a_dc_spike_that_would_erase_the_image_is_refused() -> None:
+    magnitude = load_spectrum().magnitude.clone()
+    magnitude[1, 0, 0] *= 1e6  # no overflow, but a channel mean 1e9 times the detail
+    with pytest.raises(SpectrumError, match=r"DC term 4\.21e\+11.*rounding would erase"):
+        Spectrum(magnitude)
+
+
+def test_resizing_checks_the_canvas_it_makes() -> None:
+    """The non-DC sum of squares grows as (H W)**2 when resized up: fine at 32 px, not at 1024."""
+    small = load_spectrum().resized(32, 32).magnitude.clone()
+    small[:, 0, 0] = small[:, 0, 1]  # a DC as small as its neighbours: the sum is all non-DC
+    _, high = _scale_ends(small)
+    loud = Spectrum(small * high / 100)
+    loud.resized(64, 64)
+    with pytest.raises(SpectrumError, match=r"too large for float32: a 1024x1024 canvas"):
+        loud.resized(1024, 1024)
+
+
+def test_explain_with_an_overflowing_spectrum_is_one_error_and_writes_nothing(tiny_zoo, tmp_path,
+                                                                               maco_cli) -> None:
+    tensor = (load_spectrum().resized(48, 48).magnitude.double() * 1e20).float()
+    path = _write_raw(tmp_path / "loud.safetensors", {"magnitude": tensor},
+                      {"sha256": _sha(tensor), "height": "48", "width": "48",
+                       "color_space": "decorrelated-lucid"})
+    result = maco_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "0", "--steps", "1",
+                      "--canvas", "48", "--spectrum", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "loud.safetensors" in errors[0] and "too large" in errors[0], result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------ names that leave the folder (issue 14)
+
+
+@pytest.mark.parametrize("name", ["../outside.safetensors", "sub/../../outside.safetensors",
+                                  "..\\outside.safetensors", "/abs/outside.safetensors", "",
+                                  "./spectrum.safetensors", ".hidden.safetensors", "a b.safetensors",
+                                  "a`<img onerror=alert(1)>`.safetensors", "x\u202e.safetensors",
+                                  "x\n.safetensors", "spectrum.bin", "a//b.safetensors"])
+def test_names_that_leave_the_folder_or_carry_markup_are_refused(spectrum: Spectrum, tmp_path: Path,
+                                                                 name: str) -> None:
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    spectrum.save(tmp_path / "outside.safetensors")
+    spectrum.save(folder / "spectrum.safetensors")
+    for source in (folder, "org/name"):  # a folder, and a Hub repo (refused before any request)
+        with pytest.raises(ConfigError, match=re.escape(repr(name))):
+            load_spectrum(source, name=name, cache_dir=tmp_path / "cache")
+    absolute = str(tmp_path / "outside.safetensors")
+    with pytest.raises(ConfigError, match=re.escape(repr(absolute))):
+        load_spectrum(folder, name=absolute)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_nested_names_inside_the_folder_still_load(spectrum: Spectrum, tmp_path: Path) -> None:
+    spectrum.save(tmp_path / "spectra" / "imagenet_v1.2+crops.safetensors")
+    loaded = load_spectrum(tmp_path, name="spectra/imagenet_v1.2+crops.safetensors")
+    assert loaded.sha256 == spectrum.sha256
+
+
+def test_spectrum_show_refuses_a_name_outside_the_folder(spectrum: Spectrum, tmp_path: Path,
+                                                         maco_cli) -> None:
+    spectrum.save(tmp_path / "secret.safetensors")
+    (tmp_path / "folder").mkdir()
+    result = maco_cli("spectrum", "show", str(tmp_path / "folder"), "--name", "../secret.safetensors")
+    assert result.returncode == 2 and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "'../secret.safetensors'" in errors[0], result.stderr

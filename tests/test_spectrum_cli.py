@@ -12,15 +12,25 @@ import pytest
 import torch
 from PIL import Image
 
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _run(*args: str, env: dict | None = None, cwd: Path = ROOT, timeout: float = 120
+         ) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "maco_hub.cli", "spectrum", *args], cwd=cwd,
                           env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_error(result: subprocess.CompletedProcess, *named: str) -> str:
+    """The one ``error:`` line of a run that exited with 2, checked to name every ``named``."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and all(n in errors[0] for n in named), result.stderr
+    return errors[0]
 
 
 @pytest.fixture
@@ -134,3 +144,97 @@ def test_script_reproduces_the_shipped_default(tmp_path: Path) -> None:
     if made.metadata["photos"] != shipped.metadata["photos"]:
         pytest.skip("photo packages differ from the versions the default was made with")
     assert made.sha256 == shipped.sha256
+
+
+# ------------------------------------------------------------------------- hostile inputs (issue 14)
+
+
+def _bomb_png(path: Path, side: int = 30_000) -> Path:
+    """A 1x1 PNG whose header claims side x side pixels (over PIL's bomb limit), CRC fixed."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    header = b"IHDR" + struct.pack(">II", side, side) + bytes(data[24:29])
+    data[12:33] = header + struct.pack(">I", zlib.crc32(header))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _hostile_files(folder: Path) -> list[str]:
+    """Files named like images that are none: a FIFO, junk, a folder, EPS bytes, a broken link,
+    a decompression bomb. Returns the names the reader must report as skipped."""
+    os.mkfifo(folder / "pipe.png")
+    (folder / "junk.png").write_bytes(bytes(range(256)) * 8)
+    (folder / "folder.png").mkdir()
+    (folder / "eps.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n")
+    (folder / "broken.png").symlink_to(folder / "nowhere.png")
+    _bomb_png(folder / "bomb.png")
+    return ["junk.png", "eps.png", "bomb.png"]
+
+
+def test_estimate_folder_skips_fifos_junk_folders_and_bombs(noise_folder: Path, tmp_path: Path) -> None:
+    """No hang on the FIFO (timeout), no crash on the rest, no Ghostscript for EPS bytes."""
+    skipped = _hostile_files(noise_folder)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "gs-ran"
+    (bin_dir / "gs").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (bin_dir / "gs").chmod(0o755)
+    out = tmp_path / "s.safetensors"
+    result = _run("estimate", "--folder", str(noise_folder), "--resolution", "32", "--out", str(out),
+                  env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert Spectrum.load(out).metadata["num_images"] == "4"  # the four real photos
+    for name in skipped:
+        assert f"{name} skipped" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not marker.exists()
+
+
+def test_estimate_folder_of_nothing_readable_is_one_error(tmp_path: Path) -> None:
+    only_specials = tmp_path / "specials"
+    only_specials.mkdir()
+    os.mkfifo(only_specials / "pipe.png")
+    (only_specials / "folder.png").mkdir()
+    out = tmp_path / "s.safetensors"
+    _one_error(_run("estimate", "--folder", str(only_specials), "--out", str(out), timeout=60),
+               "holds no image file")
+    only_junk = tmp_path / "junk"
+    only_junk.mkdir()
+    _hostile_files(only_junk)
+    _one_error(_run("estimate", "--folder", str(only_junk), "--out", str(out), timeout=60),
+               "No usable image")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--resolution", "100000"], ("resolution=100000", "8 to 8192")),
+    (["--resolution", "4"], ("resolution=4",)),
+    (["--seed", "-1"], ("seed=-1", "0 to 4294967295")),
+    (["--crops-per-scale", "100000000", "--augment"], ("crops_per_scale=100000000", "1 to 1000")),
+    (["--buffer-size", "0"], ("buffer_size=0",)),
+])
+def test_estimate_limits_are_one_error_and_write_nothing(args: list[str], named: tuple[str, ...],
+                                                         noise_folder: Path, tmp_path: Path,
+                                                         maco_cli) -> None:
+    out = tmp_path / "s.safetensors"
+    command = ("spectrum", "estimate", "--folder", str(noise_folder), *args, "--out", str(out))
+    _one_error(maco_cli(*command), *named)
+    assert not out.exists()
+
+
+def test_estimate_too_big_for_the_memory_left_is_refused_before_allocating(
+        noise_folder: Path, tmp_path: Path, maco_cli, monkeypatch) -> None:
+    from maco_hub.spectra import estimation
+
+    monkeypatch.setattr(estimation, "memory_available", lambda: 2**30)  # 1 GiB free
+    out = tmp_path / "s.safetensors"
+    error = _one_error(maco_cli("spectrum", "estimate", "--folder", str(noise_folder), "--resolution",
+                                "8192", "--out", str(out)), "resolution=8192", "8.0 GiB", "1.0 GiB")
+    assert "use resolution=2896 or less" in error
+    assert not out.exists()
+    assert maco_cli("spectrum", "estimate", "--folder", str(noise_folder), "--resolution", "64",
+                    "--out", str(out)).returncode == 0  # what fits still runs

@@ -24,7 +24,8 @@ from maco_hub.spectra.estimation import (
     radial_frequency,
     radial_slope,
 )
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 from pathlib import Path
@@ -10,8 +11,9 @@ import pytest
 import torch
 
 from maco_hub.errors import ConfigError, HubError, SpectrumError
-from maco_hub.gallery.hub import push_spectrum
-from maco_hub.spectra.spectrum import Spectrum, load_spectrum
+from maco_hub.spectra.hub import push_spectrum
+from maco_hub.spectra.loading import load_spectrum
+from maco_hub.spectra.spectrum import Spectrum
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +171,61 @@ def test_tampered_file_on_the_hub_fails_its_checksum(online_hub, small: Spectrum
     with pytest.raises(SpectrumError, match="checksum") as caught:
         load_spectrum(repo_id)
     assert small.sha256 in str(caught.value)
+
+
+# ------------------------------------------------------------------ hostile metadata (issue 14)
+
+HOSTILE = {
+    "k`<img src=x onerror=alert(1)>`": "key with markup",
+    "note": "[click](https://evil.example) <script>alert(2)</script> **bold** `code` | pipe",
+    "multi\nline key": "value\n| injected | row |\n---",
+}
+
+
+def test_card_escapes_every_metadata_key_and_value(online_hub, small: Spectrum) -> None:
+    from huggingface_hub import ModelCard
+
+    repo_id = online_hub.new_repo_id("spectrum")
+    push_spectrum(small._with(**HOSTILE), repo_id, name="spectra/hostile_v1.safetensors")
+    text = online_hub.read_file(repo_id, "README.md").decode()
+    assert ModelCard.load(repo_id).data.library_name == "maco_hub"  # front matter intact
+    for raw in ("<img", "<script", "[click](", "**bold**", "`code`", "k`<"):
+        assert raw not in text, raw
+    assert r"| k\`&lt;img src=x onerror=alert(1)&gt;\` | key with markup |" in text
+    assert (r"| `note` | \[click\](https://evil.example) &lt;script&gt;alert(2)&lt;/script&gt; "
+            r"\*\*bold\*\* \`code\` \| pipe |") in text
+    assert r"| multi line key | value \| injected \| row \| --- |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    table = len(small.metadata) - sum(k in small.metadata for k in ("source", "revision", "filename"))
+    assert len(rows) == 1 + table + len(HOSTILE)  # the header, then one row per key
+    assert "`spectra/hostile_v1.safetensors` holds" in text
+
+
+def test_card_escapes_a_name_and_repo_id_it_is_handed(small: Spectrum) -> None:
+    """spectrum_card escapes even values push_spectrum refuses first (defence in depth)."""
+    from maco_hub.spectra.card import spectrum_card
+
+    name = "a`<img src=x onerror=alert(1)>`.safetensors\n```\n<script>"
+    repo_id = 'me/x"); import os; ("'
+    text = spectrum_card(small, repo_id, name)
+    assert "<img" not in text and "<script" not in text and "a`<" not in text
+    assert r"a\`&lt;img src=x onerror=alert(1)&gt;\`.safetensors \`\`\` &lt;script&gt; holds" in text
+    call = next(line for line in text.splitlines() if "load_spectrum(" in line)
+    parsed = ast.parse(call).body[0].value  # the snippet is one line of valid Python ...
+    assert ast.literal_eval(parsed.args[0]) == repo_id  # ... whose strings are the values
+    assert ast.literal_eval(parsed.keywords[0].value) == name
+
+
+@pytest.mark.parametrize("name", ["a`<img src=x onerror=alert(1)>`.safetensors", "a b.safetensors",
+                                  "x\u202egpj.safetensors", "-rf.safetensors", ".hidden.safetensors"])
+def test_names_with_markup_are_refused_before_any_request(hub, small: Spectrum, maco_cli, tmp_path,
+                                                          name: str) -> None:
+    before = len(hub.requests)
+    with pytest.raises(ConfigError, match=re.escape(repr(name))):
+        push_spectrum(small, "me/spectrum", name=name)
+    file = small.save(tmp_path / "s.safetensors")
+    result = maco_cli("spectrum", "push", str(file), "me/spectrum", f"--name={name}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and repr(name) in errors[0], result.stderr
+    assert len(hub.requests) == before

@@ -16,7 +16,7 @@ from maco_hub.engine.transforms import (
     levels_needed,
     resample_crops,
 )
-from maco_hub.spectra.spectrum import load_spectrum
+from maco_hub.spectra.loading import load_spectrum
 
 SIZE = (224, 224)
 

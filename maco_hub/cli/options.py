@@ -2,7 +2,9 @@
 
 CLI-only (the library never imports it); only the standard library (and :mod:`maco_hub.gallery.keys`, which
 needs nothing else) loads here, so building the parser stays fast. Each ``add_*`` function adds one
-group of options to a parser.
+group of options to a parser. Everything printed from data (tables, messages, logs) goes through
+:func:`maco_hub._text.visible`, so a label holding terminal escapes (``\x1b]0;...\x07``) is shown as
+text instead of run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 from .._numbers import MAX_SEED
+from .._text import visible
 
 DEMO_MODEL = "efficientnet-lite0"  # the demo model's short name, accepted by every command
 
@@ -90,10 +93,24 @@ def show_progress(args: argparse.Namespace) -> bool:
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    """Left-aligned columns, two spaces apart."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
+    """Left-aligned columns, two spaces apart; control, bidi and zero-width characters of a cell
+    (newlines and tabs too) are printed as visible escapes."""
+    cells = [[visible(str(cell)) for cell in row] for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for row in cells:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def print_text(text: object, **options) -> None:
+    """``print`` of text that may come from data: each line with visible escapes."""
+    print(visible(str(text), keep="\n"), **options)
+
+
+class _VisibleFormatter(logging.Formatter):
+    """Log lines with control, bidi and zero-width characters (newlines aside) as visible escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record), keep="\n")
 
 
 def configure_output(*, debug: bool, quiet: bool, progress: bool) -> None:
@@ -102,7 +119,7 @@ def configure_output(*, debug: bool, quiet: bool, progress: bool) -> None:
     logger = logging.getLogger("maco_hub")
     if not logger.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(_VisibleFormatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO)
     if not progress:

@@ -145,7 +145,7 @@ def _run_push(args: argparse.Namespace) -> int:
 
 
 def _run_show(args: argparse.Namespace) -> int:
-    from ..spectra.spectrum import load_spectrum
+    from ..spectra.loading import load_spectrum
 
     spectrum = load_spectrum(args.source, name=args.name, revision=args.revision)
     meta = dict(spectrum.metadata)
@@ -162,8 +162,9 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
     """Fail before any long work: a malformed repo id, a bad file name, or offline mode."""
     from huggingface_hub import constants
 
+    from .._hub import check_repo_id
     from ..errors import HubError
-    from ..gallery.hub import check_repo_id, check_spectrum_name
+    from ..spectra.spectrum import check_spectrum_name
 
     check_repo_id(repo_id)
     if name is not None:
@@ -174,7 +175,7 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
 
 
 def _push(spectrum: Any, repo_id: str, args: argparse.Namespace) -> None:
-    from ..gallery.hub import push_spectrum
+    from ..spectra.hub import push_spectrum
     from ..spectra.spectrum import DEFAULT_FILENAME
 
     name = args.name or DEFAULT_FILENAME

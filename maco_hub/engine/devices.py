@@ -6,10 +6,9 @@ is one clear :class:`~maco_hub.errors.ConfigError` naming the value and the devi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
+from .._host import memory_available
 from ..errors import ConfigError
 
 _KINDS = ("cpu", "cuda", "mps")
@@ -61,12 +60,7 @@ def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     if device.type == "cpu":
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
+        return memory_available()
     return None
 
 

@@ -185,7 +185,7 @@ def optimize(
     noise = [_check_noise(schedules.value_at(config.noise, step, config.steps))
              for step in range(config.steps)]
     if spectrum is None:
-        from ..spectra.spectrum import load_spectrum
+        from ..spectra.loading import load_spectrum
 
         spectrum = load_spectrum()
     on_cpu = device.type == "cpu"

@@ -11,16 +11,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._numbers import STANDARDIZE_EPS
 from ..errors import ConfigError
 from ..spectra.color import recorrelate
-
-_EPS = 1e-6
 
 
 def _standardize(x: torch.Tensor) -> torch.Tensor:
     """Zero mean, unit standard deviation per leading index (per image)."""
     dims = tuple(range(1, x.dim()))
-    return (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + _EPS)
+    return (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + STANDARDIZE_EPS)
 
 
 def phase_to_canvas(

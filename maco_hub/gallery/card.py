@@ -1,40 +1,29 @@
-"""Dataset and model cards (README.md) for galleries and spectra: YAML for the Hub, prose for people.
+"""The dataset card (README.md) of a gallery: YAML for the Hub, prose for people.
 
 Cards are plain f-strings around escaped values; no template engine ever sees a label, caption,
-title or id (a label such as ``{{ ... }}`` or ``<script>`` is shown as text).
+title or id (a label such as ``{{ ... }}`` or ``<script>`` is shown as text). Control, bidi and
+zero-width characters in them are shown as visible escapes (``\\u202e``, see :mod:`maco_hub._text`).
 """
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .._text import markdown_text, visible
 from .._version import __version__
 from .evaluation import Evaluation, display_id
 from .keys import is_row_key
 from .record import RowRecord
 from .rows import image_names
 
-if TYPE_CHECKING:
-    from ..spectra.spectrum import Spectrum
-
 PREVIEW_ROWS = 12
 TAGS = ["feature-visualization", "maco", "interpretability", "maco_hub"]
 KIND_NAMES = {"class": ("class logit", "class logits"), "channel": ("channel", "channels"),
               "neuron": ("neuron", "neurons"), "layer": ("layer", "layers"),
               "direction": ("direction", "directions"), "sum": ("sum of objectives", "sums of objectives")}
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]|~#])")  # inline Markdown; HTML is escaped separately
-
-
-def markdown_text(value: Any) -> str:
-    """``value`` as literal text inside a Markdown line or table cell: whitespace runs (newlines
-    too) collapsed, Markdown punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities."""
-    text = " ".join(str(value).split())
-    return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", text), quote=False)
 
 
 def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str], features_yaml: list,
@@ -55,7 +44,7 @@ def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str]
     title = " ".join((title or f"MACO feature visualizations of {', '.join(model_ids) or 'a model'}").split())
     data = DatasetCardData(
         license="other",
-        pretty_name=title,
+        pretty_name=visible(title),
         tags=TAGS,
         task_categories=["image-classification"],
         size_categories=[_size_category(len(rows))],
@@ -105,44 +94,6 @@ again = maco_hub.regenerate(gallery[0])  # same model revision, spectrum, seed a
 The model's own licence and terms apply to these images.
 """
     return str(DatasetCard(f"---\n{data.to_yaml()}\n---\n{body}"))
-
-
-def spectrum_card(spectrum: Spectrum, repo_id: str, name: str) -> str:
-    """Model card of a pushed spectrum file ``name`` (a checked repo path) in ``repo_id``."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from ..spectra.spectrum import _LOADED_FROM_KEYS
-
-    data = ModelCardData(library_name="maco_hub", tags=["maco", "feature-visualization", "spectrum"],
-                         license="other")
-    rows = "\n".join(f"| `{k}` | {_table_cell(v)} |" for k, v in sorted(spectrum.metadata.items())
-                      if k not in _LOADED_FROM_KEYS)
-    body = f"""# Natural-image magnitude spectrum for MACO
-
-`{name}` holds a float32 tensor `magnitude` of shape {tuple(spectrum.magnitude.shape)}: the mean Fourier
-magnitude (rfft2 layout, not fftshifted) of {spectrum.height}×{spectrum.width} images in decorrelated
-colour channels, as MACO keeps fixed while it optimizes the phase.
-
-```python
-import maco_hub
-spectrum = maco_hub.load_spectrum({json.dumps(repo_id)}, name={json.dumps(name)})  # sha256 checked on load
-```
-
-## Provenance (the file's metadata)
-
-Pushed with maco_hub {__version__}. Values as stored in the file:
-
-| key | value |
-|---|---|
-{rows}
-"""
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{body}"))
-
-
-def _table_cell(value: object) -> str:
-    """A metadata value in a table cell, as stored: whitespace runs collapsed, pipes escaped,
-    ``<``, ``>`` and ``&`` as entities (so no HTML reaches the page)."""
-    return html.escape(" ".join(str(value).split()).replace("|", "\\|"), quote=False)
 
 
 def _legibility(evaluation: Evaluation | None, rows: Sequence[dict[str, Any]]) -> str:

@@ -16,6 +16,7 @@ Per judge ``<judge>``, every row gets the columns ``eval_<judge>_<field>`` for e
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._text import short_repr
 from ..errors import GalleryError
 
 TRANSFER_METRICS = ("top1", "top5", "prob", "crops_top1", "crops_top5", "crops_prob")
@@ -124,11 +126,12 @@ class Evaluation:
         rows = {}
         for key, values in record["rows"].items():
             if not isinstance(key, str) or len(key) > 100 or not isinstance(values, Mapping):
-                _refuse(f"has the row {_short(key)} that is not a key with an object of columns")
+                _refuse(f"has the row {short_repr(key)} that is not a key with an object of columns")
             for column, value in values.items():
                 if column not in dtypes or not _has_dtype(value, dtypes[column]):
-                    _refuse(f"gives row {_short(key)} the column {_short(column)} = {_short(value)}, "
-                            f"not a column of its judges {judges} with a value of its type")
+                    _refuse(f"gives row {short_repr(key)} the column {short_repr(column)} = "
+                            f"{short_repr(value)}, not a column of its judges {judges} with a value of "
+                            "its type (finite numbers only)")
             rows[key] = dict(values)
         return cls(rows, summary, evaluation.settings)
 
@@ -165,11 +168,6 @@ def _refuse(why: str) -> None:
                        "Run `maco-hub gallery evaluate` again to replace it.")
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _has_dtype(value: Any, dtype: str) -> bool:
     if value is None:
         return True
@@ -179,14 +177,16 @@ def _has_dtype(value: Any, dtype: str) -> bool:
         return isinstance(value, str) and len(value) <= MAX_TEXT
     if dtype == "int64":
         return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
-    return isinstance(value, float) or _has_dtype(value, "int64")  # float64: NaN allowed, as in JSON
+    if isinstance(value, float):
+        return math.isfinite(value)  # JSON has no NaN or Infinity; evaluate() never writes them
+    return _has_dtype(value, "int64")
 
 
 def _checked_summary(index: int, entry: Any) -> dict[str, Any]:
     if not isinstance(entry, Mapping) or not isinstance(entry.get("judge"), str) \
             or not JUDGE_RE.match(entry["judge"]):
         judge = entry.get("judge") if isinstance(entry, Mapping) else entry
-        _refuse(f"names judge {index} {_short(judge)}, not a name of 1-64 characters 0-9, a-z or _")
+        _refuse(f"names judge {index} {short_repr(judge)}, not a name of 1-64 characters 0-9, a-z or _")
     checks = {"model_id": lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT,
               "model_revision": lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT),
               "not_judged": lambda v: isinstance(v, Mapping) and len(v) <= len(STATUSES) and all(
@@ -198,7 +198,7 @@ def _checked_summary(index: int, entry: Any) -> dict[str, Any]:
     for key, check in checks.items():
         value = entry.get(key, defaults.get(key))
         if not check(value):
-            _refuse(f"gives judge {entry['judge']!r} the {key} {_short(value)}, not a value of its type")
+            _refuse(f"gives judge {entry['judge']!r} the {key} {short_repr(value)}, not a value of its type")
         clean[key] = dict(value) if key == "not_judged" else value
     return clean
 

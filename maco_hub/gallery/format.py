@@ -1,14 +1,20 @@
-"""The files of a gallery and how they are read when nothing in them is trusted.
+"""A gallery's files and how they are read when nothing in them is trusted: shards, the manifest.
 
 Shard names, columns and the manifest's entries are checked against this format; JSON is size-
 and depth-limited before it is parsed, so a crafted record cannot exhaust memory or recursion.
+Sizes are checked before anything is decoded: a shard's file size
+(:data:`~maco_hub.gallery.layout.MAX_SHARD_BYTES`), each of its columns in the parquet metadata, then
+every value, column type and record field (:func:`maco_hub.gallery.row_checks.check_rows`, which every
+reader goes through).
 
-An evaluated gallery's shards also hold the evaluation columns (``eval_<judge>_<field>``) that the
+A shard's parquet schema metadata holds its batch table (:data:`BATCHES_METADATA`): the members of
+every batch its rows were optimized in, stored once (see :mod:`maco_hub.gallery.record`). An
+evaluated gallery's shards also hold the evaluation columns (``eval_<judge>_<field>``) that the
 manifest's ``evaluation`` entry lists with their dtypes, next to the name and sha256 of
-``evaluation.json`` (the summary and settings, :class:`maco_hub.gallery.evaluation.Evaluation`).
+``evaluation.json`` (:mod:`maco_hub.gallery.evaluation_store`).
 
-:func:`row_of` turns a visualization into a shard row (PNG bytes plus metadata columns) and
-:func:`visualization_from_row` turns a checked row back.
+:func:`row_of` turns a visualization into a shard row (PNG bytes plus metadata columns);
+:func:`maco_hub.gallery.row_checks.visualization_from_row` turns a checked row back.
 """
 
 from __future__ import annotations
@@ -17,29 +23,35 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
-from .._files import atomic_write
-from ..errors import GalleryError
+from .._files import atomic_write, read_regular
+from .._text import short_repr
+from ..errors import ConfigError, GalleryError
 from .keys import is_row_key
-from .record import BatchMember, batch_table, read_batch_table
+from .layout import (
+    DATA_DIR,
+    EVALUATION_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MAX_SHARD_BYTES,
+    gallery_path,
+    read_file,
+)
+from .record import BatchMember, RowRecord, batch_table, read_batch_table
 from .rows import Visualization, png_bytes
 
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-EVALUATION_NAME = "evaluation.json"
-DATA_DIR = "data"
-IMAGES_DIR = "images"
 MAX_RECORD_BYTES = 1 << 20  # a record is a few kB; anything this big was crafted
 MAX_MANIFEST_BYTES = 256 << 20
-MAX_BATCHES_BYTES = 16 << 20  # a shard's batch table: ~0.3 kB per objective of its batches
-BATCHES_METADATA = b"maco_hub_batches"  # parquet schema metadata: the shard's batch table (JSON)
 MAX_EVALUATION_BYTES = 64 << 20  # evaluation.json: ~0.5 kB per row and judge
+MAX_BATCHES_BYTES = 16 << 20  # a shard's batch table: ~0.3 kB per objective of its batches
 MAX_JSON_DEPTH = 64  # nesting of a record or the manifest (real ones are under 10 deep)
+MAX_TEXT_CHARS = 64 << 10  # a caption, label, layer, id or version (real ones: well under 1 kB)
+MAX_CANVAS = 4096  # px a side of a gallery image (50 MB decoded); explain's default is 512
+SHARD_TARGET_BYTES = 256 << 20  # an append starts a new shard once a shard's PNGs reach this
+BATCHES_METADATA = b"maco_hub_batches"  # parquet schema metadata: the shard's batch table (JSON)
 COLUMNS = (  # (name, datasets dtype) of a shard, in order
     ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
     ("objective", "string"), ("kind", "string"), ("layer", "string"), ("unit", "int64"),
@@ -48,13 +60,28 @@ COLUMNS = (  # (name, datasets dtype) of a shard, in order
     ("spectrum_sha256", "string"), ("maco_hub_version", "string"), ("config", "string"),
     ("record", "string"), ("key", "string"),
 )
+
+IMAGE_COLUMNS = ("image", "alpha")
+
 SHARD_RE = re.compile(r"^data/train-([0-9a-f]{5}|[0-9a-f]{16})\.parquet$")  # old counters or hashes
+
 HASH_NAME_LENGTH = 16
+
 EVAL_COLUMN_RE = re.compile(r"^eval_[0-9a-z_]{1,100}$")
+
 EVAL_DTYPES = ("bool", "float64", "int64", "string")
+
 MAX_EVAL_COLUMNS = 32 * 12  # judges x fields per judge
+
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+TEXT_LIMITS = {"config": MAX_RECORD_BYTES, "record": MAX_RECORD_BYTES}  # chars; other text MAX_TEXT_CHARS
+
+_COLUMN_SLACK = 1 << 20  # bytes of parquet page headers and levels on top of a column's values
+
+
 
 def features(extra: Sequence[tuple[str, str]] = ()):
     """The ``datasets.Features`` of a gallery shard (with the evaluation columns ``extra``)."""
@@ -83,44 +110,85 @@ def shard_names(digest: str) -> list[str]:
 
 
 def is_own_shard(file: Path) -> bool:
-    """A shard named by the hash of its own content, as :meth:`GalleryFolder.append` writes them."""
+    """A regular file named by the hash of its own content, as :meth:`GalleryFolder.append`
+    writes shards (a link, FIFO or file over :data:`MAX_SHARD_BYTES` is not; none is read)."""
     name = f"{DATA_DIR}/{file.name}"
-    if not SHARD_RE.match(name) or not file.is_file():
+    if not SHARD_RE.match(name):
         return False
-    return name in shard_names(hashlib.sha256(file.read_bytes()).hexdigest())
+    try:
+        data = read_regular(file, MAX_SHARD_BYTES)
+    except OSError:
+        return False
+    return name in shard_names(hashlib.sha256(data).hexdigest())
 
 
-def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequence[tuple[str, str]] = ()):
-    """The parquet table of a shard's bytes, with exactly the gallery's columns (and ``extra``,
-    the evaluation columns, of their dtypes)."""
+def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequence[tuple[str, str]] = (),
+               *, rows: int | None = None, images: bool = True):
+    """The parquet table of a shard's bytes, with exactly the gallery's columns of their types
+    (and ``extra``, the evaluation columns), ``rows`` rows if given, and column sizes within
+    their limits (read from the metadata, before any value is decompressed). ``images=False``
+    leaves the image columns out (they are not decompressed)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    where = f"Gallery shard {name!r} in {folder}"
     try:
         # the very bytes whose sha256 was checked; reading a buffer with threads (torch loaded)
         # made the interpreter abort at exit ("terminate called without an active exception")
-        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+        file = pq.ParquetFile(pa.BufferReader(data))
+        schema = file.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise GalleryError(f"Gallery shard {name!r} in {folder} is not a readable parquet file "
-                           f"({type(error).__name__}); {remedy}.") from None
-    expected = [column for column, _ in (*COLUMNS, *extra)]
-    if sorted(table.column_names) != sorted(expected):
-        more = sorted(set(table.column_names) - set(expected))
-        missing = sorted(set(expected) - set(table.column_names))
-        raise GalleryError(f"Gallery shard {name!r} in {folder} has other columns than its gallery's "
-                           f"{MANIFEST_NAME} lists (extra {more}, missing {missing}); {remedy}.")
+        raise GalleryError(f"{where} is not a readable parquet file ({type(error).__name__}); "
+                           f"{remedy}.") from None
+    expected = dict((*COLUMNS, *extra))
+    if sorted(schema.names) != sorted(expected):
+        more = sorted(set(schema.names) - set(expected))
+        missing = sorted(set(expected) - set(schema.names))
+        raise GalleryError(f"{where} has other columns than its gallery's {MANIFEST_NAME} lists (extra "
+                           f"{short_repr(more)}, missing {missing}); {remedy}.")
     arrow = _arrow_types()
-    for column, dtype in extra:
-        if table.schema.field(column).type != arrow[dtype]:
-            raise GalleryError(f"Column {column!r} of gallery shard {name!r} in {folder} is "
-                               f"{table.schema.field(column).type}, not {dtype}; {remedy}.")
-    return table
+    for column, dtype in expected.items():
+        if schema.field(column).type != arrow[dtype]:
+            raise GalleryError(f"Column {column!r} of {where[0].lower()}{where[1:]} is "
+                               f"{schema.field(column).type}, not {dtype}; {remedy}.")
+    if rows is not None and file.metadata.num_rows != rows:
+        raise GalleryError(f"{where} holds {file.metadata.num_rows} rows, not the {rows} its "
+                           f"{MANIFEST_NAME} lists; {remedy}.")
+    _check_column_sizes(file.metadata, where, remedy, expected)
+    columns = [c for c in expected if images or c not in IMAGE_COLUMNS]
+    try:
+        return file.read(columns=columns, use_threads=False)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise GalleryError(f"{where} is not a readable parquet file ({type(error).__name__}); "
+                           f"{remedy}.") from None
+
+
+def _check_column_sizes(metadata, where: str, remedy: str, dtypes: dict[str, str]) -> None:
+    """Each text column's uncompressed size (from the metadata) fits its values' limits, and the
+    whole shard fits :data:`MAX_SHARD_BYTES`: a tiny compressed shard cannot hold huge strings."""
+    total = 0
+    for group in (metadata.row_group(i) for i in range(metadata.num_row_groups)):
+        for chunk in (group.column(j) for j in range(group.num_columns)):
+            column, _, part = chunk.path_in_schema.partition(".")
+            size = chunk.total_uncompressed_size
+            total += size
+            text = dtypes.get(column) == "string" or part == "path"
+            limit = group.num_rows * 4 * TEXT_LIMITS.get(column, MAX_TEXT_CHARS) + _COLUMN_SLACK
+            if text and size > limit:
+                raise GalleryError(f"Column {chunk.path_in_schema!r} of {where[0].lower()}{where[1:]} holds "
+                                   f"{size} bytes for {group.num_rows} rows, over its limit of "
+                                   f"{TEXT_LIMITS.get(column, MAX_TEXT_CHARS)} characters a row; it was "
+                                   f"not written by maco_hub; {remedy}.")
+    if total > MAX_SHARD_BYTES:
+        raise GalleryError(f"{where} unpacks to {total} bytes, over the limit of {MAX_SHARD_BYTES}; it "
+                           f"was not written by maco_hub; {remedy}.")
 
 
 def _arrow_types() -> dict[str, Any]:
     import pyarrow as pa
 
-    return {"bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
+    return {"bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string(),
+            "image": pa.struct([("bytes", pa.binary()), ("path", pa.string())])}
 
 
 def parse_json(text: Any, what: str, limit: int) -> Any:
@@ -146,19 +214,17 @@ def parse_json(text: Any, what: str, limit: int) -> Any:
         raise GalleryError(f"{what[0].upper()}{what[1:]} is not valid JSON ({error}).") from None
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path, *, links_within: Path | None = None) -> dict[str, Any]:
     """The manifest, with every entry checked: a shard name of ours, well-formed keys and sha256."""
-    path = folder / MANIFEST_NAME
+    path = gallery_path(folder, MANIFEST_NAME, links_within=links_within)
     fix = "it was written by another tool or version, or is damaged; run `maco-hub gallery repair`"
     try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise GalleryError(f"it is {size} bytes")
-        manifest = parse_json(path.read_text(encoding="utf-8"), "the manifest", MAX_MANIFEST_BYTES)
+        data = read_file(path, MAX_MANIFEST_BYTES, "it")
+        manifest = parse_json(data.decode("utf-8"), "the manifest", MAX_MANIFEST_BYTES)
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
                 or not isinstance(manifest.get("shards"), list):
             version = manifest.get("format") if isinstance(manifest, dict) else None
-            raise GalleryError(f"unsupported format {version!r}")
+            raise GalleryError(f"unsupported format {short_repr(version)}")
         files: set[str] = set()
         keys: set[str] = set()
         for index, entry in enumerate(manifest["shards"]):
@@ -171,16 +237,16 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                 raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
             if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
                 bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
-                raise GalleryError(f"shard {entry['file']!r} lists the row key {bad!r}, not a maco_hub "
-                                   "row key (20 hex digits)")
+                raise GalleryError(f"shard {entry['file']!r} lists the row key {short_repr(bad)}, not a "
+                                   "maco_hub row key (20 hex digits)")
             if entry["file"] in files or keys & set(entry["keys"]):
                 raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
             files.add(entry["file"])
             keys.update(entry["keys"])
         check_evaluation_entry(manifest)
-    except (OSError, UnicodeDecodeError, GalleryError) as error:
-        raise GalleryError(f"Gallery manifest {str(path)!r} is unreadable or invalid ({error}); "
-                           f"{fix}.") from None
+    except (UnicodeDecodeError, GalleryError) as error:
+        raise GalleryError(f"Gallery manifest {str(folder / MANIFEST_NAME)!r} is unreadable or invalid "
+                           f"({error}); {fix}.") from None
     return manifest
 
 
@@ -221,7 +287,7 @@ def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    atomic_write(folder / MANIFEST_NAME, json.dumps(manifest, indent=1))
+    atomic_write(gallery_path(folder, MANIFEST_NAME), json.dumps(manifest, indent=1))
 
 
 def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = (),
@@ -243,12 +309,6 @@ def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str
     return buffer.getvalue()
 
 
-def shard_bytes(items: Sequence[Visualization], extra: Sequence[tuple[str, str]] = ()) -> bytes:
-    """The parquet file of a shard holding ``items``, with their batch table."""
-    return parquet_bytes([row_of(item) for item in items], extra,
-                         batch_table([item.record for item in items]))
-
-
 def shard_batches(table: Any, where: str) -> dict[str, tuple[BatchMember, ...]]:
     """The checked batch table a shard's parquet schema metadata holds (empty for older shards)."""
     raw = (table.schema.metadata or {}).get(BATCHES_METADATA)
@@ -258,17 +318,59 @@ def shard_batches(table: Any, where: str) -> dict[str, tuple[BatchMember, ...]]:
     return read_batch_table(parse_json(text, f"the batch table of {where}", MAX_BATCHES_BYTES), where)
 
 
+def shard_chunks(items: Iterable[Visualization]) -> Iterator[list[tuple[Visualization, dict[str, Any]]]]:
+    """``(item, row_of(item))`` pairs grouped into shards whose PNGs stay near
+    :data:`SHARD_TARGET_BYTES` (a new shard starts once a shard's PNGs reach it)."""
+    chunk: list[tuple[Visualization, dict[str, Any]]] = []
+    size = 0
+    for item in items:
+        row = row_of(item)
+        chunk.append((item, row))
+        size += sum(len(row[column]["bytes"]) for column in IMAGE_COLUMNS)
+        if size >= SHARD_TARGET_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def shard_bytes(chunk: Sequence[tuple[Visualization, dict[str, Any]]],
+                extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The parquet file of one chunk of :func:`shard_chunks`, with the batch table of its rows."""
+    return parquet_bytes([row for _, row in chunk], extra, batch_table([item.record for item, _ in chunk]))
+
+
+def require_record(item: Visualization) -> RowRecord:
+    """The row's record; ConfigError for a row without one (a gallery keys and checks rows by it)."""
+    if item.record is None:
+        raise ConfigError(f"The row {item.objective!r} has no reproducibility record; only rows made by "
+                          "maco_hub can be stored in a gallery.")
+    return item.record
+
+
 def row_of(item: Visualization) -> dict[str, Any]:
     """The dataset row of one visualization (``image``/``alpha`` as PNG bytes; the record as JSON
-    that names its batch, whose members :func:`shard_bytes` stores once per shard)."""
-    record = item.record.to_dict()
-    key = record["key"]
+    that names its batch, whose members :func:`shard_bytes` stores once per shard). ConfigError for
+    a row a gallery could not read back: no record, or images a gallery does not hold (sides over
+    :data:`MAX_CANVAS`, other than the recorded canvas)."""
+    record = require_record(item).to_dict()
+    try:
+        RowRecord.from_dict(record, batches={item.record.batch_id: item.record.batch} if item.record.batch
+                            else None, where=f"The row {item.objective!r}")
+    except GalleryError as error:
+        raise ConfigError(f"{error}; a gallery could not read it back.") from None
     spectrum, config = record["spectrum"], record["config"]
+    side = config.get("canvas")
+    if item.image.size != item.alpha.size or max(item.image.size) > MAX_CANVAS \
+            or (side is not None and item.image.size != (side, side)):
+        raise ConfigError(f"The row {item.objective!r} has an image of {item.image.size} px and an alpha of "
+                          f"{item.alpha.size} px, recorded canvas {side}: a gallery holds images of the "
+                          f"row's canvas and alphas of the same size, at most {MAX_CANVAS} px a side.")
     return {
         "image": {"bytes": png_bytes(item.image), "path": None},
         "alpha": {"bytes": png_bytes(item.alpha), "path": None},
-        "model_id": record.get("model_id"),
-        "model_revision": record.get("model_revision"),
+        "model_id": record["model_id"],
+        "model_revision": record["model_revision"],
         "objective": item.objective,
         "kind": item.kind,
         "layer": item.layer,
@@ -276,37 +378,14 @@ def row_of(item: Visualization) -> dict[str, Any]:
         "class_id": item.class_id,
         "label": item.label,
         "score": float(item.score),
-        "seed": record.get("seed"),
+        "seed": record["seed"],
         "steps": config.get("steps"),
         "canvas": config.get("canvas"),
         "spectrum_id": spectrum.get("id"),
         "spectrum_revision": spectrum.get("revision"),
         "spectrum_sha256": spectrum.get("sha256"),
-        "maco_hub_version": record.get("maco_hub_version"),
+        "maco_hub_version": record["maco_hub_version"],
         "config": json.dumps(config, sort_keys=True),
         "record": json.dumps(record, sort_keys=True),
-        "key": key,
+        "key": record["key"],
     }
-
-
-def visualization_from_row(row: dict[str, Any]) -> Visualization:
-    """Inverse of :func:`row_of` for a checked row (image columns as PIL images or
-    ``{"bytes": ...}``; ``record`` a :class:`RowRecord`)."""
-    return Visualization(
-        image=_image(row["image"]).convert("RGB"),
-        alpha=_image(row["alpha"]).convert("L"),
-        score=float(row["score"]),
-        objective=row["objective"],
-        kind=row["kind"],
-        layer=row.get("layer"),
-        unit=row.get("unit"),
-        class_id=row.get("class_id"),
-        label=row.get("label"),
-        record=row["record"],
-    )
-
-
-def _image(value: Any) -> Image.Image:
-    if isinstance(value, Image.Image):
-        return value
-    return Image.open(io.BytesIO(value["bytes"]))

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .._text import short_repr
 from ..errors import GalleryError
 from .keys import KEY_LENGTH, canonical_json, is_row_key, key_of
 
@@ -135,11 +136,12 @@ class RowRecord:
 
     @classmethod
     def from_dict(cls, data: Any, *, batches: Mapping[str, Sequence[BatchMember]] | None = None,
-                  where: str = "the record") -> RowRecord:
-        """A record from untrusted JSON data: every field's type and shape is checked (GalleryError
-        naming ``where`` and the field). ``batches``: the shard's batch table, by id."""
+                  where: str = "The row") -> RowRecord:
+        """A record from untrusted JSON data: every field's type and shape is checked (a GalleryError
+        '{where} has a record whose ...' naming the field). ``batches``: the shard's batch table."""
         if not isinstance(data, Mapping):
-            raise GalleryError(f"{_upper(where)} is a {type(data).__name__}, not a JSON object.")
+            kind = {list: "a list", str: "text", int: "an integer"}.get(type(data), type(data).__name__)
+            raise GalleryError(f"{where} has a record that is {kind}, not a JSON object")
         check = _Checker(data, where)
         members = check.batch(batches or {})
         record = cls(
@@ -161,7 +163,8 @@ class RowRecord:
             stored_key=check.key(),
         )
         if members and BatchMember(record.objective_record, record.seed) not in members:
-            raise GalleryError(f"{_upper(where)} names a batch it is not part of (edited or crafted).")
+            raise GalleryError(f"{where} has a record that names a batch it is not part of (crafted or "
+                               "damaged)")
         return record
 
     def with_settings(self, settings: Mapping[str, Any]) -> RowRecord:
@@ -192,13 +195,13 @@ def batch_table(records: Sequence[RowRecord]) -> dict[str, list[dict[str, Any]]]
 def read_batch_table(data: Any, where: str) -> dict[str, tuple[BatchMember, ...]]:
     """A shard's batch table from untrusted JSON data; each id must be the hash of its members."""
     if not isinstance(data, Mapping):
-        raise GalleryError(f"The batch table of {where} is not a JSON object.")
+        raise GalleryError(f"The batch table of {where} is not a JSON object (crafted or damaged)")
     table = {}
     for name, members in data.items():
-        parsed = _members(members, f"batch {str(name)[:40]!r} of {where}")
+        parsed = _members(members, f"Batch {short_repr(name)} of {where}")
         if name != batch_id(parsed):
-            raise GalleryError(f"Batch {str(name)[:40]!r} of {where} is not the hash of its members "
-                               "(edited or crafted).")
+            raise GalleryError(f"Batch {short_repr(name)} of {where} is not the hash of its members "
+                               "(edited or crafted)")
         table[name] = parsed
     return table
 
@@ -207,28 +210,28 @@ def read_batch_table(data: Any, where: str) -> dict[str, tuple[BatchMember, ...]
 
 
 class _Checker:
-    """Reads the fields of one untrusted record, raising GalleryError on the first bad one."""
+    """Reads the fields of one untrusted record; a GalleryError '{where} has a record whose ...'
+    for the first field that is not of its type."""
 
     def __init__(self, data: Mapping[str, Any], where: str) -> None:
         self.data, self.where = data, where
 
-    def fail(self, name: str, expected: str) -> GalleryError:
-        value = repr(self.data.get(name))[:60]
-        return GalleryError(f"{_upper(self.where)} has {name}={value}, not {expected}; it was edited or "
-                            "crafted, or written by another tool.")
+    def fail(self, name: str, value: Any, expected: str) -> GalleryError:
+        return GalleryError(f"{self.where} has a record whose {name!r} is {short_repr(value)}, not "
+                            f"{expected} (crafted or damaged)")
 
     def text(self, name: str, *, required: bool = False) -> str | None:
         value = self.data.get(name)
         if value is None and not required:
             return None
         if not isinstance(value, str):
-            raise self.fail(name, "a string")
+            raise self.fail(name, value, "text")
         return value
 
-    def integer(self, name: str) -> int:
-        value = self.data.get(name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, "an integer")
+    def integer(self, name: str, value: Any = None) -> int:
+        value = self.data.get(name) if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int) or not -2**63 <= value < 2**63:
+            raise self.fail(name, value, "an integer")
         return value
 
     def mapping(self, name: str, *, required: bool = False) -> dict[str, Any] | None:
@@ -236,52 +239,54 @@ class _Checker:
         if value is None and not required:
             return None
         if not isinstance(value, Mapping):
-            raise self.fail(name, "a JSON object")
+            raise self.fail(name, value, "an object")
         return dict(value)
 
     def config(self) -> dict[str, Any]:
         config = self.mapping("config", required=True)
         for name in ("steps", "canvas"):
             value = config.get(name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise GalleryError(f"{_upper(self.where)} has config.{name}={repr(value)[:40]}, not a "
-                                   "positive integer; it was edited or crafted.")
+            if value is not None:
+                self.integer(f"config.{name}", value)
         return config
 
     def spectrum(self) -> dict[str, Any]:
         spectrum = self.mapping("spectrum", required=True)
         for name in _SPECTRUM_FIELDS:
-            if spectrum.get(name) is not None and not isinstance(spectrum.get(name), str):
-                raise GalleryError(f"{_upper(self.where)} has spectrum.{name}="
-                                   f"{repr(spectrum.get(name))[:40]}, not a string.")
+            value = spectrum.get(name)
+            if value is not None and not isinstance(value, str):
+                raise self.fail(f"spectrum.{name}", value, "text")
         return spectrum
 
     def key(self) -> str | None:
         value = self.data.get("key")
         if value is not None and not is_row_key(value):
-            raise self.fail("key", f"a row key ({KEY_LENGTH} hex digits)")
+            raise self.fail("key", value, f"a row key ({KEY_LENGTH} hex digits)")
         return value
 
     def batch(self, batches: Mapping[str, Sequence[BatchMember]]) -> tuple[BatchMember, ...]:
         if "batch" in self.data:  # rows written before batches were stored once per shard
-            return _members(self.data["batch"], f"the batch of {self.where}")
+            return _members(self.data["batch"], f"{self.where} has a record whose 'batch'")
         name = self.data.get("batch_id")
         if name is None:
             return ()
         if not isinstance(name, str) or name not in batches:
-            raise self.fail("batch_id", "the id of a batch its shard lists")
+            raise self.fail("batch_id", name, "the id of a batch its shard lists")
         return tuple(batches[name])
 
 
-def _members(value: Any, where: str) -> tuple[BatchMember, ...]:
+def _members(value: Any, what: str) -> tuple[BatchMember, ...]:
+    """Batch members from untrusted data; ``what`` starts the error ('... is ..., not ...')."""
     if not isinstance(value, list) or not value:
-        raise GalleryError(f"{_upper(where)} is not a non-empty list of objectives and seeds.")
+        raise GalleryError(f"{what} is {short_repr(value)}, not a list of objectives and seeds "
+                           "(crafted or damaged)")
     members = []
     for item in value:
         seed = item.get("seed") if isinstance(item, Mapping) else None
         objective = item.get("objective_record") if isinstance(item, Mapping) else None
         if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(objective, Mapping):
-            raise GalleryError(f"{_upper(where)} holds {repr(item)[:60]}, not {{objective_record, seed}}.")
+            raise GalleryError(f"{what} holds {short_repr(item)}, not {{objective_record, seed}} "
+                               "(crafted or damaged)")
         members.append(BatchMember(dict(objective), seed))
     return tuple(members)
 
@@ -293,7 +298,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _upper(text: str) -> str:
-    return text[:1].upper() + text[1:]

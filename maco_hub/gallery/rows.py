@@ -1,7 +1,7 @@
 """Results in memory: one :class:`Visualization` per objective, gathered in a :class:`Gallery`.
 
 Pure data and PNG helpers, no torch (browsing a gallery stays fast); folders
-(:mod:`maco_hub.gallery.folder`) and the Hub (:mod:`maco_hub.gallery.hub`) build on it.
+(:mod:`maco_hub.gallery.folder`) and the Hub (:mod:`maco_hub.gallery.storage`) build on it.
 """
 
 from __future__ import annotations

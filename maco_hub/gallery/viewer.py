@@ -1,7 +1,9 @@
 """A static ``index.html`` for a gallery folder: a searchable grid of tiles, no server, no network.
 
 Row data is embedded as JSON and drawn by a small inline script. A Content-Security-Policy with
-hashes of the inline style and script lets the page load nothing but its own images.
+hashes of the inline style and script lets the page load nothing but its own images. Control,
+bidi and zero-width characters of any text are shown as visible escapes (``\u202e``, see
+:mod:`maco_hub._text`), so no label can reorder or hide what the page shows.
 
 >>> html = render_index_html([{"image": "images/00000.png", "label": "espresso"}], title="Demo")
 >>> "espresso" in html and html.startswith("<!doctype html>")
@@ -23,9 +25,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .._files import atomic_write
+from .._text import visible
 from ..errors import ConfigError
+from .layout import INDEX_NAME
 
-INDEX_NAME = "index.html"
 ROW_FIELDS = ("image", "transparent", "objective", "kind", "layer", "unit", "class_id", "label",
               "score", "seed", "steps", "canvas", "record", "evaluation")  # others are ignored
 _PATH_FIELDS = ("image", "transparent")
@@ -242,8 +245,9 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, descript
     data = [_clean_row(i, row) for i, row in enumerate(rows)]
     values = {
         "csp": _content_security_policy(),
-        "title": html.escape(title),
-        "description": f'<p class="description">{html.escape(description)}</p>' if description else "",
+        "title": html.escape(visible(title)),
+        "description": (f'<p class="description">{html.escape(visible(description, keep=chr(10)))}</p>'
+                        if description else ""),
         "total": str(len(data)),
         "summary": _summary_html(summary),
         "style": _STYLE,
@@ -264,7 +268,7 @@ def _summary_html(summary: Mapping[str, Any] | None) -> str:
     """The legibility table as escaped HTML (every cell is text)."""
     if not summary:
         return ""
-    cell = lambda tag, text: f"<{tag}>{html.escape(str(text))}</{tag}>"  # noqa: E731
+    cell = lambda tag, text: f"<{tag}>{html.escape(visible(str(text)))}</{tag}>"  # noqa: E731
     head = "".join(cell("th", text) for text in summary.get("header", ()))
     body = "".join("<tr>" + "".join(cell("td", text) for text in cells) + "</tr>"
                    for cells in summary.get("rows", ()))
@@ -303,13 +307,16 @@ def _relative_url(index: int, key: str, path: Any) -> str | None:
 
 
 def _jsonable(value: Any) -> Any:
-    """Plain JSON values; non-finite floats become strings (JSON has no NaN), unknown objects str()."""
-    if value is None or isinstance(value, (str, bool, int)):
+    """Plain JSON values; non-finite floats become strings (JSON has no NaN), unknown objects str(),
+    every string shown with visible escapes (:func:`maco_hub._text.visible`)."""
+    if isinstance(value, str):
+        return visible(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {visible(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
@@ -317,7 +324,7 @@ def _jsonable(value: Any) -> Any:
     tolist = getattr(value, "tolist", None)  # numpy and torch scalars and arrays
     if callable(tolist):
         return _jsonable(tolist())
-    return str(value)
+    return visible(str(value))
 
 
 def _script_safe_json(data: Any) -> str:

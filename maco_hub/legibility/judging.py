@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +15,22 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._numbers import MAX_RNG_SEED, check_int
 from .._version import __version__
 from ..errors import ClassNotFoundError, ConfigError
 from ..gallery.evaluation import FEATURE_METRICS, ROW_FIELDS, TRANSFER_METRICS, Evaluation, column_name
-from ..gallery.folder import save_evaluation
-from ..gallery.hub import load_gallery
 from ..gallery.rows import Gallery, Visualization
+from ..gallery.storage import load_gallery, save_evaluation
 from ..models.loader import LoadedModel, load_model
 from ..models.placement import placement
 from .features import frechet_distance, logits_and_features, plausibility
-from .reference import ReferenceSet, load_reference
+from .reference import ReferenceSet, check_per_class, load_reference
 
 logger = logging.getLogger(__name__)
 
 CROP_SIDE = (0.25, 0.30)  # crop side as a fraction of the canvas side
+MAX_CROPS = 1024  # crops per row: each is one more judge forward per row and judge
+VIEWS_PER_CALL = 32  # views of a row one judge call takes (the whole canvas + 16 crops by default)
 
 
 def evaluate(
@@ -48,6 +51,8 @@ def evaluate(
     ``judges``: Hub ids, local folders or loaded classifiers; a mapping names them (names become
     column names), otherwise the name is the last part of the model id (``efficientnet_lite1``).
     ``reference``: labelled real images for plausibility and Fréchet distance (None: skip them).
+    ``crops`` (0 to 1024), ``seed`` (0 to 2**32 - 1) and ``reference_per_class`` (1 to 1000) are
+    integers; anything else is one :class:`~maco_hub.errors.ConfigError` before any work.
     ``out``: a gallery folder holding these rows (usually the one evaluated) to store the results
     in, as :func:`maco_hub.save_evaluation` does: columns ``eval_<judge>_<field>`` in its shards,
     ``evaluation.json``, and a "Legibility" section in its card and page. Pushing the folder
@@ -60,8 +65,7 @@ def evaluate(
     >>> result = evaluate("out/gallery", ["google/vit-base-patch16-224"])  # doctest: +SKIP
     >>> print(result.to_markdown())  # doctest: +SKIP
     """
-    if isinstance(crops, bool) or not isinstance(crops, int) or crops < 0:
-        raise ConfigError(f"crops={crops!r} must be a non-negative integer (crops per row).")
+    crops, seed, reference_per_class = check_options(crops, seed, reference_per_class)
     keyed = _items(gallery)
     items = [item for _, item in keyed]
     named = _load_judges(judges, device)
@@ -102,6 +106,14 @@ def evaluate(
     return evaluation
 
 
+def check_options(crops: Any, seed: Any, reference_per_class: Any) -> tuple[int, int, int]:
+    """``crops``, ``seed`` and ``reference_per_class`` of :func:`evaluate` as ints, or one
+    ConfigError naming the bad value and its range (numpy integers pass, bools do not)."""
+    return (check_int("crops", crops, 0, MAX_CROPS, "random crops per row"),
+            check_int("seed", seed, 0, MAX_RNG_SEED, "seed of the crop boxes"),
+            check_per_class(reference_per_class, "reference_per_class"))
+
+
 def crop_fractions(count: int, seed: int) -> list[tuple[float, float, float]]:
     """``count`` crop boxes ``(top, left, side)`` as fractions of the canvas, drawn from ``seed``."""
     rng = np.random.default_rng(seed)
@@ -116,16 +128,31 @@ def crop_fractions(count: int, seed: int) -> list[tuple[float, float, float]]:
 def judge_views(judge: LoadedModel, image: Image.Image,
                 boxes: Iterable[tuple[float, float, float]]) -> torch.Tensor:
     """Normalized judge inputs: the whole image, then one per crop box."""
+    return _to_pixels(judge, list(_views(image, boxes)))
+
+
+def _views(image: Image.Image, boxes: Iterable[tuple[float, float, float]]) -> Iterator[Image.Image]:
+    """The whole image, then its crop at each box, made one at a time."""
     image = image.convert("RGB")
     width, height = image.size
     short = min(width, height)
-    views = [image]
+    yield image
     for top, left, side in boxes:
         size = max(1, round(side * short))
         y, x = round(top * height), round(left * width)
         y, x = min(y, height - size), min(x, width - size)
-        views.append(image.crop((x, y, x + size, y + size)))
-    return _to_pixels(judge, views)
+        yield image.crop((x, y, x + size, y + size))
+
+
+def _judge_views_in_batches(judge: LoadedModel, image: Image.Image,
+                            boxes: Sequence[tuple[float, float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`logits_and_features` of :func:`judge_views`, at most :data:`VIEWS_PER_CALL` views
+    per judge call, so memory does not grow with the number of crops."""
+    views = _views(image, boxes)
+    parts = []
+    while batch := list(itertools.islice(views, VIEWS_PER_CALL)):
+        parts.append(logits_and_features(judge, _to_pixels(judge, batch)))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 # ------------------------------------------------------------------------------- internals
@@ -245,7 +272,7 @@ def _judge_rows(judge: LoadedModel, items: Sequence[Visualization],
         results.append(values)
         if index is None:
             continue
-        logits, features = logits_and_features(judge, judge_views(judge, item.image, boxes))
+        logits, features = _judge_views_in_batches(judge, item.image, boxes)
         probs = logits.softmax(dim=-1)
         top5 = (logits.topk(min(5, logits.shape[-1]), dim=-1).indices == index).any(dim=-1)
         top1 = logits.argmax(dim=-1) == index

@@ -4,7 +4,8 @@
 fixed order (sorted file names; a dataset's stream order), so the same call gives the same images:
 
 * a folder laid out like torchvision's ImageFolder: ``ROOT/<class name>/<image files>``; the class
-  name is the folder name;
+  name is the folder name; files that are no readable image (or no regular file) are skipped
+  with a warning;
 * a Hub dataset id (or a folder ``datasets`` reads), streamed: the label column is a ``ClassLabel``
   (the first one, or ``label_column``) whose names are the class names; the image column is the
   first ``Image`` column (or ``image_column``). ``split`` defaults to "validation" when the dataset
@@ -17,7 +18,6 @@ needed to fill them (or to its end).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +25,11 @@ from typing import Any
 
 from PIL import Image
 
+from .._image_files import image_files, read_image_file
+from .._numbers import check_int
 from ..errors import ConfigError
 
-logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_PER_CLASS = 1000  # reference images per class (all are held in memory)
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,7 @@ def load_reference(source: str | Path | Mapping[str, Sequence[Any]] | ReferenceS
     """The reference images of the classes ``keep`` accepts (all when None); see the module doc."""
     if isinstance(source, ReferenceSet):
         return source
-    if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ConfigError(f"per_class={per_class!r} must be a positive integer (images per class).")
+    per_class = check_per_class(per_class)
     keep = keep or (lambda name: True)
     if isinstance(source, Mapping):
         images = {str(name): tuple(_rgb(image) for image in values)
@@ -69,6 +68,11 @@ def load_reference(source: str | Path | Mapping[str, Sequence[Any]] | ReferenceS
     if path.is_dir() and not _is_dataset_folder(path):
         return _from_folder(path, keep, per_class)
     return _from_dataset(str(source), keep, per_class, split, revision, image_column, label_column)
+
+
+def check_per_class(value: Any, name: str = "per_class") -> int:
+    """``value`` as an int from 1 to :data:`MAX_PER_CLASS`, or ConfigError naming ``name``."""
+    return check_int(name, value, 1, MAX_PER_CLASS, "reference images per class")
 
 
 def _is_dataset_folder(path: Path) -> bool:
@@ -85,15 +89,8 @@ def _from_folder(root: Path, keep: Callable[[str], bool], per_class: int) -> Ref
     for folder in classes:
         if not keep(folder.name):
             continue
-        files = sorted(p for p in folder.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)[:per_class]
-        loaded = []
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    loaded.append(image.convert("RGB"))
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                logger.warning("Reference image %s skipped: %s", file, exc)
+        loaded = [image for image in map(read_image_file, image_files(folder)[:per_class])
+                  if image is not None]
         if loaded:
             images[folder.name] = tuple(loaded)
     return ReferenceSet(images, f"folder {root.name}", per_class)

@@ -18,6 +18,7 @@ float64. Images whose short side is below ``min_size`` pixels are skipped with a
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .._host import memory_available
+from .._numbers import check_int
 from ..errors import ConfigError
 from ..models.preprocessing import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .color import decorrelate
@@ -38,6 +41,8 @@ __all__ = [
     "estimate_spectrum", "radial_slope",
 ]
 
+MAX_RESOLUTION = 8192  # pixels: an estimate at 8192 needs about 8 GiB (BYTES_PER_PIXEL)
+BYTES_PER_PIXEL = 128  # peak memory of an estimate per resolution**2 (measured ~100 on the CPU, 1024-4096 px)
 ESTIMATOR_VERSION = "1"  # bump when the preprocessing below changes
 PREPROCESSING = (
     "RGB (grayscale replicated, alpha dropped); short side resized to {r} px (bicubic, "
@@ -65,8 +70,9 @@ def estimate_spectrum(
     """
     from tqdm.auto import tqdm
 
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 8:
-        raise ConfigError(f"resolution={resolution!r} must be an integer >= 8 (pixels).")
+    resolution = check_int("resolution", resolution, 8, MAX_RESOLUTION, "pixels")
+    min_size = check_int("min_size", min_size, 1, sys.maxsize, "pixels on the short side")
+    check_estimate_memory(resolution)
     normalizer = Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD, size=(resolution, resolution))
     total = torch.zeros(3, resolution, resolution // 2 + 1, dtype=torch.float64)
     count = skipped = 0
@@ -85,7 +91,8 @@ def estimate_spectrum(
     if count == 0:
         raise ConfigError(
             f"No usable image to estimate a spectrum from ({skipped} skipped as smaller than "
-            f"min_size={min_size} px); pass at least one image."
+            f"min_size={min_size} px; files that are no readable image are named in the warnings "
+            "above); pass at least one image."
         )
     info = {str(k): str(v) for k, v in metadata.items()}
     info.update(
@@ -99,6 +106,21 @@ def estimate_spectrum(
     )
     info.pop("sha256", None)
     return Spectrum((total / count).to(torch.float32), info)
+
+
+def check_estimate_memory(resolution: int, available: int | None = None) -> None:
+    """ConfigError before allocating when an estimate at ``resolution`` cannot fit in memory.
+
+    ``available`` defaults to the free CPU memory (no check where it is unknown).
+    """
+    available = memory_available() if available is None else available
+    need = BYTES_PER_PIXEL * resolution ** 2
+    if available is None or need <= available:
+        return
+    fits = max(8, math.isqrt(available // BYTES_PER_PIXEL) // 8 * 8)
+    raise ConfigError(f"resolution={resolution} needs about {need / 2**30:.1f} GiB of memory to "
+                      f"estimate, but only {available / 2**30:.1f} GiB is available: use "
+                      f"resolution={fits} or less, or free memory.")
 
 
 def augmented_views(

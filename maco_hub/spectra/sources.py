@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._image_files import IMAGE_SUFFIXES, image_files, read_image_file
+from .._numbers import MAX_RNG_SEED, check_int
 from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,9 +32,10 @@ __all__ = [
     "dataset_images", "folder_images", "select_images",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 DEFAULT_SCALES = (0.9, 0.8, 0.7, 0.6, 0.5)  # crop sides of the shipped default, fractions of the short side
 PHOTOS_EXTRA = 'pip install "maco_hub[photos]"'
+MAX_CROPS_PER_SCALE = 1000  # crop positions per scale and image
+MAX_BUFFER_SIZE = 100_000  # rows a streamed dataset's shuffle buffer holds in memory
 _log = logging.getLogger(__name__)
 
 
@@ -108,25 +112,26 @@ def folder_images(folder: str | Path, *, count: int | None = None, seed: int = 0
                   ) -> Iterator[Image.Image]:
     """RGB images under ``folder`` (recursively; sorted, shuffled with ``seed``, first ``count``).
 
-    Files are listed and checked at the call; each is opened only when iterated.
+    Files are listed at the call (regular files named like images only); each is read when
+    iterated, as :func:`maco_hub._inputs.read_image_file` reads it: files that are no readable
+    image are skipped with a warning.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError(f"Image folder {str(folder)!r} does not exist; pass a folder of images.")
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_files(folder, recursive=True)
     if not paths:
-        raise ConfigError(f"Image folder {str(folder)!r} holds no image ({', '.join(IMAGE_SUFFIXES)}); "
-                          "pass a folder with image files.")
+        raise ConfigError(f"Image folder {str(folder)!r} holds no image file "
+                          f"({', '.join(IMAGE_SUFFIXES)}); pass a folder with image files.")
     random.Random(seed).shuffle(paths)
-    return _open_images(paths[:count])
+    return _read_images(paths[:count])
 
 
-def _open_images(paths: Sequence[Path]) -> Iterator[Image.Image]:
-    from PIL import Image
-
+def _read_images(paths: Sequence[Path]) -> Iterator[Image.Image]:
     for path in paths:
-        with Image.open(path) as image:
-            yield image.convert("RGB")
+        image = read_image_file(path)
+        if image is not None:
+            yield image
 
 
 def dataset_images(dataset_id: str, *, split: str = "train", revision: str | None = None,
@@ -189,10 +194,11 @@ def select_images(*, dataset: str | None = None, folder: str | Path | None = Non
     scales = tuple(scales)
     if not scales or not all(0 < s <= 1 for s in scales):
         raise ConfigError(f"scales={list(scales)} must be fractions in (0, 1], e.g. 0.9,0.7,0.5.")
-    for option, value in (("count", count), ("crops_per_scale", crops_per_scale),
-                          ("buffer_size", buffer_size)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{option}={value} must be at least 1.")
+    seed = check_int("seed", seed, 0, MAX_RNG_SEED, "the shuffle and crop seed")
+    count = None if count is None else check_int("count", count, 1, sys.maxsize, "images to use")
+    crops_per_scale = check_int("crops_per_scale", crops_per_scale, 1, MAX_CROPS_PER_SCALE,
+                                "crop positions per scale")
+    buffer_size = check_int("buffer_size", buffer_size, 1, MAX_BUFFER_SIZE, "rows in the shuffle buffer")
     metadata = {"seed": str(seed)}
     if builtin:
         photos = builtin_photos()

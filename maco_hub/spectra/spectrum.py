@@ -2,9 +2,10 @@
 
 A :class:`Spectrum` holds the mean ``|rfft2|`` of natural images in decorrelated colour space,
 laid out as ``torch.fft.rfft2`` returns it for an ``H x W`` image: shape ``(3, H, W // 2 + 1)``,
-DC at ``[..., 0, 0]``, not fftshifted. :func:`load_spectrum` finds one (the shipped default, a
-local file or a Hub repo) and verifies its checksum.
+DC at ``[..., 0, 0]``, not fftshifted. :func:`maco_hub.spectra.loading.load_spectrum` finds one
+(the shipped default, a local file or a Hub repo) and verifies its checksum.
 
+>>> from maco_hub import load_spectrum
 >>> spectrum = load_spectrum()
 >>> tuple(spectrum.magnitude.shape), spectrum.height, spectrum.width
 ((3, 512, 257), 512, 512)
@@ -15,6 +16,7 @@ torch.Size([3, 64, 49])
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,18 +27,21 @@ from types import MappingProxyType
 import torch
 
 from .._files import atomic_write
-from .._version import __version__
+from .._numbers import STANDARDIZE_EPS as ENGINE_EPS
 from ..errors import ConfigError, SpectrumError
-
-__all__ = ["COLOR_SPACE", "DEFAULT_FILENAME", "Spectrum", "load_spectrum"]
 
 COLOR_SPACE = "decorrelated-lucid"  # the channels of maco_hub.spectra.color.decorrelate
 DEFAULT_FILENAME = "spectrum.safetensors"  # file looked up in Hub repos and folders
 TENSOR_NAME = "magnitude"  # the one tensor of a spectrum file
 REQUIRED_KEYS = ("sha256", "height", "width", "color_space")  # metadata every file must carry
-_LOADED_FROM_KEYS = ("source", "revision", "filename")  # where a spectrum was loaded from; never saved
+LOADED_FROM_KEYS = ("source", "revision", "filename")  # where a spectrum was loaded from; never saved
 DEFAULT_SPECTRUM_ID = "maco_hub/default"
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+MAX_CANVAS_ENERGY = float(torch.finfo(torch.float32).max) / 2**10  # see check_engine_range
+MIN_CANVAS_STD = 1000 * ENGINE_EPS  # canvas std before standardizing; see check_engine_range
+MAX_MEAN_TO_STD = 2**24 / 100  # a channel's mean over that std; see check_engine_range
+_NAME_PART_RE = re.compile(r"^\w[\w.+-]*$")  # a letter, digit or "_" first; no spaces or markup
+_MAX_NAME = 255
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -94,6 +99,7 @@ class Spectrum:
                 f"{height}x{width} in its metadata (expected (3, {height}, {width // 2 + 1})); "
                 "fix the height/width metadata or re-estimate the spectrum."
             )
+        check_engine_range(magnitude, height, width)
         color_space = metadata.setdefault("color_space", COLOR_SPACE)
         if color_space != COLOR_SPACE:
             raise SpectrumError(
@@ -189,7 +195,7 @@ class Spectrum:
         """
         from safetensors.torch import save
 
-        metadata = {k: v for k, v in self.metadata.items() if k not in _LOADED_FROM_KEYS}
+        metadata = {k: v for k, v in self.metadata.items() if k not in LOADED_FROM_KEYS}
         return atomic_write(path, save({TENSOR_NAME: self.magnitude}, metadata=metadata))
 
     @classmethod
@@ -202,48 +208,20 @@ class Spectrum:
         return Spectrum(self.magnitude, {**self.metadata, **metadata})
 
 
-def load_spectrum(
-    source: str | os.PathLike | None = None,
-    *,
-    name: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    token: str | bool | None = None,
-    local_files_only: bool | None = None,
-) -> Spectrum:
-    """Load a verified spectrum.
+def check_spectrum_name(name: str) -> None:
+    """ConfigError unless ``name`` is a ``.safetensors`` file name, or a relative path of such
+    names joined by "/", that stays inside its folder or Hub repo.
 
-    ``source`` is ``None`` (the spectrum shipped with maco_hub), a ``.safetensors`` file, a
-    folder (with ``name``, default ``spectrum.safetensors``) or a Hub model repo id
-    ``"org/name"`` (file ``name``, default ``spectrum.safetensors``, at ``revision``). The
-    resolved Hub commit is recorded as ``metadata["revision"]``.
+    Each part starts with a letter, digit or "_" and holds only those and ``. + -`` (so no
+    "..", no absolute or hidden paths, no spaces, backslashes, control characters or markup).
     """
-    if source is None:
-        if name is not None or revision is not None:
-            raise ConfigError(
-                f"name={name!r}/revision={revision!r} need a source (a folder or a Hub repo id); "
-                "load_spectrum() alone loads the shipped default."
-            )
-        return _read_file(_default_path(), fix="reinstall maco_hub")._with(
-            source=DEFAULT_SPECTRUM_ID, revision=__version__
-        )
-    path = Path(source)
-    if path.is_dir():
-        return Spectrum.load(path / (name or DEFAULT_FILENAME))
-    if path.is_file():
-        if name is not None:
-            raise ConfigError(
-                f"name={name!r} only applies to a folder or a Hub repo, but {str(source)!r} is a "
-                "file; drop name= or pass the folder."
-            )
-        return Spectrum.load(path)
-    if isinstance(source, str) and _looks_like_repo_id(source):
-        return _load_from_hub(source, filename=name or DEFAULT_FILENAME, revision=revision,
-                              cache_dir=cache_dir, token=token, local_files_only=local_files_only)
-    raise SpectrumError(
-        f"Spectrum source {str(source)!r} is neither an existing file or folder nor a Hub repo id "
-        "('org/name'); check the path, or pass None for the shipped default."
-    )
+    parts = name.split("/") if isinstance(name, str) else [""]
+    if (not isinstance(name, str) or len(name) > _MAX_NAME or not name.endswith(".safetensors")
+            or not all(_NAME_PART_RE.match(part) for part in parts)):
+        raise ConfigError(
+            f"Spectrum file name {name!r} must be a relative .safetensors path inside the folder or "
+            "repo, made of letters, digits and _ . + - (parts joined by '/', none starting with "
+            "'.' or '-'), e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
 
 
 def _read_file(path: Path, *, fix: str) -> Spectrum:
@@ -287,53 +265,6 @@ def _read_file(path: Path, *, fix: str) -> Spectrum:
         raise SpectrumError(f"Spectrum file {str(path)!r} is invalid: {error}") from error
 
 
-def _load_from_hub(
-    repo_id: str,
-    *,
-    filename: str,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    token: str | bool | None,
-    local_files_only: bool | None,
-) -> Spectrum:
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    where = f"{filename!r} of Hub repo {repo_id!r} at revision {revision or 'main'!r}"
-    try:
-        downloaded = hf_hub_download(
-            repo_id, filename=filename, repo_type="model", revision=revision,
-            cache_dir=cache_dir, token=token, local_files_only=bool(local_files_only),
-            library_name="maco_hub", library_version=__version__,
-        )
-    except (OSError, EntryNotFoundError, ValueError) as error:
-        raise SpectrumError(
-            f"Could not get spectrum file {where}: {type(error).__name__}: "
-            f"{str(error).rstrip('. ')}. Check the "
-            "repo id, file name and revision; if offline (HF_HUB_OFFLINE=1), download it once "
-            "online or pass a local file."
-        ) from error
-    path = Path(downloaded)
-    commit = path.parent.name if _COMMIT_RE.match(path.parent.name) else (revision or "main")
-    return _read_file(path, fix=f"delete it from the Hub cache and download {where} again")._with(
-        source=repo_id, revision=commit, filename=filename
-    )
-
-
-def _default_path() -> Path:
-    from importlib.resources import files
-
-    try:
-        return Path(str(files("maco_hub._spectra") / "default.safetensors"))
-    except ModuleNotFoundError:  # a source checkout that is not installed
-        return Path(__file__).resolve().parents[2] / "spectra" / "default.safetensors"
-
-
-def _looks_like_repo_id(value: str) -> bool:
-    return (bool(_REPO_ID_RE.match(value)) and ".." not in value and "--" not in value
-            and not value.endswith((".safetensors", ".npy", ".git")) and len(value) <= 96)
-
-
 def _int_key(metadata: dict, key: str, default: int) -> int:
     value = metadata.get(key, str(default))
     try:
@@ -348,6 +279,67 @@ def _check_size(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Spectrum {name}={value!r} must be a positive integer (pixels).")
     return value
+
+
+def check_engine_range(magnitude: torch.Tensor, height: int, width: int) -> None:
+    """SpectrumError unless the engine can make a ``height x width`` canvas from ``magnitude`` in
+    float32 without overflow and without losing the image to rounding.
+
+    The engine makes each canvas as ``x = irfft2(magnitude * e^{i phase}, norm="ortho")`` and
+    standardizes it, ``(x - mean) / (std + eps)`` (:func:`maco_hub.param.phase_to_canvas`, eps
+    1e-6), in float32 (CUDA also accumulates sums and the std in float32). Over the full
+    Hermitian grid, ``E = sum(magnitude**2)``: by Parseval the canvas's squares sum to ``E``,
+    and every sum the transform and the mean form is at most ``sqrt(3 H W E)``, far below ``E``
+    once ``E`` nears float32's maximum, so ``E <= float32 max / 2**10`` rules out overflow.
+    Below, the canvas's std from the non-DC bins, ``sqrt(E_ac / (3 H W))``, must be at least
+    ``1000 * eps``, so eps lowers the contrast by less than 0.1 % (smaller magnitudes fade to
+    flat grey, and under 1.2e-38 they turn subnormal). A channel's mean, ``|DC| / sqrt(H W)``,
+    may be at most ``2**24 / 100`` times that std, so float32 rounding at the mean stays under
+    1 % of the std (a larger DC leaves no detail). :meth:`Spectrum.resized` checks the canvas
+    size it makes: a spectrum fine at one size can fail at another (the non-DC part of
+    ``E`` grows as ``(H W)**2``).
+    """
+    dc, ac = _canvas_energy(magnitude, width)
+    std = math.sqrt(ac / (3 * height * width))
+    mean = float(magnitude[:, 0, 0].max()) / math.sqrt(height * width)
+    size = f"a {height}x{width} canvas"
+    if ac + dc > MAX_CANVAS_ENERGY:
+        raise SpectrumError(
+            f"Spectrum magnitudes are too large for float32: {size} made with them has a sum of "
+            f"squares of {ac + dc:.3g}, above {MAX_CANVAS_ENERGY:.3g}, so float32 sums would "
+            f"overflow (NaN images); divide the magnitude by "
+            f"{math.sqrt((ac + dc) / MAX_CANVAS_ENERGY):.3g} or more, or re-estimate it.")
+    if std < MIN_CANVAS_STD:
+        raise SpectrumError(
+            f"Spectrum magnitudes are too small for float32: {size} made with them has a std of "
+            f"{std:.3g} before standardizing, below {MIN_CANVAS_STD:g}, so every image would fade "
+            f"to flat grey; multiply the magnitude by {MIN_CANVAS_STD / max(std, 1e-300):.3g} or "
+            "more, or re-estimate it.")
+    if mean > MAX_MEAN_TO_STD * std:
+        raise SpectrumError(
+            f"Spectrum DC term {float(magnitude[:, 0, 0].max()):.3g} is too large for float32: "
+            f"{size} made with it has a channel mean of {mean:.3g}, over {MAX_MEAN_TO_STD:.3g} "
+            f"times its std {std:.3g}, so rounding would erase the image; lower the DC "
+            "(magnitude[:, 0, 0]) or re-estimate the spectrum.")
+
+
+def _canvas_energy(magnitude: torch.Tensor, width: int) -> tuple[float, float]:
+    """Sums of squares over the full Hermitian grid of the DC bins and of all other bins,
+    computed on ``magnitude / max`` so that no float32 square overflows or underflows."""
+    peak = float(magnitude.max())
+    squares = (magnitude / peak).square()
+    dc = float(squares[:, 0, 0].sum()) * peak ** 2
+    squares[:, 0, 0] = 0
+    return dc, _hermitian_sum(squares, width) * peak ** 2
+
+
+def _hermitian_sum(values: torch.Tensor, width: int) -> float:
+    """Sum of ``values`` (rfft2 layout) over the full ``width``-column grid: every column but DC
+    (and, for even widths, Nyquist) stands for two bins."""
+    total = 2 * float(values.sum()) - float(values[..., 0].sum())
+    if width % 2 == 0:
+        total -= float(values[..., -1].sum())
+    return total
 
 
 def _neighbour_mean(magnitude: torch.Tensor) -> torch.Tensor:
