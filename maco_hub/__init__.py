@@ -16,7 +16,7 @@ from ._version import __version__
 _EXPORTS = {  # public name -> the module defining it ("" for a subpackage)
     "explain": "explainer",
     "evaluate": "legibility",
-    "regenerate": "explainer",
+    "regenerate": "reproduction",
     "load_model": "models.loader",
     "layers": "models.inspection",
     "labels": "models.inspection",
@@ -54,13 +54,14 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover
     from . import objectives
     from .engine import EngineConfig, optimize
-    from .explainer import explain, regenerate
+    from .explainer import explain
     from .gallery.rows import Gallery, Visualization
     from .gallery.storage import load_gallery, push_gallery, repair_gallery, save_evaluation, save_gallery
     from .legibility import evaluate
     from .models.inspection import labels, layers
     from .models.loader import load_model
     from .models.preprocessing import Preprocessing
+    from .reproduction import regenerate
     from .spectra.hub import push_spectrum
     from .spectra.loading import load_spectrum
     from .spectra.spectrum import Spectrum

@@ -360,7 +360,7 @@ def test_regenerate_falls_back_when_the_recorded_device_is_absent(tiny_zoo, tmp_
     gallery = maco_hub.explain(folder, classes=[0], steps=2, canvas=32, progress=False)
     on_cuda = dataclasses.replace(gallery[0].record, device="cuda")
     made_on_cuda = dataclasses.replace(gallery[0], record=on_cuda)
-    with caplog.at_level(logging.WARNING, logger="maco_hub.explainer"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.reproduction"):
         again = maco_hub.regenerate(made_on_cuda, model=folder)  # a local row names no folder
     assert "'cuda'" in caplog.text and "cpu" in caplog.text
     assert again.key == gallery[0].key

@@ -23,20 +23,17 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_write, is_own_temp_file, kill_point, read_regular
+from .._files import atomic_write, is_own_temp_file, kill_point
 from ..errors import GalleryError
 from .evaluation import Evaluation
 from .evaluation_store import FIX as EVALUATION_FIX
 from .evaluation_store import read_evaluation, to_store
 from .format import (
     MAX_EVALUATION_BYTES,
-    check_evaluation_entry,
     eval_columns,
-    is_own_shard,
     parquet_bytes,
     read_manifest,
     read_table,
@@ -44,21 +41,17 @@ from .format import (
     shard_batches,
     shard_bytes,
     shard_chunks,
-    shard_eval_columns,
     shard_names,
     write_manifest,
 )
-from .keys import canonical_json, is_row_key
+from .keys import canonical_json
 from .layout import (
-    DATA_DIR,
     EVALUATION_NAME,
     FORMAT_VERSION,
     IMAGES_DIR,
-    KNOWN_TOP,
     MANIFEST_NAME,
     MAX_SHARD_BYTES,
     check_layout,
-    entries,
     entry_mode,
     file_digest,
     gallery_path,
@@ -67,24 +60,14 @@ from .layout import (
     writing,
 )
 from .lock import LOCK_NAME, folder_lock
+from .repair import FolderRepairs, log_report
 from .row_checks import check_rows, visualization_from_row
 from .rows import Gallery, Visualization, image_names, png_bytes
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class RepairReport:
-    """What :func:`maco_hub.repair_gallery` (or opening a folder for writing) did."""
-
-    rows: int = 0  # rows in the gallery afterwards
-    dropped: list[str] = field(default_factory=list)  # manifest entries removed, with the reason
-    adopted: list[str] = field(default_factory=list)  # finished shards of ours added to the manifest
-    removed: list[str] = field(default_factory=list)  # files maco_hub left unfinished, deleted
-    left: list[str] = field(default_factory=list)  # files maco_hub did not write: kept, to check
-
-
-class GalleryFolder:
+class GalleryFolder(FolderRepairs):
     """A gallery folder being read or extended (see the module docstring)."""
 
     def __init__(self, path: Path, manifest: dict[str, Any], *, remedy: str,
@@ -132,7 +115,7 @@ class GalleryFolder:
                 for entry in folder._manifest["shards"]:
                     folder._load_shard(entry, images=False)
                 report = folder._reconcile()
-        _log_report(report)
+        log_report(report)
         return folder
 
     @property
@@ -223,44 +206,6 @@ class GalleryFolder:
                     (self.path / file).unlink()
         return stored.evaluation
 
-    def repair(self) -> RepairReport:
-        """Drop damaged or unreadable shards, adopt finished unlisted ones (rebuilding a lost
-        manifest from them) and rewrite missing images (:func:`maco_hub.repair_gallery` then
-        rewrites the pages). A rerun of the explain command then recomputes the dropped rows."""
-        with writing(self.path), folder_lock(self.path):
-            check_layout(self.path)
-            report = RepairReport()
-            try:
-                self._manifest = read_manifest(self.path)
-                rebuilt = False
-            except GalleryError as error:
-                report.dropped.append(f"{MANIFEST_NAME}: {error}; rebuilt from the shards")
-                self._manifest, rebuilt = {"format": FORMAT_VERSION, "shards": []}, True
-            kept, seen = [], set()
-            for entry in self._manifest["shards"]:
-                try:
-                    rows = self._load_shard(entry, images=True)
-                    if seen & set(entry["keys"]):
-                        raise GalleryError("its rows are already in another shard")
-                except GalleryError as error:
-                    report.dropped.append(f"{entry['file']}: {error}")
-                    continue
-                kept.append(entry)
-                seen.update(entry["keys"])
-                self._restore_images(rows)
-            self._manifest = {**self._manifest, "shards": kept}
-            try:
-                self.evaluation()
-            except GalleryError as error:
-                report.dropped.append(f"{EVALUATION_NAME}: {error}")
-                self._manifest["evaluation"] = {"columns": self._manifest["evaluation"]["columns"]}
-            write_manifest(self.path, self._manifest)
-            self._reconcile(report)
-            if rebuilt:
-                self._adopt_evaluation()
-            report.rows = len(self)
-        return report
-
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder lock with the layout checked and the manifest re-read; failed writes
@@ -294,97 +239,6 @@ class GalleryFolder:
         write_manifest(self.path, manifest)
         self._manifest = manifest
         kill_point("after-manifest")
-
-    def _reconcile(self, report: RepairReport | None = None) -> RepairReport:
-        """Under the lock: clean up what an interrupted maco_hub writer left (see module doc).
-        Only regular files are removed or read; links and other entries are reported and kept."""
-        report = report or RepairReport()
-        listed = {shard["file"] for shard in self._manifest["shards"]}
-        for file in entries(self.path / DATA_DIR):
-            relative = f"{DATA_DIR}/{file.name}"
-            if relative in listed:
-                continue
-            if not is_regular(file):
-                report.left.append(relative)
-            elif is_own_temp_file(file):
-                file.unlink()
-                report.removed.append(relative)
-            elif is_own_shard(file):
-                if self._adopt(file):
-                    report.adopted.append(relative)
-                else:
-                    file.unlink()
-                    report.removed.append(relative)
-            else:
-                report.left.append(relative)
-        keys = self.keys
-        for file in entries(self.path / IMAGES_DIR):
-            key = file.name.removesuffix(".png").removesuffix("-transparent")
-            ours = is_row_key(key) and file.name in image_names(key)
-            if is_regular(file) and (is_own_temp_file(file) or (ours and key not in keys)):
-                file.unlink()
-                report.removed.append(f"{IMAGES_DIR}/{file.name}")
-            elif not (ours and is_regular(file)):
-                report.left.append(f"{IMAGES_DIR}/{file.name}")
-        for file in sorted(self.path.iterdir()):  # the folder itself may be a link the user named
-            if is_own_temp_file(file) and is_regular(file):
-                file.unlink()
-                report.removed.append(file.name)
-            elif file.name not in KNOWN_TOP or is_own_temp_file(file):
-                report.left.append(file.name)
-        report.rows = len(self)
-        return report
-
-    def _adopt(self, file: Path) -> bool:
-        """List a finished shard of ours (its name is its hash) whose rows are all new; True if done."""
-        data = read_regular(file, MAX_SHARD_BYTES)
-        entry = {"file": f"{DATA_DIR}/{file.name}", "sha256": hashlib.sha256(data).hexdigest()}
-        before = self._manifest
-        if not before["shards"]:  # a rebuilt manifest: take the shard's evaluation columns
-            columns = shard_eval_columns(data)
-            self._manifest = {k: v for k, v in before.items() if k != "evaluation"}
-            if columns:
-                self._manifest["evaluation"] = {"columns": [list(column) for column in columns]}
-        try:
-            table = read_table(data, entry["file"], self.path, self._remedy, eval_columns(self._manifest),
-                               images=False)
-            entry["keys"] = table.column("key").to_pylist()
-            self._load_shard(entry, images=False)
-            if not entry["keys"] or set(entry["keys"]) & self.keys:
-                raise GalleryError("no new rows")
-            check_evaluation_entry(self._manifest)
-        except GalleryError:
-            self._manifest = before
-            return False
-        self._manifest = {**self._manifest, "shards": [*self._manifest["shards"], entry]}
-        write_manifest(self.path, self._manifest)
-        return True
-
-    def _adopt_evaluation(self) -> None:
-        """After rebuilding the manifest: list evaluation.json again if it matches the shards."""
-        entry = self._manifest.get("evaluation")
-        if not entry or entry_mode(self.path / EVALUATION_NAME) is None:
-            return
-        try:
-            data = self.read_own(EVALUATION_NAME, MAX_EVALUATION_BYTES, EVALUATION_NAME, None)
-            self._manifest["evaluation"] = {**entry, "file": EVALUATION_NAME,
-                                            "sha256": hashlib.sha256(data).hexdigest()}
-            self.evaluation()
-        except GalleryError:
-            self._manifest["evaluation"] = entry
-            return
-        write_manifest(self.path, self._manifest)
-
-    def _restore_images(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write the images of checked rows whose files are missing (a folder or link in their
-        place is a GalleryError)."""
-        for row in rows:
-            names = [f"{IMAGES_DIR}/{name}" for name in image_names(row["key"])]
-            if all(entry_mode(gallery_path(self.path, name)) is not None for name in names):
-                continue
-            item = visualization_from_row(row)
-            self.write_own(names[0], png_bytes(item.image))
-            self.write_own(names[1], png_bytes(item.with_transparency()))
 
     def _load_shard(self, entry: dict[str, Any], *, images: bool) -> list[dict[str, Any]]:
         """The rows of one listed shard, after checking its size, sha256, columns, keys, records
@@ -469,13 +323,3 @@ def _refuse_foreign_folder(path: Path) -> None:
                            "folder for --out.")
 
 
-def _log_report(report: RepairReport) -> None:
-    if report.removed:
-        logger.info("Removed %d file(s) an interrupted maco_hub run left unfinished: %s",
-                    len(report.removed), ", ".join(report.removed[:5]))
-    if report.adopted:
-        logger.info("Added %d finished shard(s) an interrupted run had not listed yet: %s",
-                    len(report.adopted), ", ".join(report.adopted))
-    if report.left:
-        logger.warning("Files maco_hub did not write are in the gallery folder (kept, not part of the "
-                       "gallery; remove them if they are not yours): %s", ", ".join(report.left[:10]))

@@ -17,11 +17,12 @@ from pathlib import Path
 from .._hub import LIBRARY, check_repo_id, hub_errors
 from ..errors import ConfigError, GalleryError
 from .evaluation import Evaluation
-from .folder import GalleryFolder, RepairReport
+from .folder import GalleryFolder
 from .format import is_own_shard
 from .layout import DATA_DIR, FORMAT_VERSION, MANIFEST_NAME, check_layout, entries, entry_mode
 from .lock import LOCK_NAME
 from .pages import write_pages
+from .repair import RepairReport
 from .rows import Gallery, Visualization
 
 
