@@ -49,8 +49,14 @@ def read_image_file(path: Path) -> Image.Image | None:
         try:
             with Image.open(handle, formats=formats) as image:
                 return image.convert("RGB")
-        except (OSError, ValueError, SyntaxError, EOFError, MemoryError,
-                Image.DecompressionBombError) as error:
+        except (
+            OSError,
+            ValueError,
+            SyntaxError,
+            EOFError,
+            MemoryError,
+            Image.DecompressionBombError,
+        ) as error:
             return _skipped(path, error)
 
 

@@ -24,6 +24,7 @@ _NOT_PLAIN = re.compile(r"[^\x20-\x7e]")  # printable ASCII is the fast path
 def visible(text: str, *, keep: str = "") -> str:
     """``text`` with every character of :data:`HIDDEN_CATEGORIES` (but those in ``keep``, e.g.
     ``"\\n"``) replaced by its Python escape (``\\x1b``, ``\\u202e``, ``\\U000e0041``)."""
+
     def escape(match: re.Match[str]) -> str:
         char = match.group()
         if char in keep or unicodedata.category(char) not in HIDDEN_CATEGORIES:
@@ -49,4 +50,3 @@ def markdown_text(value: Any) -> str:
     Markdown punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities."""
     text = visible(" ".join(str(value).split()))
     return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", text), quote=False)
-

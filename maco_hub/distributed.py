@@ -44,11 +44,13 @@ def current_world() -> World:
         rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     except ValueError as error:
-        raise ConfigError(f"WORLD_SIZE/RANK/LOCAL_RANK must be integers ({error}); start "
-                          "distributed runs with torchrun.") from None
+        raise ConfigError(
+            f"WORLD_SIZE/RANK/LOCAL_RANK must be integers ({error}); start distributed runs with torchrun."
+        ) from None
     if size < 1 or not 0 <= rank < size:
-        raise ConfigError(f"RANK={rank} does not fit WORLD_SIZE={size}; start distributed runs with "
-                          "torchrun.")
+        raise ConfigError(
+            f"RANK={rank} does not fit WORLD_SIZE={size}; start distributed runs with torchrun."
+        )
     return World(rank=rank, local_rank=local_rank, size=size)
 
 
@@ -66,7 +68,7 @@ def my_share(items: Sequence[T], keys: Sequence[str], world: World) -> list[T]:
     cover everything and differ in size by at most one item.
     """
     order = sorted(range(len(items)), key=lambda i: keys[i])
-    return [items[i] for i in sorted(order[world.rank::world.size])]
+    return [items[i] for i in sorted(order[world.rank :: world.size])]
 
 
 @contextmanager

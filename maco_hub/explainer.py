@@ -97,8 +97,10 @@ def explain(
     config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
     world = current_world()
     if world.size > 1 and out is None:
-        raise ConfigError(f"This is rank {world.rank} of a {world.size}-process torchrun job: pass "
-                          "out=DIR (--out DIR), the gallery folder where the ranks meet.")
+        raise ConfigError(
+            f"This is rank {world.rank} of a {world.size}-process torchrun job: pass "
+            "out=DIR (--out DIR), the gallery folder where the ranks meet."
+        )
     if isinstance(model, LoadedModel):
         where = device if device is not None else placement(model.module)[0]
         device = rank_device(resolve_device(where), world)
@@ -108,15 +110,18 @@ def explain(
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
     resolved = _unique(validated(loaded, _objectives(loaded, requested, classes)))
-    check_memory(config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size,
-                 device)  # once, before any work (run_batch tells the engine)
+    check_memory(
+        config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size, device
+    )  # once, before any work (run_batch tells the engine)
     use_channels_last(loaded.module, device)
     spectrum = as_spectrum(spectrum)
     plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
     if out is not None and not config.reproducible:
-        logger.warning("A schedule of this run is a plain callable: its rows are keyed by what it "
-                       "computes but cannot be regenerated from the gallery; use a schedule from "
-                       "maco_hub.schedules to make them reproducible.")
+        logger.warning(
+            "A schedule of this run is a plain callable: its rows are keyed by what it "
+            "computes but cannot be regenerated from the gallery; use a schedule from "
+            "maco_hub.schedules to make them reproducible."
+        )
     if out is None:
         return Gallery(tuple(_run_plan(loaded, plan, batch_size, spectrum, config, device, progress)))
 
@@ -126,15 +131,27 @@ def explain(
         done = folder.identity_keys()
         pending = [(item, key) for item, key in zip(plan, keys, strict=True) if key not in done]
         if len(plan) > len(pending):
-            logger.info("%d of %d objectives are already in %s; running the other %d.",
-                        len(plan) - len(pending), len(plan), out, len(pending))
+            logger.info(
+                "%d of %d objectives are already in %s; running the other %d.",
+                len(plan) - len(pending),
+                len(plan),
+                out,
+                len(pending),
+            )
         barrier(world)  # every rank has read the same pending list before anyone adds to it
         mine = my_share([item for item, _ in pending], [key for _, key in pending], world)
         if world.size > 1:
-            logger.info("rank %d of %d: %d of the %d pending objectives, on %s", world.rank,
-                        world.size, len(mine), len(pending), device)
-        for batch_items in _run_plan(loaded, mine, batch_size, spectrum, config, device, progress,
-                                     by_batch=True):
+            logger.info(
+                "rank %d of %d: %d of the %d pending objectives, on %s",
+                world.rank,
+                world.size,
+                len(mine),
+                len(pending),
+                device,
+            )
+        for batch_items in _run_plan(
+            loaded, mine, batch_size, spectrum, config, device, progress, by_batch=True
+        ):
             folder.append(batch_items)
             if world.size == 1:
                 write_pages(folder)
@@ -145,16 +162,31 @@ def explain(
         return folder.read()
 
 
-def _run_plan(loaded: LoadedModel, plan: Sequence[tuple[Objective, int]], batch_size: int,
-              spectrum: Spectrum, config: EngineConfig, device: torch.device, progress: bool,
-              *, by_batch: bool = False):
+def _run_plan(
+    loaded: LoadedModel,
+    plan: Sequence[tuple[Objective, int]],
+    batch_size: int,
+    spectrum: Spectrum,
+    config: EngineConfig,
+    device: torch.device,
+    progress: bool,
+    *,
+    by_batch: bool = False,
+):
     """Optimize ``plan`` in batches of ``batch_size``; yield each visualization, or each batch's."""
     bar = _progress_bar(len(plan), progress)
     try:
         for start in range(0, len(plan), batch_size):
-            batch = plan[start:start + batch_size]
-            items = run_batch(loaded, batch, spectrum=spectrum, config=config, device=device,
-                              progress=progress, memory_checked=True)
+            batch = plan[start : start + batch_size]
+            items = run_batch(
+                loaded,
+                batch,
+                spectrum=spectrum,
+                config=config,
+                device=device,
+                progress=progress,
+                memory_checked=True,
+            )
             if bar is not None:
                 bar.update(len(batch))
             if by_batch:
@@ -166,35 +198,55 @@ def _run_plan(loaded: LoadedModel, plan: Sequence[tuple[Objective, int]], batch_
             bar.close()
 
 
-def run_batch(loaded: LoadedModel, batch: Sequence[tuple[Objective, int]], *, spectrum: Spectrum,
-              config: EngineConfig, device: torch.device, progress: bool = False,
-              memory_checked: bool = False) -> list[Visualization]:
+def run_batch(
+    loaded: LoadedModel,
+    batch: Sequence[tuple[Objective, int]],
+    *,
+    spectrum: Spectrum,
+    config: EngineConfig,
+    device: torch.device,
+    progress: bool = False,
+    memory_checked: bool = False,
+) -> list[Visualization]:
     """Optimize one batch of ``(objective, seed)`` pairs together (objectives from :func:`validated`;
     ``memory_checked``: the caller checked that the batch fits, see :func:`~maco_hub.engine.optimize`)."""
 
     objectives = [objective for objective, _ in batch]
     seeds = [seed for _, seed in batch]
     with scoring(loaded, objectives, checked=True) as score_fn:
-        result = optimize(score_fn, loaded.preprocessing, seeds=seeds, config=config,
-                          spectrum=spectrum, device=device, progress=progress,
-                          memory_checked=memory_checked,
-                          names=[objective.description for objective in objectives])
+        result = optimize(
+            score_fn,
+            loaded.preprocessing,
+            seeds=seeds,
+            config=config,
+            spectrum=spectrum,
+            device=device,
+            progress=progress,
+            memory_checked=memory_checked,
+            names=[objective.description for objective in objectives],
+        )
     return _visualizations(result, batch, loaded, spectrum, config, device)
 
 
 def _check_choice(classes, layer, channels, objectives) -> None:
     """Refuse combinations of what to visualize that cannot work (before any model is loaded)."""
     if objectives is not None and (classes is not None or channels is not None or layer is not None):
-        raise ConfigError("Give either objectives=[...] or classes=/layer=+channels=, not both; "
-                          "add class objectives to the list with maco_hub.objectives.ClassLogit.")
+        raise ConfigError(
+            "Give either objectives=[...] or classes=/layer=+channels=, not both; "
+            "add class objectives to the list with maco_hub.objectives.ClassLogit."
+        )
     if channels is not None and layer is None:
-        raise ConfigError(f"channels={channels!r} needs layer=...; list layers with "
-                          "maco_hub.layers(model) or `maco-hub layers MODEL`.")
+        raise ConfigError(
+            f"channels={channels!r} needs layer=...; list layers with "
+            "maco_hub.layers(model) or `maco-hub layers MODEL`."
+        )
     if layer is not None and channels is None:
         raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
     if isinstance(classes, str) and classes != ALL_CLASSES:
-        raise ConfigError(f"classes={classes!r} is a single string: pass a list such as [{classes!r}], "
-                          f"or {ALL_CLASSES!r} for every class of the head.")
+        raise ConfigError(
+            f"classes={classes!r} is a single string: pass a list such as [{classes!r}], "
+            f"or {ALL_CLASSES!r} for every class of the head."
+        )
 
 
 def _requested(classes, layer, channels, objectives) -> list[Objective]:
@@ -203,8 +255,11 @@ def _requested(classes, layer, channels, objectives) -> list[Objective]:
     _check_choice(classes, layer, channels, objectives)
     if objectives is not None:
         return [_objective(item) for item in _items("objectives", objectives)]
-    wanted = [] if classes is None or _all_classes(classes) else [
-        obj.ClassLogit(c) for c in _items("classes", classes)]
+    wanted = (
+        []
+        if classes is None or _all_classes(classes)
+        else [obj.ClassLogit(c) for c in _items("classes", classes)]
+    )
     if channels is not None:
         wanted += [obj.Channel(layer, c) for c in _items("channels", channels, "layer= and channels=")]
     return wanted
@@ -220,8 +275,10 @@ def _items(name: str, values: Any, omit: str | None = None) -> list:
         raise ConfigError(f"{name}={values!r} is not a list: pass a list such as {name}=[{values!r}].")
     items = list(values)
     if not items:
-        raise ConfigError(f"{name}=[] is empty: pass {name} to visualize, or leave {omit or name} out "
-                          "for the model's documented defaults.")
+        raise ConfigError(
+            f"{name}=[] is empty: pass {name} to visualize, or leave {omit or name} out "
+            "for the model's documented defaults."
+        )
     return items
 
 
@@ -230,9 +287,11 @@ def _objective(item: Any) -> Objective:
     if isinstance(item, str):
         return obj.parse(item)
     if not isinstance(item, obj.Objective):
-        raise ConfigError(f"objectives entry {item!r} is not an objective: build one with "
-                          "maco_hub.objectives (e.g. ClassLogit(3)) or write it as 'LAYER:UNIT', 'LAYER' "
-                          "or 'class:NAME'.")
+        raise ConfigError(
+            f"objectives entry {item!r} is not an objective: build one with "
+            "maco_hub.objectives (e.g. ClassLogit(3)) or write it as 'LAYER:UNIT', 'LAYER' "
+            "or 'class:NAME'."
+        )
     return item
 
 
@@ -262,24 +321,29 @@ def _unique(objectives: list[Objective]) -> list[Objective]:
         else:
             kept[record] = objective
     if repeated:
-        logger.warning("%d repeated objective(s) dropped, each is visualized once: %s.", len(repeated),
-                       "; ".join(dict.fromkeys(repeated)))
+        logger.warning(
+            "%d repeated objective(s) dropped, each is visualized once: %s.",
+            len(repeated),
+            "; ".join(dict.fromkeys(repeated)),
+        )
     return list(kept.values())
 
 
 def _batch_size(batch_size: Any) -> int:
     size = as_integer(batch_size)
     if size is None or size < 1:
-        raise ConfigError(f"batch_size={batch_size!r} is invalid: use an integer number of images per "
-                          "batch, 1 or more.")
+        raise ConfigError(
+            f"batch_size={batch_size!r} is invalid: use an integer number of images per batch, 1 or more."
+        )
     return size
 
 
 def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:
     """``config`` (default :class:`EngineConfig`) with the explicitly given fields replaced."""
     if config is not None and not isinstance(config, EngineConfig):
-        raise ConfigError(f"config={config!r} is not an EngineConfig; build one with "
-                          "maco_hub.EngineConfig(steps=..., ...).")
+        raise ConfigError(
+            f"config={config!r} is not an EngineConfig; build one with maco_hub.EngineConfig(steps=..., ...)."
+        )
     config = config or EngineConfig()
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(config, **overrides) if overrides else config
@@ -290,8 +354,15 @@ def as_spectrum(spectrum: Any) -> Spectrum:
     return spectrum if isinstance(spectrum, Spectrum) else load_spectrum(spectrum)
 
 
-def _record(loaded: LoadedModel, objective: Objective, seed: int, batch: tuple[BatchMember, ...],
-            spectrum: Spectrum, config: EngineConfig, device: torch.device) -> RowRecord:
+def _record(
+    loaded: LoadedModel,
+    objective: Objective,
+    seed: int,
+    batch: tuple[BatchMember, ...],
+    spectrum: Spectrum,
+    config: EngineConfig,
+    device: torch.device,
+) -> RowRecord:
     """Everything needed to make this row again (see :func:`maco_hub.regenerate`)."""
     return RowRecord(
         model_id=loaded.model_id,
@@ -311,26 +382,33 @@ def _record(loaded: LoadedModel, objective: Objective, seed: int, batch: tuple[B
     )
 
 
-def _visualizations(result: EngineResult, batch: Sequence[tuple[Objective, int]],
-                    loaded: LoadedModel, spectrum: Spectrum, config: EngineConfig,
-                    device: torch.device) -> list[Visualization]:
+def _visualizations(
+    result: EngineResult,
+    batch: Sequence[tuple[Objective, int]],
+    loaded: LoadedModel,
+    spectrum: Spectrum,
+    config: EngineConfig,
+    device: torch.device,
+) -> list[Visualization]:
     members = tuple(BatchMember(objective_to_record(o), s) for o, s in batch)  # shared by the batch
     items = []
     for b, (objective, seed) in enumerate(batch):
         record = _record(loaded, objective, seed, members, spectrum, config, device)
         record = record.with_settings(result.settings)  # e.g. CPU threads: not part of the key
-        items.append(Visualization(
-            image=to_pil_image(result.images[b]),
-            alpha=attribution_to_alpha(result.attribution[b]),
-            score=float(result.scores[b]),
-            objective=objective.description,
-            kind=objective.kind,
-            layer=objective.layer,
-            unit=objective.unit,
-            class_id=objective.class_id,
-            label=objective.label,
-            record=record,
-        ))
+        items.append(
+            Visualization(
+                image=to_pil_image(result.images[b]),
+                alpha=attribution_to_alpha(result.attribution[b]),
+                score=float(result.scores[b]),
+                objective=objective.description,
+                kind=objective.kind,
+                layer=objective.layer,
+                unit=objective.unit,
+                class_id=objective.class_id,
+                label=objective.label,
+                record=record,
+            )
+        )
     return items
 
 

@@ -23,9 +23,14 @@ from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, check_spectrum_name
 logger = logging.getLogger(__name__)
 
 
-def regenerate(item: Visualization, *, model: Any = None,
-               spectrum: Spectrum | str | os.PathLike | None = None,
-               device: str | torch.device | None = None, trust_remote_code: bool = False) -> Visualization:
+def regenerate(
+    item: Visualization,
+    *,
+    model: Any = None,
+    spectrum: Spectrum | str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    trust_remote_code: bool = False,
+) -> Visualization:
     """Make one gallery row again from its reproducibility record.
 
     The row's whole batch is re-run (batch members share forward passes, whose rounding depends on
@@ -47,12 +52,14 @@ def regenerate(item: Visualization, *, model: Any = None,
     """
     record = item.record
     if record is None or not record.batch:
-        raise ConfigError(f"Row {item.objective!r} has no reproducibility record with its batch; it "
-                          "cannot be regenerated.")
+        raise ConfigError(
+            f"Row {item.objective!r} has no reproducibility record with its batch; it cannot be regenerated."
+        )
     try:
         batch_records = [(objective_from_record(dict(m.objective_record)), m.seed) for m in record.batch]
-        position = [m.seed == record.seed and m.objective_record == record.objective_record
-                    for m in record.batch].index(True)
+        position = [
+            m.seed == record.seed and m.objective_record == record.objective_record for m in record.batch
+        ].index(True)
         reference = dict(record.spectrum)
         config = EngineConfig.from_record(dict(record.config))
     except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -64,9 +71,11 @@ def regenerate(item: Visualization, *, model: Any = None,
     spectrum = as_spectrum(spectrum) if spectrum is not None else _recorded_spectrum(item, reference)
     used = spectrum.reference()
     if used["sha256"] != reference.get("sha256"):
-        raise ConfigError(f"Spectrum {used['id']!r} has sha256 {str(used['sha256'])[:12]}…, but the row "
-                          f"was made with {str(reference.get('sha256'))[:12]}…; pass the original "
-                          "spectrum (spectrum=...).")
+        raise ConfigError(
+            f"Spectrum {used['id']!r} has sha256 {str(used['sha256'])[:12]}…, but the row "
+            f"was made with {str(reference.get('sha256'))[:12]}…; pass the original "
+            "spectrum (spectrum=...)."
+        )
     device = resolve_device(device if device is not None else _available(record.device))
     if isinstance(model, LoadedModel):
         model.module.to(device)
@@ -74,11 +83,14 @@ def regenerate(item: Visualization, *, model: Any = None,
     elif model is not None:
         loaded = load_model(model, trust_remote_code=trust_remote_code, device=device)
     else:
-        loaded = load_model(model_id, revision=revision, trust_remote_code=trust_remote_code,
-                            device=device)
+        loaded = load_model(model_id, revision=revision, trust_remote_code=trust_remote_code, device=device)
         if loaded.revision != record.model_revision:
-            logger.warning("The row was made from %s at revision %s; here it has %s, so the result "
-                           "may differ.", model_id, record.model_revision, loaded.revision)
+            logger.warning(
+                "The row was made from %s at revision %s; here it has %s, so the result may differ.",
+                model_id,
+                record.model_revision,
+                loaded.revision,
+            )
     checked = validated(loaded, [objective for objective, _ in batch_records])
     batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
@@ -94,8 +106,10 @@ def _recorded_model(item: Visualization) -> tuple[str, str | None]:
         raise ConfigError(
             f"Row {item.objective!r} was made from {model_id!r} (revision {revision}), a local folder "
             "or in-memory model, and regenerate never loads a model from this machine's disk because "
-            "a record names it: pass model=... (the folder, a Hub id or a loaded model).")
+            "a record names it: pass model=... (the folder, a Hub id or a loaded model)."
+        )
     return model_id, None if model_id in SHORT_NAMES else revision
+
 
 def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
     """The shipped default or the Hub spectrum the record names; a ConfigError for a file."""
@@ -108,14 +122,19 @@ def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
         raise ConfigError(
             f"Row {item.objective!r} was made with spectrum {source!r}, a file or an in-memory "
             "spectrum, and regenerate never reads a file because a record names it: pass "
-            "spectrum=... (the file, a Hub id or a Spectrum).")
+            "spectrum=... (the file, a Hub id or a Spectrum)."
+        )
     if name is not None:
         check_spectrum_name(name)
     return load_spectrum(source, name=name, revision=revision)
 
+
 def _malformed(item: Visualization, error: Exception) -> GalleryError:
-    return GalleryError(f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
-                        f"{error}); it cannot be regenerated.")
+    return GalleryError(
+        f"The record of row {item.objective!r} is malformed ({type(error).__name__}: "
+        f"{error}); it cannot be regenerated."
+    )
+
 
 def _available(recorded: Any) -> str | None:
     """The recorded device type if this machine has it, else None (the default) with a message."""
@@ -124,6 +143,10 @@ def _available(recorded: Any) -> str | None:
     kind = str(recorded).split(":")[0]
     if any(name.split(":")[0] == kind for name in available_devices()):
         return kind
-    logger.warning("The row was made on %r, which this machine does not have; regenerating on %s "
-                   "(pixels may differ slightly from the original).", str(recorded), resolve_device(None))
+    logger.warning(
+        "The row was made on %r, which this machine does not have; regenerating on %s "
+        "(pixels may differ slightly from the original).",
+        str(recorded),
+        resolve_device(None),
+    )
     return None

@@ -64,24 +64,42 @@ def _clock() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", choices=MODELS, default=["lite0"])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32"])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per measurement")
-    parser.add_argument("--repeats", type=int, default=2,
-                        help="each figure is the fastest of this many measurements (shared machines)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="each figure is the fastest of this many measurements (shared machines)",
+    )
     parser.add_argument("--canvas", type=int, default=EngineConfig.canvas)
     parser.add_argument("--crops", type=int, default=EngineConfig.crops)
     parser.add_argument("--device", default=None)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: automatic)")
-    parser.add_argument("--resample", choices=["batched", "per_crop"], default=None,
-                        help="crop resampling (default: the engine's choice for the device)")
+    parser.add_argument(
+        "--resample",
+        choices=["batched", "per_crop"],
+        default=None,
+        help="crop resampling (default: the engine's choice for the device)",
+    )
     parser.add_argument("--compile", action="store_true", help="EngineConfig(compile=True)")
-    parser.add_argument("--crops-per-forward", type=int, nargs="+", default=[0],
-                        help="micro-batch sizes to try (0: the engine's choice)")
-    parser.add_argument("--clock", choices=["wall", "process"], default="wall",
-                        help="process: this process's CPU time, steadier on a shared CPU machine")
+    parser.add_argument(
+        "--crops-per-forward",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="micro-batch sizes to try (0: the engine's choice)",
+    )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "process"],
+        default="wall",
+        help="process: this process's CPU time, steadier on a shared CPU machine",
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip the reference loop")
     parser.add_argument("--busy", action="store_true", help="add the busy-machine table (CPU)")
     args = parser.parse_args()
@@ -90,15 +108,24 @@ def main() -> None:
     if args.clock == "process":
         _CLOCK[0] = time.process_time
     spectrum = load_spectrum()
-    base = EngineConfig(canvas=args.canvas, crops=args.crops, threads=args.threads,
-                        resample=args.resample, compile=args.compile)
+    base = EngineConfig(
+        canvas=args.canvas,
+        crops=args.crops,
+        threads=args.threads,
+        resample=args.resample,
+        compile=args.compile,
+    )
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device} ({name}), torch {torch.__version__}, CPUs allowed "
-          f"{len(allowed_cpus())}, torch threads {torch.get_num_threads()}, load average "
-          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    print(f"{args.clock} clock, canvas {args.canvas}, {args.crops} crops/image/step, {args.steps} timed "
-          f"steps (fastest of {args.repeats}); s/image at "
-          f"{EngineConfig.steps} and 1000 steps extrapolated from them\n")
+    print(
+        f"device: {device} ({name}), torch {torch.__version__}, CPUs allowed "
+        f"{len(allowed_cpus())}, torch threads {torch.get_num_threads()}, load average "
+        f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
+    print(
+        f"{args.clock} clock, canvas {args.canvas}, {args.crops} crops/image/step, {args.steps} timed "
+        f"steps (fastest of {args.repeats}); s/image at "
+        f"{EngineConfig.steps} and 1000 steps extrapolated from them\n"
+    )
 
     rows = []
     for model_name in args.models:
@@ -109,16 +136,22 @@ def main() -> None:
             reference = None
             for batch, chunk in itertools.product(args.batch_sizes, args.crops_per_forward):
                 config = dataclasses.replace(config, crops_per_forward=chunk or None)
-                runs = [_engine_step(loaded, spectrum, config, device, batch, args.steps)
-                        for _ in range(args.repeats)]
+                runs = [
+                    _engine_step(loaded, spectrum, config, device, batch, args.steps)
+                    for _ in range(args.repeats)
+                ]
                 engine, settings, peak = min(runs, key=lambda run: run[0])
                 # the baselines run with the engine's thread count, so the ratios compare like with like
                 with intra_op_threads(settings["threads"] or torch.get_num_threads()):
                     if reference is None and not args.no_reference:
-                        reference = min(_reference_step(loaded, spectrum, config, device, args.steps)
-                                        for _ in range(args.repeats))
-                    bare = min(_bare_step(loaded, config, device, batch, settings["crops_per_forward"],
-                                          args.steps) for _ in range(args.repeats))
+                        reference = min(
+                            _reference_step(loaded, spectrum, config, device, args.steps)
+                            for _ in range(args.repeats)
+                        )
+                    bare = min(
+                        _bare_step(loaded, config, device, batch, settings["crops_per_forward"], args.steps)
+                        for _ in range(args.repeats)
+                    )
                 rows.append((model_name, batch, precision, engine, reference, bare, peak, settings))
                 _print_row(rows[-1], header=len(rows) == 1)
     if args.busy:
@@ -138,22 +171,28 @@ def _load(name: str, device: torch.device) -> tuple[LoadedModel, str]:
             from maco_hub.models.efficientnet_lite import modeling as lite
 
             module = lite.EfficientNetLiteForImageClassification(lite.EfficientNetLiteConfig())
-            loaded = load_model(module, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 224},
-                                device=device)
+            loaded = load_model(
+                module, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 224}, device=device
+            )
             return loaded, f"random weights ({type(error).__name__}: no converted weights)"
     from transformers import ResNetConfig, ResNetForImageClassification, ViTConfig, ViTForImageClassification
 
     if name == "resnet50":
         module = ResNetForImageClassification(ResNetConfig(num_labels=1000))  # defaults: ResNet-50
     else:
-        module = ViTForImageClassification._from_config(ViTConfig(num_labels=1000),
-                                                        attn_implementation="sdpa")
+        module = ViTForImageClassification._from_config(
+            ViTConfig(num_labels=1000), attn_implementation="sdpa"
+        )
     loaded = load_model(module, preprocessing=imagenet, device=device)
     converted = use_channels_last(loaded.module, device)
-    layout = (f"attention={module.config._attn_implementation}" if name == "vit-b16"
-              else f"channels_last={converted}")
-    return loaded, (f"random weights, {sum(p.numel() for p in module.parameters()) / 1e6:.1f} M "
-                    f"parameters, {layout}")
+    layout = (
+        f"attention={module.config._attn_implementation}"
+        if name == "vit-b16"
+        else f"channels_last={converted}"
+    )
+    return loaded, (
+        f"random weights, {sum(p.numel() for p in module.parameters()) / 1e6:.1f} M parameters, {layout}"
+    )
 
 
 def _sync(device: torch.device) -> None:
@@ -166,8 +205,14 @@ def _engine_run(loaded, spectrum, config, device, batch, steps):
     with scoring(loaded, wanted) as score_fn:
         _sync(device)
         start = _clock()
-        result = optimize(score_fn, loaded.preprocessing, seeds=list(range(batch)),
-                          config=dataclasses.replace(config, steps=steps), spectrum=spectrum, device=device)
+        result = optimize(
+            score_fn,
+            loaded.preprocessing,
+            seeds=list(range(batch)),
+            config=dataclasses.replace(config, steps=steps),
+            spectrum=spectrum,
+            device=device,
+        )
         _sync(device)
     return _clock() - start, result
 
@@ -190,6 +235,7 @@ def _reference_step(loaded, spectrum, config, device, steps):
     crops_gen, noise_gen = torch.Generator().manual_seed(1), torch.Generator(device=device).manual_seed(2)
     index = torch.zeros(config.crops, dtype=torch.long, device=device)
     with scoring(loaded, objectives.ClassLogit(0)) as score_fn:
+
         def step(number: int) -> float:
             side_range = config.crop_scale(number, steps)
             boxes = crop_boxes(crops_gen, config.crops, (side, side), side_range, config.crop_centre_std)
@@ -216,7 +262,7 @@ def _bare_step(loaded, config, device, batch, chunk, steps):
 
     def once() -> None:
         for start in range(0, len(pixels), chunk):
-            rows = pixels[start:start + chunk].clone().requires_grad_(True)
+            rows = pixels[start : start + chunk].clone().requires_grad_(True)
             with _autocast(config.precision, device):
                 logits = loaded.logits(loaded.forward(rows))
             logits[:, 0].float().sum().backward()
@@ -262,15 +308,19 @@ def _status_kib(key: str) -> int:
 def _print_row(row, *, header: bool) -> None:
     model, batch, precision, engine, reference, bare, peak, settings = row
     if header:
-        print("\n| model | batch | precision | s/image-step | s/image, 256 steps | s/image, 1000 steps "
-              "| reference loop ÷ engine | engine ÷ bare model | peak MiB/image | threads | resample "
-              "| crops/call |")
+        print(
+            "\n| model | batch | precision | s/image-step | s/image, 256 steps | s/image, 1000 steps "
+            "| reference loop ÷ engine | engine ÷ bare model | peak MiB/image | threads | resample "
+            "| crops/call |"
+        )
         print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     speedup = f"{reference / engine:.2f}×" if reference else "—"
-    print(f"| {model} | {batch} | {precision} | {engine:.4f} | {engine * EngineConfig.steps:.1f} | "
-          f"{engine * 1000:.1f} | {speedup} | {engine / bare:.2f}× | {peak / 2**20:.0f} | "
-          f"{settings['threads'] or '—'} | {settings['resample']} | {settings['crops_per_forward']} |",
-          flush=True)
+    print(
+        f"| {model} | {batch} | {precision} | {engine:.4f} | {engine * EngineConfig.steps:.1f} | "
+        f"{engine * 1000:.1f} | {speedup} | {engine / bare:.2f}× | {peak / 2**20:.0f} | "
+        f"{settings['threads'] or '—'} | {settings['resample']} | {settings['crops_per_forward']} |",
+        flush=True,
+    )
 
 
 @contextlib.contextmanager
@@ -291,10 +341,14 @@ def _busy_table(args, spectrum, base, device) -> None:
         return
     _CLOCK[0] = time.perf_counter  # waiting is the point here
     cores = len(allowed_cpus())
-    print(f"\nBusy machine (one extra busy-looping process, {cores} CPUs allowed), "
-          f"s/image-step; ratios from this run:\n")
-    print("| model | batch | quiet, automatic threads | busy, automatic threads | busy ÷ quiet "
-          f"| busy, {cores} threads (torch's default) | busy {cores} threads ÷ quiet |")
+    print(
+        f"\nBusy machine (one extra busy-looping process, {cores} CPUs allowed), "
+        f"s/image-step; ratios from this run:\n"
+    )
+    print(
+        "| model | batch | quiet, automatic threads | busy, automatic threads | busy ÷ quiet "
+        f"| busy, {cores} threads (torch's default) | busy {cores} threads ÷ quiet |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for model_name in args.models:
         loaded, _ = _load(model_name, device)
@@ -302,11 +356,15 @@ def _busy_table(args, spectrum, base, device) -> None:
             quiet, quiet_settings, _ = _engine_step(loaded, spectrum, base, device, batch, args.steps)
             with _busy_process():
                 busy, busy_settings, _ = _engine_step(loaded, spectrum, base, device, batch, args.steps)
-                forced, _, _ = _engine_step(loaded, spectrum, dataclasses.replace(base, threads=cores),
-                                            device, batch, args.steps)
-            print(f"| {model_name} | {batch} | {quiet:.3f} ({quiet_settings['threads']} threads) | "
-                  f"{busy:.3f} ({busy_settings['threads']} threads) | {busy / quiet:.2f}× | "
-                  f"{forced:.3f} | {forced / quiet:.2f}× |", flush=True)
+                forced, _, _ = _engine_step(
+                    loaded, spectrum, dataclasses.replace(base, threads=cores), device, batch, args.steps
+                )
+            print(
+                f"| {model_name} | {batch} | {quiet:.3f} ({quiet_settings['threads']} threads) | "
+                f"{busy:.3f} ({busy_settings['threads']} threads) | {busy / quiet:.2f}× | "
+                f"{forced:.3f} | {forced / quiet:.2f}× |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

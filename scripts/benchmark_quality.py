@@ -40,30 +40,54 @@ from maco_hub.spectra.estimation import radial_frequency
 from maco_hub.spectra.loading import load_spectrum
 from maco_hub.spectra.spectrum import Spectrum
 
-CLASSES = ["goldfish", "tree frog", "monarch", "daisy", "lemon", "espresso", "pizza", "volcano",
-           "church", "tractor", "tabby", "jellyfish"]
+CLASSES = [
+    "goldfish",
+    "tree frog",
+    "monarch",
+    "daisy",
+    "lemon",
+    "espresso",
+    "pizza",
+    "volcano",
+    "church",
+    "tractor",
+    "tabby",
+    "jellyfish",
+]
 JUDGES = ("lite1", "lite2")
 _BEFORE = dict(SHORT_RUN_CROPS)  # the defaults before this table (1:1 alternation, centres N(0.5, 0.15))
 ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
     "default": ("default: 25–30 % crops on 2 steps of 3, 60–100 % on the third; centres N(0.5, 0.30)", {}),
-    "previous-default": ("previous default: 25–30 % and 60–100 % crops alternating; centres N(0.5, 0.15)",
-                         _BEFORE),
-    "previous-spread": ("previous default with centres N(0.5, 0.30)",
-                        {**_BEFORE, "crop_centre_std": 0.30}),
-    "previous-2-to-1": ("previous default with 25–30 % crops on 2 steps of 3",
-                        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=2)}),
-    "previous-3-to-1": ("previous default with 25–30 % crops on 3 steps of 4",
-                        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=3)}),
-    "fixed-crops": ("fixed 25–30 % crops (Horama's effective range); centres N(0.5, 0.15)",
-                    {**_BEFORE, "crop_scale": (0.25, 0.30)}),
-    "coarse-to-fine": ("crop sides 90 % → 25 % over the run; centres N(0.5, 0.15)",
-                       {**_BEFORE, "crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))}),
-    "canvas-768": ("previous default with centres N(0.5, 0.30), canvas 768",
-                   {**_BEFORE, "crop_centre_std": 0.30, "canvas": 768}),
-    "batched-resampling": ("default, all crops resampled in one batched op (the CUDA path)",
-                           {"resample": "batched"}),
-    "per-crop-resampling": ("default, each crop resized on its own (the CPU path)",
-                            {"resample": "per_crop"}),
+    "previous-default": (
+        "previous default: 25–30 % and 60–100 % crops alternating; centres N(0.5, 0.15)",
+        _BEFORE,
+    ),
+    "previous-spread": ("previous default with centres N(0.5, 0.30)", {**_BEFORE, "crop_centre_std": 0.30}),
+    "previous-2-to-1": (
+        "previous default with 25–30 % crops on 2 steps of 3",
+        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=2)},
+    ),
+    "previous-3-to-1": (
+        "previous default with 25–30 % crops on 3 steps of 4",
+        {**_BEFORE, "crop_scale": schedules.Alternating(small_steps=3)},
+    ),
+    "fixed-crops": (
+        "fixed 25–30 % crops (Horama's effective range); centres N(0.5, 0.15)",
+        {**_BEFORE, "crop_scale": (0.25, 0.30)},
+    ),
+    "coarse-to-fine": (
+        "crop sides 90 % → 25 % over the run; centres N(0.5, 0.15)",
+        {**_BEFORE, "crop_scale": schedules.Linear((0.85, 0.95), (0.25, 0.30))},
+    ),
+    "canvas-768": (
+        "previous default with centres N(0.5, 0.30), canvas 768",
+        {**_BEFORE, "crop_centre_std": 0.30, "canvas": 768},
+    ),
+    "batched-resampling": (
+        "default, all crops resampled in one batched op (the CUDA path)",
+        {"resample": "batched"},
+    ),
+    "per-crop-resampling": ("default, each crop resized on its own (the CPU path)", {"resample": "per_crop"}),
 }
 
 
@@ -71,92 +95,174 @@ def main() -> None:
     args = _arguments()
     if args.table_from:
         runs = [json.loads(Path(path).read_text(encoding="utf-8")) for path in args.table_from]
-        with_reference = any(s.get("plausibility") is not None for run in runs for r in run["results"]
-                             for e in r["evaluations"] for s in e["summary"])
+        with_reference = any(
+            s.get("plausibility") is not None
+            for run in runs
+            for r in run["results"]
+            for e in r["evaluations"]
+            for s in e["summary"]
+        )
         print(_table(runs, with_reference))
         return
     default = EngineConfig()
-    base = dataclasses.replace(default, steps=args.steps or default.steps,
-                               canvas=args.canvas or default.canvas)
-    classes = CLASSES[:args.classes]
+    base = dataclasses.replace(
+        default, steps=args.steps or default.steps, canvas=args.canvas or default.canvas
+    )
+    classes = CLASSES[: args.classes]
     target = maco_hub.load_model(str(demo_model_path("lite0")), device=args.device)
     judges = {v: maco_hub.load_model(str(demo_model_path(v)), device=args.device) for v in JUDGES}
     reference = None
     if args.reference:
         wanted = {judges["lite1"].resolve_class(c) for c in classes}
-        reference = load_reference(args.reference, keep=lambda name: _index(judges["lite1"], name) in wanted,
-                                   per_class=args.reference_per_class)
+        reference = load_reference(
+            args.reference,
+            keep=lambda name: _index(judges["lite1"], name) in wanted,
+            per_class=args.reference_per_class,
+        )
         _log(f"reference: {reference.describe()}")
 
     overrides = dict(args.override)
     suffix = "".join(f", {field} {value}" for field, value in overrides.items())
-    rows = [(ENGINE_SETTINGS[name][0] + suffix,
-             dataclasses.replace(base, **{**ENGINE_SETTINGS[name][1], **overrides}), "shipped", None)
-            for name in args.settings]
+    rows = [
+        (
+            ENGINE_SETTINGS[name][0] + suffix,
+            dataclasses.replace(base, **{**ENGINE_SETTINGS[name][1], **overrides}),
+            "shipped",
+            None,
+        )
+        for name in args.settings
+    ]
     with_spectrum = ENGINE_SETTINGS[args.spectrum_setting]
     spectrum_config = dataclasses.replace(base, **{**with_spectrum[1], **overrides})
-    rows += [(with_spectrum[0] + suffix, spectrum_config, label, _spectrum(path))
-             for label, path in args.spectrum]
-    _log(f"{len(rows)} settings × seeds {args.seeds} × {len(classes)} classes, {base.steps} steps, "
-         f"canvas {base.canvas}")
+    rows += [
+        (with_spectrum[0] + suffix, spectrum_config, label, _spectrum(path)) for label, path in args.spectrum
+    ]
+    _log(
+        f"{len(rows)} settings × seeds {args.seeds} × {len(classes)} classes, {base.steps} steps, "
+        f"canvas {base.canvas}"
+    )
     results = []
     for description, config, spectrum_label, spectrum in rows:
         per_seed, seconds = [], 0.0
         for seed in args.seeds:
             start = time.perf_counter()
-            gallery = maco_hub.explain(target, classes=classes, config=config, spectrum=spectrum, seed=seed,
-                                       batch_size=args.batch_size, progress=False, device=args.device)
+            gallery = maco_hub.explain(
+                target,
+                classes=classes,
+                config=config,
+                spectrum=spectrum,
+                seed=seed,
+                batch_size=args.batch_size,
+                progress=False,
+                device=args.device,
+            )
             seconds += time.perf_counter() - start
             if args.keep:
                 folder = Path(args.keep) / f"{len(results)}-{spectrum_label}-seed{seed}"
-                maco_hub.save_gallery(gallery, folder,
-                                      title=f"{description} / {spectrum_label} / seed {seed}")
-            per_seed.append(evaluate(gallery, judges, reference=reference, crops=args.crops,
-                                     seed=args.eval_seed))
-            _log(f"{description} / {spectrum_label} / seed {seed}: "
-                 + ", ".join(f"{s['judge']} {_cell([s['top1']])} whole, {_cell([s['crops_top1']])} crops"
-                             for s in per_seed[-1].summary))
-        results.append({"setting": description, "spectrum": spectrum_label, "config": config.to_record(),
-                        "seconds_per_image": seconds / (len(args.seeds) * len(classes)),
-                        "evaluations": [e.to_record() for e in per_seed]})
-    run = {"classes": classes, "steps": base.steps, "canvas": base.canvas, "seeds": args.seeds,
-           "crops": args.crops, "eval_seed": args.eval_seed, "threads": torch.get_num_threads(),
-           "device": args.device or "auto", "results": results}
+                maco_hub.save_gallery(
+                    gallery, folder, title=f"{description} / {spectrum_label} / seed {seed}"
+                )
+            per_seed.append(
+                evaluate(gallery, judges, reference=reference, crops=args.crops, seed=args.eval_seed)
+            )
+            _log(
+                f"{description} / {spectrum_label} / seed {seed}: "
+                + ", ".join(
+                    f"{s['judge']} {_cell([s['top1']])} whole, {_cell([s['crops_top1']])} crops"
+                    for s in per_seed[-1].summary
+                )
+            )
+        results.append(
+            {
+                "setting": description,
+                "spectrum": spectrum_label,
+                "config": config.to_record(),
+                "seconds_per_image": seconds / (len(args.seeds) * len(classes)),
+                "evaluations": [e.to_record() for e in per_seed],
+            }
+        )
+    run = {
+        "classes": classes,
+        "steps": base.steps,
+        "canvas": base.canvas,
+        "seeds": args.seeds,
+        "crops": args.crops,
+        "eval_seed": args.eval_seed,
+        "threads": torch.get_num_threads(),
+        "device": args.device or "auto",
+        "results": results,
+    }
     print(_table([run], reference is not None))
     if args.json:
         Path(args.json).write_text(json.dumps(run, indent=1, default=str), encoding="utf-8")
 
 
 def _arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, help="optimization steps (default: EngineConfig's)")
     parser.add_argument("--canvas", type=int, help="canvas side in pixels (default: EngineConfig's)")
-    parser.add_argument("--classes", type=int, default=len(CLASSES),
-                        help=f"use the first N of {len(CLASSES)} ImageNet classes (default: all)")
-    parser.add_argument("--seeds", type=lambda t: [int(s) for s in t.split(",")], default=[0, 1],
-                        help="comma-separated seeds (default: 0,1)")
-    parser.add_argument("--settings", type=lambda t: [s for s in t.split(",") if s],
-                        default=list(ENGINE_SETTINGS),
-                        help=f"engine settings to run, from {list(ENGINE_SETTINGS)} (default: all)")
-    parser.add_argument("--spectrum", action="append", default=[], type=_labelled, metavar="LABEL=FILE",
-                        help="also run the default settings with this spectrum (repeatable)")
-    parser.add_argument("--reference", help="labelled real images for plausibility/Fréchet: a folder of "
-                                            "class folders or a Hub dataset id (e.g. imagenet-1k)")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=len(CLASSES),
+        help=f"use the first N of {len(CLASSES)} ImageNet classes (default: all)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=lambda t: [int(s) for s in t.split(",")],
+        default=[0, 1],
+        help="comma-separated seeds (default: 0,1)",
+    )
+    parser.add_argument(
+        "--settings",
+        type=lambda t: [s for s in t.split(",") if s],
+        default=list(ENGINE_SETTINGS),
+        help=f"engine settings to run, from {list(ENGINE_SETTINGS)} (default: all)",
+    )
+    parser.add_argument(
+        "--spectrum",
+        action="append",
+        default=[],
+        type=_labelled,
+        metavar="LABEL=FILE",
+        help="also run the default settings with this spectrum (repeatable)",
+    )
+    parser.add_argument(
+        "--reference",
+        help="labelled real images for plausibility/Fréchet: a folder of "
+        "class folders or a Hub dataset id (e.g. imagenet-1k)",
+    )
     parser.add_argument("--reference-per-class", type=int, default=16)
     parser.add_argument("--crops", type=int, default=16, help="crops judged per image (default: 16)")
     parser.add_argument("--eval-seed", type=int, default=0, help="seed of the judged crops (default: 0)")
     parser.add_argument("--batch-size", type=int, default=6)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--override", action="append", default=[], type=_override, metavar="FIELD=VALUE",
-                        help="change an EngineConfig field in every row, e.g. learning_rate=0.5 (repeatable)")
-    parser.add_argument("--spectrum-setting", default="default", choices=list(ENGINE_SETTINGS),
-                        help="engine setting the --spectrum rows use (default: default)")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        type=_override,
+        metavar="FIELD=VALUE",
+        help="change an EngineConfig field in every row, e.g. learning_rate=0.5 (repeatable)",
+    )
+    parser.add_argument(
+        "--spectrum-setting",
+        default="default",
+        choices=list(ENGINE_SETTINGS),
+        help="engine setting the --spectrum rows use (default: default)",
+    )
     parser.add_argument("--json", help="also write every evaluation to this JSON file")
-    parser.add_argument("--keep", metavar="DIR",
-                        help="also save each gallery (one per row of the table and seed) under DIR")
-    parser.add_argument("--table-from", nargs="+", metavar="JSON",
-                        help="print one table from earlier --json files (runs split over processes) and exit")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="also save each gallery (one per row of the table and seed) under DIR"
+    )
+    parser.add_argument(
+        "--table-from",
+        nargs="+",
+        metavar="JSON",
+        help="print one table from earlier --json files (runs split over processes) and exit",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.settings) - set(ENGINE_SETTINGS))
     if unknown:
@@ -182,8 +288,9 @@ def _override(text: str) -> tuple[str, object]:
     try:
         return field, json.loads(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: the value must be JSON, e.g. learning_rate=0.5 or "
-                                         'precision=\'"bf16"\'') from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the value must be JSON, e.g. learning_rate=0.5 or precision='\"bf16\"'"
+        ) from None
 
 
 def _rolloff_cycles(source: str) -> float:
@@ -192,8 +299,9 @@ def _rolloff_cycles(source: str) -> float:
     except ValueError:
         cycles = 0.0
     if not cycles > 0:
-        raise argparse.ArgumentTypeError(f"{source!r} must be rolloff:CYCLES with CYCLES > 0, "
-                                         "e.g. rolloff:160")
+        raise argparse.ArgumentTypeError(
+            f"{source!r} must be rolloff:CYCLES with CYCLES > 0, e.g. rolloff:160"
+        )
     return cycles
 
 
@@ -209,8 +317,14 @@ def _spectrum(source: str) -> Spectrum:
         return Spectrum((shipped.magnitude.double() * gain).float(), metadata)
     if source.endswith(".npy"):
         magnitude = torch.from_numpy(np.load(source)).float()
-        return Spectrum(magnitude, {"source": Path(source).name, "color_space": "decorrelated-lucid",
-                                    "width": str(2 * (magnitude.shape[-1] - 1))})
+        return Spectrum(
+            magnitude,
+            {
+                "source": Path(source).name,
+                "color_space": "decorrelated-lucid",
+                "width": str(2 * (magnitude.shape[-1] - 1)),
+            },
+        )
     return load_spectrum(source)
 
 
@@ -253,18 +367,22 @@ def _table(runs: list[dict], with_reference: bool) -> str:
             evaluations = result["evaluations"]
             cells = [_label(result, run), result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
             cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
-            cells += [_cell(_mean(evaluations, key, JUDGES))
-                      for key in ("top1", "crops_top1", "prob", "crops_prob")]
+            cells += [
+                _cell(_mean(evaluations, key, JUDGES)) for key in ("top1", "crops_top1", "prob", "crops_prob")
+            ]
             if with_reference:
-                cells += [_cell(_mean(evaluations, key, JUDGES))
-                          for key in ("plausibility", "crops_plausibility")]
+                cells += [
+                    _cell(_mean(evaluations, key, JUDGES)) for key in ("plausibility", "crops_plausibility")
+                ]
                 cells += [_cell(_mean(evaluations, "frechet_pooled", JUDGES), 1)]
             cells += [f"{result['seconds_per_image']:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
     conditions = sorted({_conditions(run) for run in runs})
-    caption = ("Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2 (top-1 on the whole "
-               "canvas and on crops of 25–30 % placed uniformly over it; cells: mean over seeds ± half the "
-               "spread between them).")
+    caption = (
+        "Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2 (top-1 on the whole "
+        "canvas and on crops of 25–30 % placed uniformly over it; cells: mean over seeds ± half the "
+        "spread between them)."
+    )
     return "\n".join([caption, *conditions, "", *lines, ""])
 
 
@@ -284,10 +402,12 @@ def _label(result: dict, run: dict) -> str:
 
 
 def _conditions(run: dict) -> str:
-    return (f"- {len(run['classes'])} classes ({', '.join(run['classes'])}), seeds "
-            f"{', '.join(map(str, run['seeds']))}, {run['steps']} steps, canvas {run['canvas']} unless the "
-            f"setting says otherwise, {run['crops']} judged crops per image (seed {run['eval_seed']}), "
-            f"{run['threads']} CPU thread(s) or device {run['device']}.")
+    return (
+        f"- {len(run['classes'])} classes ({', '.join(run['classes'])}), seeds "
+        f"{', '.join(map(str, run['seeds']))}, {run['steps']} steps, canvas {run['canvas']} unless the "
+        f"setting says otherwise, {run['crops']} judged crops per image (seed {run['eval_seed']}), "
+        f"{run['threads']} CPU thread(s) or device {run['device']}."
+    )
 
 
 def _log(text: str) -> None:

@@ -48,10 +48,19 @@ def headless_chromium() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="maco_hub_chromium_")
     options = webdriver.ChromeOptions()
     options.binary_location = _first_existing(CHROMIUM_CANDIDATES, "chromium") or ""
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}",
-                 f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={WINDOW_SIZE[0]},{WINDOW_SIZE[1]}",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = Service(_first_existing(CHROMEDRIVER_CANDIDATES, "chromedriver"))

@@ -47,8 +47,12 @@ pytest_plugins = ["hub_server", "tiny_models"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--runslow", action="store_true", default=False,
-                     help="also run tests marked slow (or set MACO_HUB_RUNSLOW=1)")
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (or set MACO_HUB_RUNSLOW=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -108,8 +112,11 @@ def maco_cli(capsys, monkeypatch) -> Callable[..., subprocess.CompletedProcess]:
     logger = logging.getLogger("maco_hub")
     monkeypatch.setattr(logger, "handlers", list(logger.handlers))
     monkeypatch.setattr(logger, "level", logger.level)
-    for name in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS",
-                 "TRANSFORMERS_VERBOSITY"):
+    for name in (
+        "HF_HUB_DISABLE_PROGRESS_BARS",
+        "HF_DATASETS_DISABLE_PROGRESS_BARS",
+        "TRANSFORMERS_VERBOSITY",
+    ):
         if name in os.environ:  # the CLI sets these: put them back as they are after the test
             monkeypatch.setenv(name, os.environ[name])
         else:
@@ -122,4 +129,3 @@ def maco_cli(capsys, monkeypatch) -> Callable[..., subprocess.CompletedProcess]:
         return subprocess.CompletedProcess(["maco-hub", *args], code, out, err)
 
     return run
-

@@ -17,12 +17,19 @@ def hook_count(module: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in module.modules())
 
 
-def subprocess_cli(*args: str, timeout: float = 300, env: dict | None = None, **options
-                   ) -> subprocess.CompletedProcess:
+def subprocess_cli(
+    *args: str, timeout: float = 300, env: dict | None = None, **options
+) -> subprocess.CompletedProcess:
     """Run ``maco-hub ARGS`` as users do, in a new process (``env`` adds to this environment).
     The ``maco_cli`` fixture runs it in this process, which is much faster."""
-    return subprocess.run([sys.executable, "-m", "maco_hub.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, **options)
+    return subprocess.run(
+        [sys.executable, "-m", "maco_hub.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **options,
+    )
 
 
 def minimal_record(seed: int = 0, *, canvas: int = 32, stored_key: str | None = None):
@@ -30,6 +37,12 @@ def minimal_record(seed: int = 0, *, canvas: int = 32, stored_key: str | None = 
     from maco_hub.gallery.record import RowRecord
 
     objective = {"type": "ClassLogit", "class_id": 0}
-    return RowRecord(model_id="m", model_revision=None, objective_record=objective, seed=seed,
-                     config={"steps": 1, "canvas": canvas}, spectrum={"sha256": "0" * 64},
-                     stored_key=stored_key)
+    return RowRecord(
+        model_id="m",
+        model_revision=None,
+        objective_record=objective,
+        seed=seed,
+        config={"steps": 1, "canvas": canvas},
+        spectrum={"sha256": "0" * 64},
+        stored_key=stored_key,
+    )

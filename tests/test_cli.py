@@ -43,9 +43,21 @@ def test_layers_prints_a_table(tiny_zoo, maco_cli):
 def test_explain_writes_a_gallery_folder(tiny_zoo, tmp_path):
     tiny = tiny_zoo["resnet"]
     out = tmp_path / "gallery"
-    result = run_cli("explain", str(tiny.path), "--objective", "class:espresso", "class:1",
-                     f"{tiny.middle_layer}:0", "--steps", "2", "--canvas", "48",
-                     "--out", str(out), "--quiet")
+    result = run_cli(
+        "explain",
+        str(tiny.path),
+        "--objective",
+        "class:espresso",
+        "class:1",
+        f"{tiny.middle_layer}:0",
+        "--steps",
+        "2",
+        "--canvas",
+        "48",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert result.returncode == 0, result.stderr
     assert {"README.md", "index.html", "manifest.json", "data", "images"} <= {p.name for p in out.iterdir()}
     pngs = sorted(p.name for p in (out / "images").glob("*.png"))
@@ -70,8 +82,17 @@ def test_explain_writes_a_gallery_folder(tiny_zoo, tmp_path):
     ],
 )
 def test_errors_are_one_clear_line_with_exit_code_2(tiny_zoo, tmp_path, maco_cli, args, named):
-    result = maco_cli("explain", str(tiny_zoo["resnet"].path), *args, "--steps", "1",
-                     "--canvas", "48", "--out", str(tmp_path / "out"))
+    result = maco_cli(
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        *args,
+        "--steps",
+        "1",
+        "--canvas",
+        "48",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -106,8 +127,10 @@ def test_labels_lists_and_greps_class_names(tiny_zoo, maco_cli):
 def test_layers_filters(tiny_zoo, maco_cli):
     path = str(tiny_zoo["vit"].path)
     every = [row.split() for row in maco_cli("layers", path).stdout.splitlines()[1:]]
-    some = [row.split() for row in
-            maco_cli("layers", path, "--grep", "layers.1", "--kind", "tokens").stdout.splitlines()[1:]]
+    some = [
+        row.split()
+        for row in maco_cli("layers", path, "--grep", "layers.1", "--kind", "tokens").stdout.splitlines()[1:]
+    ]
     assert 0 < len(some) < len(every) and all(row in every for row in some)
     assert all("layers.1" in row[0] and row[1] == "tokens" for row in some)
     bad = maco_cli("layers", path, "--kind", "pixels")

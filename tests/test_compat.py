@@ -14,8 +14,13 @@ from maco_hub import objectives as obj
 
 DATA = Path(__file__).parent / "data"
 MODEL = DATA / "compat-vit"
-KEYS = ["c484e74740845d7295f9", "fb95c23c5e74418e8569", "33dade6b49faaf70f301", "ad1ca8de7e9835afca00",
-        "2c9f70134f6ac7d45b75"]
+KEYS = [
+    "c484e74740845d7295f9",
+    "fb95c23c5e74418e8569",
+    "33dade6b49faaf70f301",
+    "ad1ca8de7e9835afca00",
+    "2c9f70134f6ac7d45b75",
+]
 RUN = {"steps": 2, "canvas": 32, "device": "cpu", "progress": False, "batch_size": 2}
 MIX = obj.ClassLogit(3) - 0.5 * obj.Channel("vit.layers.0", 1, tokens="patch")
 
@@ -40,8 +45,9 @@ def test_the_old_gallery_loads_with_its_keys_records_and_evaluation(folder):
 def test_explain_over_the_same_objectives_adds_no_row(folder):
     before = sorted(p.name for p in (folder / "data").iterdir())
     maco_hub.explain(str(MODEL), classes=["espresso", 0], out=folder, threads=1, **RUN)
-    maco_hub.explain(str(MODEL), objectives=[obj.Channel("vit.layers.0", 2), MIX], out=folder, threads=1,
-                     **RUN)
+    maco_hub.explain(
+        str(MODEL), objectives=[obj.Channel("vit.layers.0", 2), MIX], out=folder, threads=1, **RUN
+    )
     gallery = maco_hub.explain(str(MODEL), classes=[1], out=folder, **RUN)
     assert [item.key for item in gallery] == KEYS
     assert sorted(p.name for p in (folder / "data").iterdir()) == before
@@ -52,8 +58,13 @@ def test_a_rerun_with_other_execution_settings_adds_no_row(folder):
     execution setting now, so automatic threads (or other resampling, crops per call) find them."""
     before = sorted(p.name for p in (folder / "data").iterdir())
     config = maco_hub.EngineConfig(steps=2, canvas=32, resample="batched", crops_per_forward=3)
-    gallery = maco_hub.explain(str(MODEL), classes=["espresso", 0, 1], out=folder, config=config,
-                               **{k: v for k, v in RUN.items() if k not in ("steps", "canvas")})
+    gallery = maco_hub.explain(
+        str(MODEL),
+        classes=["espresso", 0, 1],
+        out=folder,
+        config=config,
+        **{k: v for k, v in RUN.items() if k not in ("steps", "canvas")},
+    )
     assert [item.key for item in gallery] == KEYS
     assert sorted(p.name for p in (folder / "data").iterdir()) == before
 

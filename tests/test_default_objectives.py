@@ -20,9 +20,15 @@ PREP = {"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": SIZE}
 def _resnet_classifier(labels: list[str]):
     import transformers as T
 
-    config = T.ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic",
-                            num_labels=len(labels), id2label=dict(enumerate(labels)),
-                            label2id={n: i for i, n in enumerate(labels)})
+    config = T.ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={n: i for i, n in enumerate(labels)},
+    )
     torch.manual_seed(0)
     return maco_hub.load_model(T.ResNetForImageClassification(config), preprocessing=PREP)
 
@@ -95,8 +101,9 @@ def test_default_objectives_run_through_explain(tiny_zoo):
     for family in ("resnet", "dinov2"):
         model = loaded(family)
         choice = default_objectives(model, count=2)
-        gallery = maco_hub.explain(model, objectives=choice.objectives, steps=2, canvas=32,
-                                   progress=False, device="cpu")
+        gallery = maco_hub.explain(
+            model, objectives=choice.objectives, steps=2, canvas=32, progress=False, device="cpu"
+        )
         assert [item.objective for item in gallery] == [o.description for o in choice.objectives]
 
 

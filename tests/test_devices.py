@@ -40,8 +40,13 @@ def test_missing_devices_are_one_clear_error_listing_the_available_ones(name):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
 def test_cuda_without_cuda_is_refused_before_any_work():
     with pytest.raises(ConfigError, match="'cuda' does not exist on this machine"):
-        optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0], device="cuda",
-                 config=EngineConfig(steps=1, canvas=32, crops=1))
+        optimize(
+            lambda x, i: x.mean((1, 2, 3)),
+            PRE,
+            seeds=[0],
+            device="cuda",
+            config=EngineConfig(steps=1, canvas=32, crops=1),
+        )
 
 
 def test_memory_estimate_grows_with_canvas_and_batch():
@@ -54,8 +59,11 @@ def test_memory_estimate_grows_with_canvas_and_batch():
 def test_a_canvas_that_cannot_fit_is_refused_up_front_with_a_size_that_fits():
     gib = 2**30
     check_memory(512, 8, 6, (224, 224), torch.device("cpu"), available=4 * gib)  # fits: no error
-    with pytest.raises(ConfigError, match=r"canvas=20000 .* needs about \d+\.\d GiB .* 4\.0 GiB"
-                                          r".*use canvas=\d+ or less") as info:
+    with pytest.raises(
+        ConfigError,
+        match=r"canvas=20000 .* needs about \d+\.\d GiB .* 4\.0 GiB"
+        r".*use canvas=\d+ or less",
+    ) as info:
         check_memory(20000, 1, 6, (224, 224), torch.device("cpu"), available=4 * gib)
     fits = int(str(info.value).split("use canvas=")[1].split()[0])
     assert run_bytes(fits, 1, 6, (224, 224)) <= 4 * gib < run_bytes(fits + 16, 1, 6, (224, 224))
@@ -66,16 +74,22 @@ def test_a_canvas_that_cannot_fit_is_refused_up_front_with_a_size_that_fits():
 def test_optimize_refuses_a_huge_canvas_before_allocating():
     """canvas=20000 used to allocate ~5 GB and crash inside Spectrum.resized."""
     with pytest.raises(ConfigError, match="canvas=200000"):
-        optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0],
-                 config=EngineConfig(steps=1, canvas=200_000, crops=1))
+        optimize(
+            lambda x, i: x.mean((1, 2, 3)),
+            PRE,
+            seeds=[0],
+            config=EngineConfig(steps=1, canvas=200_000, crops=1),
+        )
 
 
 @pytest.mark.parametrize(
     ("free", "per_crop", "total", "expected"),
-    [(80 * 2**30, 100 * 2**20, 192, 192),  # plenty of memory: all crops at once
-     (10 * 2**30, 100 * 2**20, 192, 76),  # 7.5 GiB usable / 100 MiB
-     (50 * 2**20, 100 * 2**20, 192, 1),  # less than one crop: still 1
-     (10 * 2**30, 0, 48, 48)],  # nothing measured: all
+    [
+        (80 * 2**30, 100 * 2**20, 192, 192),  # plenty of memory: all crops at once
+        (10 * 2**30, 100 * 2**20, 192, 76),  # 7.5 GiB usable / 100 MiB
+        (50 * 2**20, 100 * 2**20, 192, 1),  # less than one crop: still 1
+        (10 * 2**30, 0, 48, 48),
+    ],  # nothing measured: all
 )
 def test_crops_per_call_from_free_memory(free, per_crop, total, expected):
     assert crops_per_call(free, per_crop, total) == expected
@@ -83,8 +97,16 @@ def test_crops_per_call_from_free_memory(free, per_crop, total, expected):
 
 @pytest.mark.parametrize(
     ("idle", "allowed", "configured", "expected"),
-    [(2.0, 2, 2, 2), (1.0, 2, 2, 1), (1.4, 2, 2, 1), (1.6, 2, 2, 2), (0.1, 2, 2, 1),
-     (15.2, 16, 16, 15), (8.0, 16, 4, 4), (3.0, 2, 8, 2)],
+    [
+        (2.0, 2, 2, 2),
+        (1.0, 2, 2, 1),
+        (1.4, 2, 2, 1),
+        (1.6, 2, 2, 2),
+        (0.1, 2, 2, 1),
+        (15.2, 16, 16, 15),
+        (8.0, 16, 4, 4),
+        (3.0, 2, 8, 2),
+    ],
 )
 def test_thread_count_follows_idle_cpus_within_limits(idle, allowed, configured, expected):
     assert threads.threads_for(idle, allowed, configured) == expected

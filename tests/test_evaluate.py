@@ -26,9 +26,16 @@ CANVAS = 64
 
 def _row(pixels: np.ndarray, label: str | None, key: str, *, kind: str = "class", class_id: int = 0):
     image = Image.fromarray(pixels.astype(np.uint8), mode="RGB")
-    return Visualization(image=image, alpha=Image.new("L", image.size), score=0.0,
-                         objective=f"class {label!r}", kind=kind, label=label, class_id=class_id,
-                         record=minimal_record(stored_key=key))
+    return Visualization(
+        image=image,
+        alpha=Image.new("L", image.size),
+        score=0.0,
+        objective=f"class {label!r}",
+        kind=kind,
+        label=label,
+        class_id=class_id,
+        record=minimal_record(stored_key=key),
+    )
 
 
 def _noise(seed: int, size: int = CANVAS) -> np.ndarray:
@@ -64,7 +71,7 @@ def test_frechet_distance_matches_the_matrix_square_root_formula():
         assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-9)
     assert frechet_distance(a, a) == pytest.approx(0, abs=1e-8)
     shift = np.arange(6.0)
-    assert frechet_distance(a + shift, a) == pytest.approx(np.sum(shift ** 2))
+    assert frechet_distance(a + shift, a) == pytest.approx(np.sum(shift**2))
 
 
 def test_plausibility_is_the_median_cosine_similarity():
@@ -85,14 +92,24 @@ def test_frechet_distance_rejects_mismatched_sets(bad):
 def test_rows_are_judged_by_label_name_not_by_index(tiny_zoo):
     judge = loaded("resnet")  # labels: "tabby, tabby cat", "tiger cat", ..., "crane", "crane"
     pixels = _noise(1)
-    rows = [_row(pixels, "tabby cat", "short-name", class_id=3),  # index 3 is espresso: ignored
-            _row(pixels, "crane", "ambiguous"), _row(pixels, "zebra", "unknown"),
-            _row(pixels, "3", "digits"), _row(pixels, None, "unnamed"),
-            _row(pixels, None, "channel", kind="channel")]
+    rows = [
+        _row(pixels, "tabby cat", "short-name", class_id=3),  # index 3 is espresso: ignored
+        _row(pixels, "crane", "ambiguous"),
+        _row(pixels, "zebra", "unknown"),
+        _row(pixels, "3", "digits"),
+        _row(pixels, None, "unnamed"),
+        _row(pixels, None, "channel", kind="channel"),
+    ]
     result = evaluate(rows, {"tiny": judge}, crops=4, seed=0)
     status = {key: values["eval_tiny_status"] for key, values in result.rows.items()}
-    assert status == {"short-name": "ok", "ambiguous": "label not in judge", "unknown": "label not in judge",
-                      "digits": "label not in judge", "unnamed": "no label", "channel": "not a class row"}
+    assert status == {
+        "short-name": "ok",
+        "ambiguous": "label not in judge",
+        "unknown": "label not in judge",
+        "digits": "label not in judge",
+        "unnamed": "no label",
+        "channel": "not a class row",
+    }
     logits, _ = logits_and_features(judge, judge_views(judge, rows[0].image, crop_fractions(4, 0)))
     probs = logits.softmax(-1)
     judged = result.rows["short-name"]
@@ -111,8 +128,17 @@ def test_rows_are_judged_by_label_name_not_by_index(tiny_zoo):
 def test_evaluation_of_an_explained_gallery_folder(tiny_zoo, tmp_path):
     model = loaded("vit")
     folder = tmp_path / "gallery"
-    maco_hub.explain(model, classes=[0, 3], layer=tiny_zoo["vit"].middle_layer, channels=[1],
-                     steps=2, canvas=48, progress=False, device="cpu", out=folder)
+    maco_hub.explain(
+        model,
+        classes=[0, 3],
+        layer=tiny_zoo["vit"].middle_layer,
+        channels=[1],
+        steps=2,
+        canvas=48,
+        progress=False,
+        device="cpu",
+        out=folder,
+    )
     gallery = maco_hub.load_gallery(folder)
     judges = [model, loaded("deit"), tiny_zoo["deit"].path]  # two judges share the name "deit"
     result = evaluate(folder, judges, crops=3, seed=1)
@@ -152,11 +178,14 @@ def test_a_different_seed_gives_different_crops_but_the_same_whole_canvas(tiny_z
     assert column(a, "crops_prob") != column(b, "crops_prob")
 
 
-@pytest.mark.parametrize(("judges", "options", "message"), [
-    ([], {}, "judges=\\[\\] is empty"),
-    (["vit_backbone"], {}, "not an image classifier"),
-    (["vit"], {"crops": -1}, "crops=-1"),
-])
+@pytest.mark.parametrize(
+    ("judges", "options", "message"),
+    [
+        ([], {}, "judges=\\[\\] is empty"),
+        (["vit_backbone"], {}, "not an image classifier"),
+        (["vit"], {"crops": -1}, "crops=-1"),
+    ],
+)
 def test_bad_arguments_are_one_clear_error(tiny_zoo, judges, options, message):
     rows = [_row(_noise(0), "espresso", "r")]
     with pytest.raises(ConfigError, match=message):
@@ -180,13 +209,18 @@ def _write_reference(root, classes: dict[str, list[np.ndarray]]):
 
 
 def test_reference_folder_is_read_by_class_name_with_a_cap_and_hostile_files_skipped(tiny_zoo, tmp_path):
-    root = _write_reference(tmp_path / "ref", {"tabby cat": [_noise(i, 40) for i in range(5)],
-                                               "espresso": [_noise(9, 50)], "zebra": [_noise(8)]})
+    root = _write_reference(
+        tmp_path / "ref",
+        {"tabby cat": [_noise(i, 40) for i in range(5)], "espresso": [_noise(9, 50)], "zebra": [_noise(8)]},
+    )
     (root / "tabby cat" / "notes.txt").write_text("not an image")
     (root / "espresso" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     (root / ".cache").mkdir()
-    rows = [_row(_noise(20), "tabby, tabby cat", "cat"), _row(_noise(21), "espresso", "coffee"),
-            _row(_noise(22), "tiger cat", "no-reference")]
+    rows = [
+        _row(_noise(20), "tabby, tabby cat", "cat"),
+        _row(_noise(21), "espresso", "coffee"),
+        _row(_noise(22), "tiger cat", "no-reference"),
+    ]
     result = evaluate(rows, {"j": loaded("resnet")}, reference=root, reference_per_class=3, crops=2)
     assert result.rows["cat"]["eval_j_reference_images"] == 3
     assert result.rows["coffee"]["eval_j_reference_images"] == 1  # the broken file was skipped
@@ -217,10 +251,12 @@ def test_reference_streamed_from_a_hub_dataset(online_hub, tiny_zoo):
     names = ["espresso", "tabby cat", "zebra"]
     labels = [0, 1, 0, 2, 0, 1, 0]
     table = datasets.Dataset.from_dict(
-        {"img": [Image.fromarray(_noise(i, 36).astype(np.uint8)) for i in range(len(labels))],
-         "category": labels},
-        features=datasets.Features({"img": datasets.Image(),
-                                    "category": datasets.ClassLabel(names=names)}))
+        {
+            "img": [Image.fromarray(_noise(i, 36).astype(np.uint8)) for i in range(len(labels))],
+            "category": labels,
+        },
+        features=datasets.Features({"img": datasets.Image(), "category": datasets.ClassLabel(names=names)}),
+    )
     repo_id = online_hub.new_repo_id("reference")
     table.push_to_hub(repo_id)
     rows = [_row(_noise(30), "espresso", "coffee"), _row(_noise(31), "tabby, tabby cat", "cat")]
@@ -228,8 +264,9 @@ def test_reference_streamed_from_a_hub_dataset(online_hub, tiny_zoo):
     assert result.rows["coffee"]["eval_j_reference_images"] == 3  # 4 espresso rows, cap 3
     assert result.rows["cat"]["eval_j_reference_images"] == 2
     assert result.settings["reference_details"]["split"] == "train"
-    unlabelled = datasets.Dataset.from_dict({"img": table["img"][:2]},
-                                            features=datasets.Features({"img": datasets.Image()}))
+    unlabelled = datasets.Dataset.from_dict(
+        {"img": table["img"][:2]}, features=datasets.Features({"img": datasets.Image()})
+    )
     bare_id = online_hub.new_repo_id("unlabelled")
     unlabelled.push_to_hub(bare_id)
     with pytest.raises(ConfigError, match="no ClassLabel column"):
@@ -239,13 +276,11 @@ def test_reference_streamed_from_a_hub_dataset(online_hub, tiny_zoo):
 # ---------------------------------------------------------- real judges on real photographs
 
 
-
-
 def _square(pixels: np.ndarray, size: int = 256) -> np.ndarray:
     height, width = pixels.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
-    image = Image.fromarray(pixels[top:top + side, left:left + side])
+    image = Image.fromarray(pixels[top : top + side, left : left + side])
     return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC))
 
 
@@ -260,8 +295,10 @@ def test_real_photos_transfer_and_are_more_plausible_than_noise(builtin_photos):
     rows = [_row(_square(photos[name]), label, name) for name, label in classes.items()]
     rows += [_row(_noise(i, 256), label, f"noise-{label}") for i, label in enumerate(classes.values())]
     # reference: other views of the photos (mirrored, zoomed in), never the row's own pixels
-    reference = {label: [photos[name][:, ::-1], _square(photos[name][20:-20, 30:-30], 300)]
-                 for name, label in classes.items()}
+    reference = {
+        label: [photos[name][:, ::-1], _square(photos[name][20:-20, 30:-30], 300)]
+        for name, label in classes.items()
+    }
     result = evaluate(rows, judges, reference=reference, crops=8, seed=0)
     for judge in judges:
         column = lambda key, field, judge=judge: result.rows[key][f"eval_{judge}_{field}"]  # noqa: E731
@@ -285,8 +322,9 @@ def test_repeated_rows_are_evaluated_once_and_keyless_rows_get_positions(tiny_zo
 
 
 def test_hub_gallery_by_repo_id_whole_canvas_only(online_hub, tiny_zoo):
-    gallery = maco_hub.explain(loaded("vit"), classes=["espresso", "tiger cat"], steps=2, canvas=40,
-                               progress=False, device="cpu")
+    gallery = maco_hub.explain(
+        loaded("vit"), classes=["espresso", "tiger cat"], steps=2, canvas=40, progress=False, device="cpu"
+    )
     repo_id = online_hub.new_repo_id("judged")
     maco_hub.push_gallery(gallery, repo_id)
     result = evaluate(repo_id, {"j": loaded("swin")}, crops=0)
@@ -301,14 +339,28 @@ def test_hub_gallery_by_repo_id_whole_canvas_only(online_hub, tiny_zoo):
 # ------------------------------------------------------------------ hostile arguments (issue 14)
 
 
-@pytest.mark.parametrize("options", [
-    {"crops": 10**8}, {"crops": 1025}, {"crops": True}, {"crops": 2.5}, {"crops": "16"},
-    {"seed": -1}, {"seed": 2**32}, {"seed": 2**70}, {"seed": True}, {"seed": 1.5}, {"seed": "abc"},
-    {"seed": None}, {"reference_per_class": 0}, {"reference_per_class": 10**6},
-    {"reference_per_class": False},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"crops": 10**8},
+        {"crops": 1025},
+        {"crops": True},
+        {"crops": 2.5},
+        {"crops": "16"},
+        {"seed": -1},
+        {"seed": 2**32},
+        {"seed": 2**70},
+        {"seed": True},
+        {"seed": 1.5},
+        {"seed": "abc"},
+        {"seed": None},
+        {"reference_per_class": 0},
+        {"reference_per_class": 10**6},
+        {"reference_per_class": False},
+    ],
+)
 def test_bad_counts_and_seeds_are_one_clear_error_before_any_work(tiny_zoo, options):
-    (name, value), = options.items()
+    ((name, value),) = options.items()
     rows = [_row(_noise(0), "espresso", "r")]
     with pytest.raises(ConfigError, match=rf"^{name}={re.escape(repr(value))} must be an integer from"):
         evaluate(rows, ["no/such-judge-is-loaded"], **options)  # refused before loading the judge
@@ -316,8 +368,9 @@ def test_bad_counts_and_seeds_are_one_clear_error_before_any_work(tiny_zoo, opti
 
 def test_numpy_integers_are_taken_as_ints(tiny_zoo):
     rows = [_row(_noise(0), "espresso", "r")]
-    result = evaluate(rows, {"j": loaded("vit")}, crops=np.int64(2), seed=np.uint32(3),
-                      reference_per_class=np.int16(2))
+    result = evaluate(
+        rows, {"j": loaded("vit")}, crops=np.int64(2), seed=np.uint32(3), reference_per_class=np.int16(2)
+    )
     assert (result.settings["crops"], result.settings["seed"]) == (2, 3)
     assert type(result.settings["crops"]) is int and type(result.settings["seed"]) is int
     json.dumps(result.to_record())
@@ -337,19 +390,22 @@ def test_many_crops_are_judged_in_batches_with_the_results_of_one_call(tiny_zoo)
     assert result.rows["r"]["eval_j_crops_prob"] == pytest.approx(float(probs[1:, 3].mean()), abs=1e-6)
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--seed", "-1"], "seed=-1"),
-    (["--crops", "100000000"], "crops=100000000"),
-    (["--reference-per-class", "0"], "reference_per_class=0"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--seed", "-1"], "seed=-1"),
+        (["--crops", "100000000"], "crops=100000000"),
+        (["--reference-per-class", "0"], "reference_per_class=0"),
+    ],
+)
 def test_cli_bad_counts_and_seeds_exit_2_and_write_nothing(tiny_zoo, tmp_path, maco_cli, args, named):
     folder = tmp_path / "gallery"
-    maco_hub.explain(loaded("vit"), classes=[3], steps=1, canvas=32, progress=False, device="cpu",
-                     out=folder)
+    maco_hub.explain(loaded("vit"), classes=[3], steps=1, canvas=32, progress=False, device="cpu", out=folder)
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     for out in ([], ["--out", str(tmp_path / "copy")]):
-        result = maco_cli("gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["vit"].path),
-                          *args, *out)
+        result = maco_cli(
+            "gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["vit"].path), *args, *out
+        )
         assert result.returncode == 2 and "Traceback" not in result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and named in errors[0] and "must be an integer from" in errors[0]
@@ -363,12 +419,18 @@ def test_reference_folder_with_fifos_folders_and_bombs_does_not_hang(tmp_path):
 
     root = _write_reference(tmp_path / "ref", {"espresso": [_noise(1, 40), _noise(2, 40)]})
     _hostile_files(root / "espresso")
-    code = ("import sys; from pathlib import Path; from maco_hub.legibility.reference import load_reference; "
-            "from maco_hub._image_files import read_image_file; "
-            "print(read_image_file(Path(sys.argv[2])), "
-            "len(load_reference(sys.argv[1], per_class=100).images['espresso']))")
-    result = subprocess.run([sys.executable, "-c", code, str(root), str(root / "espresso" / "pipe.png")],
-                            capture_output=True, text=True, timeout=60)
+    code = (
+        "import sys; from pathlib import Path; from maco_hub.legibility.reference import load_reference; "
+        "from maco_hub._image_files import read_image_file; "
+        "print(read_image_file(Path(sys.argv[2])), "
+        "len(load_reference(sys.argv[1], per_class=100).images['espresso']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(root), str(root / "espresso" / "pipe.png")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "2"]
     assert "pipe.png skipped: not a regular file" in result.stderr

@@ -33,8 +33,9 @@ from maco_hub.gallery.keys import canonical_json, seed_for
 def test_explain_every_family(tiny_zoo, family):
     tiny = tiny_zoo[family]
     classes = [0] if tiny.has_classifier else None
-    gallery = maco_hub.explain(str(tiny.path), classes=classes, layer=tiny.middle_layer,
-                               channels=[0, 1], batch_size=2, **QUICK)
+    gallery = maco_hub.explain(
+        str(tiny.path), classes=classes, layer=tiny.middle_layer, channels=[0, 1], batch_size=2, **QUICK
+    )
     assert len(gallery) == (3 if tiny.has_classifier else 2)
     for item in gallery:
         assert item.image.mode == "RGB" and item.image.size == (48, 48)
@@ -54,8 +55,7 @@ def test_explain_every_family(tiny_zoo, family):
 
 def test_class_names_resolve_and_seeds_follow_the_objective_not_its_position(tiny_zoo):
     model = loaded("resnet")
-    gallery = maco_hub.explain(model, classes=["tiger cat", "espresso", 2], batch_size=2, seed=10,
-                               **QUICK)
+    gallery = maco_hub.explain(model, classes=["tiger cat", "espresso", 2], batch_size=2, seed=10, **QUICK)
     assert [item.class_id for item in gallery] == [1, 3, 2]
     assert len({item.seed for item in gallery}) == 3
     # the third image ran alone in the second batch: explaining it alone, first in its list,
@@ -147,28 +147,33 @@ def test_a_loaded_model_moves_where_asked_and_stays(tiny_zoo):
     assert again[0].record.device == "cuda"
 
 
-@pytest.mark.parametrize(("arguments", "named"), [
-    ({"classes": [True]}, "class_id=True"),  # used to visualize class 1
-    ({"classes": [1.5]}, "class_id=1.5"),
-    ({"classes": 3}, "classes=3 is not a list: pass a list such as classes=[3]"),
-    ({"classes": []}, "classes=[] is empty"),  # used to run the defaults silently
-    ({"layer": "vit.layers.0", "channels": []}, "channels=[] is empty"),
-    ({"layer": "vit.layers.0", "channels": [1.5]}, "unit=1.5"),  # used to be truncated to 1
-    ({"layer": 3, "channels": [1]}, "layer=3"),
-    ({"objectives": [3]}, "objectives entry 3 is not an objective"),
-    ({"objectives": "class:0"}, "objectives='class:0' is not a list"),
-    ({"classes": [0], "steps": 2.5}, "steps=2.5"), ({"classes": [0], "steps": True}, "steps=True"),
-    ({"classes": [0], "steps": 3_000_000}, "steps=3000000"),
-    ({"classes": [0], "canvas": "32"}, "canvas='32'"),
-    ({"classes": [0], "canvas": 32.5}, "canvas=32.5 is invalid"),  # was blamed on "Spectrum height"
-    ({"classes": [0], "seed": "abc"}, "seed='abc'"), ({"classes": [0], "seed": None}, "seed=None"),
-    ({"classes": [0], "seed": 1.5}, "seed=1.5"),  # used to be truncated to 1
-    ({"classes": [0], "seed": 2**70}, f"seed={2**70}"),  # used to give seed 0's rows
-    ({"classes": [0], "seed": -1}, "seed=-1"),  # -1 and 2**31 - 1 gave the same rows
-    ({"classes": [0], "batch_size": "8"}, "batch_size='8'"),
-    ({"classes": [0], "batch_size": True}, "batch_size=True"),
-    ({"classes": [0], "config": {"steps": 2}}, "config={'steps': 2} is not an EngineConfig"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"classes": [True]}, "class_id=True"),  # used to visualize class 1
+        ({"classes": [1.5]}, "class_id=1.5"),
+        ({"classes": 3}, "classes=3 is not a list: pass a list such as classes=[3]"),
+        ({"classes": []}, "classes=[] is empty"),  # used to run the defaults silently
+        ({"layer": "vit.layers.0", "channels": []}, "channels=[] is empty"),
+        ({"layer": "vit.layers.0", "channels": [1.5]}, "unit=1.5"),  # used to be truncated to 1
+        ({"layer": 3, "channels": [1]}, "layer=3"),
+        ({"objectives": [3]}, "objectives entry 3 is not an objective"),
+        ({"objectives": "class:0"}, "objectives='class:0' is not a list"),
+        ({"classes": [0], "steps": 2.5}, "steps=2.5"),
+        ({"classes": [0], "steps": True}, "steps=True"),
+        ({"classes": [0], "steps": 3_000_000}, "steps=3000000"),
+        ({"classes": [0], "canvas": "32"}, "canvas='32'"),
+        ({"classes": [0], "canvas": 32.5}, "canvas=32.5 is invalid"),  # was blamed on "Spectrum height"
+        ({"classes": [0], "seed": "abc"}, "seed='abc'"),
+        ({"classes": [0], "seed": None}, "seed=None"),
+        ({"classes": [0], "seed": 1.5}, "seed=1.5"),  # used to be truncated to 1
+        ({"classes": [0], "seed": 2**70}, f"seed={2**70}"),  # used to give seed 0's rows
+        ({"classes": [0], "seed": -1}, "seed=-1"),  # -1 and 2**31 - 1 gave the same rows
+        ({"classes": [0], "batch_size": "8"}, "batch_size='8'"),
+        ({"classes": [0], "batch_size": True}, "batch_size=True"),
+        ({"classes": [0], "config": {"steps": 2}}, "config={'steps': 2} is not an EngineConfig"),
+    ],
+)
 def test_arguments_of_another_type_are_one_clear_error_before_any_model_loads(tmp_path, arguments, named):
     with pytest.raises(ConfigError, match=re.escape(named)):
         maco_hub.explain(str(tmp_path / "no-such-model"), **{**QUICK, **arguments})
@@ -179,25 +184,33 @@ def test_objectives_given_as_strings_are_read_like_the_command_line(tiny_zoo):
     tiny = tiny_zoo["resnet"]
     layer = tiny.middle_layer
     written = maco_hub.explain(loaded("resnet"), objectives=["class:tabby cat", f"{layer}:1", layer], **QUICK)
-    built = maco_hub.explain(loaded("resnet"), objectives=[obj.ClassLogit(0), obj.Channel(layer, 1),
-                                                           obj.LayerEnergy(layer)], **QUICK)
+    built = maco_hub.explain(
+        loaded("resnet"),
+        objectives=[obj.ClassLogit(0), obj.Channel(layer, 1), obj.LayerEnergy(layer)],
+        **QUICK,
+    )
     assert [item.key for item in written] == [item.key for item in built]
 
 
 def test_numpy_integers_give_the_rows_of_plain_ints(tiny_zoo):
     model, layer = loaded("resnet"), tiny_zoo["resnet"].middle_layer
-    plain = maco_hub.explain(model, classes=[1, 2], layer=layer, channels=[0], seed=3, batch_size=2,
-                             **QUICK)
-    numpy = maco_hub.explain(model, classes=np.array([1, 2]), layer=layer, channels=[np.int64(0)],
-                             seed=np.int64(3), batch_size=np.int64(2), **QUICK)
+    plain = maco_hub.explain(model, classes=[1, 2], layer=layer, channels=[0], seed=3, batch_size=2, **QUICK)
+    numpy = maco_hub.explain(
+        model,
+        classes=np.array([1, 2]),
+        layer=layer,
+        channels=[np.int64(0)],
+        seed=np.int64(3),
+        batch_size=np.int64(2),
+        **QUICK,
+    )
     assert [item.key for item in numpy] == [item.key for item in plain]
     json.dumps(numpy[0].record.to_dict())
 
 
 def test_seeds_at_both_ends_of_the_range_have_their_own_rows(tiny_zoo):
     model = loaded("resnet")
-    seeds = {maco_hub.explain(model, classes=[0], seed=seed, **QUICK)[0].seed
-             for seed in (0, 1, 2**31 - 1)}
+    seeds = {maco_hub.explain(model, classes=[0], seed=seed, **QUICK)[0].seed for seed in (0, 1, 2**31 - 1)}
     assert len(seeds) == 3
     record = {"type": "ClassLogit", "class_id": 0}
     assert seed_for(7, record) == (7 * 1_000_003 + zlib.crc32(canonical_json(record).encode())) % 2**31
@@ -238,15 +251,30 @@ def test_a_run_that_goes_non_finite_keeps_no_row_of_its_batch(tiny_zoo, overflow
     layer = tiny_zoo["resnet"].middle_layer
     named = re.escape("""objective "class 0 'tabby, tabby cat' (logit)" (seed """)
     with pytest.raises(NonFiniteError, match=rf"^{named}\d+\) became NaN or infinite.*cause: .*overflows"):
-        maco_hub.explain(str(overflowing), objectives=[obj.LayerEnergy(layer), obj.ClassLogit(0)],
-                         batch_size=1, out=tmp_path / "g", **QUICK)
+        maco_hub.explain(
+            str(overflowing),
+            objectives=[obj.LayerEnergy(layer), obj.ClassLogit(0)],
+            batch_size=1,
+            out=tmp_path / "g",
+            **QUICK,
+        )
     kept = GalleryFolder.open(tmp_path / "g").read()
     assert [item.kind for item in kept] == ["layer"]  # the batch before, which stayed finite
 
 
 def test_cli_reports_a_non_finite_run_in_one_line_and_saves_no_row(overflowing, tmp_path, maco_cli):
-    result = maco_cli("explain", str(overflowing), "--classes", "0", "--steps", "2", "--canvas", "32",
-                      "--out", str(tmp_path / "g"))
+    result = maco_cli(
+        "explain",
+        str(overflowing),
+        "--classes",
+        "0",
+        "--steps",
+        "2",
+        "--canvas",
+        "32",
+        "--out",
+        str(tmp_path / "g"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "objective \"class 0 'tabby, tabby cat' (logit)\"" in errors[0], result.stderr
@@ -254,16 +282,30 @@ def test_cli_reports_a_non_finite_run_in_one_line_and_saves_no_row(overflowing, 
     assert len(GalleryFolder.open(tmp_path / "g").read()) == 0
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--steps", "3000000"], "steps=3000000 is invalid: use an integer from 1 to 100000"),
-    (["--seed", str(2**31)], "seed=2147483648 is invalid: use an integer from 0 to 2147483647"),
-    (["--seed", "-1"], "seed=-1 is invalid"),
-    (["--canvas", "100000"], "canvas=100000 is invalid"),
-])
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--steps", "3000000"], "steps=3000000 is invalid: use an integer from 1 to 100000"),
+        (["--seed", str(2**31)], "seed=2147483648 is invalid: use an integer from 0 to 2147483647"),
+        (["--seed", "-1"], "seed=-1 is invalid"),
+        (["--canvas", "100000"], "canvas=100000 is invalid"),
+    ],
+)
 def test_cli_limits_are_one_clear_line_and_nothing_is_written(tiny_zoo, tmp_path, maco_cli, args, named):
     """--steps 3000000 died with std::bad_alloc at 3.5 GB; --seed 2**70 silently gave seed 0's rows."""
-    result = maco_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "0", "--steps", "1",
-                      "--canvas", "32", *args, "--out", str(tmp_path / "g"))
+    result = maco_cli(
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        "--classes",
+        "0",
+        "--steps",
+        "1",
+        "--canvas",
+        "32",
+        *args,
+        "--out",
+        str(tmp_path / "g"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and named in errors[0], result.stderr
@@ -271,8 +313,19 @@ def test_cli_limits_are_one_clear_line_and_nothing_is_written(tiny_zoo, tmp_path
 
 
 def test_cli_repeated_objectives_run_once(tiny_zoo, tmp_path, maco_cli):
-    result = maco_cli("explain", str(tiny_zoo["resnet"].path), "--objective", "class:1", "class:tiger cat",
-                      "--steps", "1", "--canvas", "32", "--out", str(tmp_path / "g"))
+    result = maco_cli(
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        "--objective",
+        "class:1",
+        "class:tiger cat",
+        "--steps",
+        "1",
+        "--canvas",
+        "32",
+        "--out",
+        str(tmp_path / "g"),
+    )
     assert result.returncode == 0, result.stderr
     assert "1 repeated objective(s) dropped" in result.stderr
     assert len(GalleryFolder.open(tmp_path / "g").read()) == 1

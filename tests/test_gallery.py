@@ -24,22 +24,45 @@ def assert_same_rows(a, b) -> None:
     for x, y in zip(a, b, strict=True):
         assert np.array_equal(pixels(x.image), pixels(y.image))
         assert np.array_equal(pixels(x.alpha), pixels(y.alpha))
-        assert (x.objective, x.kind, x.layer, x.unit, x.class_id, x.label) == \
-               (y.objective, y.kind, y.layer, y.unit, y.class_id, y.label)
+        assert (x.objective, x.kind, x.layer, x.unit, x.class_id, x.label) == (
+            y.objective,
+            y.kind,
+            y.layer,
+            y.unit,
+            y.class_id,
+            y.label,
+        )
         assert x.score == pytest.approx(y.score) and x.record == y.record
 
 
 def test_saved_gallery_reads_back_with_datasets_and_load_gallery(tiny_zoo, tmp_path):
     tiny = tiny_zoo["resnet"]
-    gallery = maco_hub.explain(loaded("resnet"), classes=["espresso", 1], layer=tiny.middle_layer,
-                               channels=[2], **QUICK)
+    gallery = maco_hub.explain(
+        loaded("resnet"), classes=["espresso", 1], layer=tiny.middle_layer, channels=[2], **QUICK
+    )
     folder = maco_hub.save_gallery(gallery, tmp_path / "g")
     rows = datasets.load_dataset(str(folder), split="train")
     assert isinstance(rows.features["image"], datasets.Image)
     assert isinstance(rows.features["alpha"], datasets.Image)
-    expected = {"model_id", "model_revision", "objective", "kind", "layer", "unit", "class_id", "label",
-                "score", "seed", "steps", "canvas", "spectrum_id", "spectrum_revision", "spectrum_sha256",
-                "maco_hub_version", "config"}
+    expected = {
+        "model_id",
+        "model_revision",
+        "objective",
+        "kind",
+        "layer",
+        "unit",
+        "class_id",
+        "label",
+        "score",
+        "seed",
+        "steps",
+        "canvas",
+        "spectrum_id",
+        "spectrum_revision",
+        "spectrum_sha256",
+        "maco_hub_version",
+        "config",
+    }
     assert expected <= set(rows.column_names)
     assert len(rows) == 3
     for row, item in zip(rows, gallery, strict=True):
@@ -78,8 +101,9 @@ def test_appending_adds_rows_without_losing_or_duplicating(tiny_zoo, tmp_path):
 
 
 def test_regenerate_reproduces_a_row(tiny_zoo, tmp_path):
-    gallery = maco_hub.explain(str(tiny_zoo["convnext"].path), classes=[0, 4, 2], batch_size=2,
-                               out=tmp_path / "g", **QUICK)
+    gallery = maco_hub.explain(
+        str(tiny_zoo["convnext"].path), classes=[0, 4, 2], batch_size=2, out=tmp_path / "g", **QUICK
+    )
     reloaded = maco_hub.load_gallery(tmp_path / "g")
     for index in (1, 2):  # a row of a full batch, and the row that ran alone
         # a local folder is recorded by its name only (portable), so the folder is passed again

@@ -29,8 +29,9 @@ QUICK = {**helpers.QUICK, "steps": 2, "canvas": 32}
 def folder(tiny_zoo, tmp_path):
     """A gallery folder of two class rows and one channel row (not evaluated)."""
     out = tmp_path / "gallery"
-    maco_hub.explain(loaded("vit"), classes=[0, 3], layer=tiny_zoo["vit"].middle_layer, channels=[1],
-                     out=out, **QUICK)
+    maco_hub.explain(
+        loaded("vit"), classes=[0, 3], layer=tiny_zoo["vit"].middle_layer, channels=[1], out=out, **QUICK
+    )
     return out
 
 
@@ -71,8 +72,9 @@ def test_results_become_columns_card_section_and_json(folder):
         assert {c: row[c] for c in result.columns} == pytest.approx(dict(values))
     statuses = sorted(rows["eval_deit_status"])
     assert statuses == ["not a class row", "ok", "ok"]
-    assert [p for p, s in zip(rows["eval_deit_prob"], rows["eval_deit_status"], strict=True)
-            if s != "ok"] == [None]
+    assert [
+        p for p, s in zip(rows["eval_deit_prob"], rows["eval_deit_status"], strict=True) if s != "ok"
+    ] == [None]
 
     listed, present = _listed_and_present(folder)
     assert listed == present and set(listed).isdisjoint(old_shards)  # rewritten, old ones removed
@@ -83,7 +85,7 @@ def test_results_become_columns_card_section_and_json(folder):
     assert [i.alpha.tobytes() for i in again] == [i.alpha.tobytes() for i in before]
 
     card = (folder / "README.md").read_text()
-    section = card[card.index("## Legibility"):card.index("## Columns")]
+    section = card[card.index("## Legibility") : card.index("## Columns")]
     assert "- Judges: deit: deit" in section
     assert "- Crops: 2 per row, 25%–30% of the canvas, seed 5" in section
     assert "- Reference: none" in section and "- Rows evaluated: 3 of 3\n" in section
@@ -123,8 +125,11 @@ def test_reevaluation_replaces_the_same_judge_and_keeps_others(folder, tiny_zoo)
     assert stored.summary[1]["model_id"] == loaded("convnext").model_id
     for key, values in replaced.rows.items():
         assert stored.rows[key]["eval_a_prob"] == values["eval_a_prob"]
-    assert any(stored.rows[k]["eval_a_prob"] != v["eval_a_prob"] for k, v in first.rows.items()
-               if v["eval_a_prob"] is not None)
+    assert any(
+        stored.rows[k]["eval_a_prob"] != v["eval_a_prob"]
+        for k, v in first.rows.items()
+        if v["eval_a_prob"] is not None
+    )
     other_seed = maco_hub.evaluate(folder, {"c": loaded("deit")}, crops=2, seed=9, out=folder)
     assert maco_hub.load_gallery(folder).evaluation == other_seed  # measured otherwise: replaced
     columns = datasets.load_dataset(str(folder), split="train").column_names
@@ -136,15 +141,18 @@ def _record(folder):
     return json.loads((folder / EVALUATION_NAME).read_text())
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda r: r["rows"][next(iter(r["rows"]))].update(eval_deit_prob="<script>"), "eval_deit_prob"),
-    (lambda r: r["summary"][0].update(judge="<b>x</b>"), "judge 0"),
-    (lambda r: r["summary"][0].update(rows=True), "rows"),
-    (lambda r: r["settings"].update(crop_side="{{ x }}"), "crop_side"),
-    (lambda r: r["rows"].update({"../../etc": {}}), "'../../etc'"),
-    (lambda r: r.update(summary=r["summary"] * 2), "judge twice"),
-    (lambda r: r.update(rows=[]), "'rows' \\(object\\)"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["rows"][next(iter(r["rows"]))].update(eval_deit_prob="<script>"), "eval_deit_prob"),
+        (lambda r: r["summary"][0].update(judge="<b>x</b>"), "judge 0"),
+        (lambda r: r["summary"][0].update(rows=True), "rows"),
+        (lambda r: r["settings"].update(crop_side="{{ x }}"), "crop_side"),
+        (lambda r: r["rows"].update({"../../etc": {}}), "'../../etc'"),
+        (lambda r: r.update(summary=r["summary"] * 2), "judge twice"),
+        (lambda r: r.update(rows=[]), "'rows' \\(object\\)"),
+    ],
+)
 def test_crafted_evaluation_json_is_refused(folder, change, message):
     maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)
     record = _record(folder)
@@ -203,8 +211,16 @@ def test_html_in_stored_text_is_escaped_in_card_and_page(folder):
 
 def test_interrupted_evaluation_leaves_the_gallery_and_repair_drops_a_stale_result(folder, tiny_zoo):
     maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)
-    result = helpers.subprocess_cli("gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["swin"].path),
-                                    "--crops", "1", env={"MACO_HUB_TEST_KILL_AFTER": "after-eval-shards"})
+    result = helpers.subprocess_cli(
+        "gallery",
+        "evaluate",
+        str(folder),
+        "--judge",
+        str(tiny_zoo["swin"].path),
+        "--crops",
+        "1",
+        env={"MACO_HUB_TEST_KILL_AFTER": "after-eval-shards"},
+    )
     assert result.returncode == -9
     assert maco_hub.load_gallery(folder).evaluation.summary[0]["judge"] == "deit"  # as before
     listed, present = _listed_and_present(folder)
@@ -234,18 +250,42 @@ def test_cli_evaluates_a_folder_in_place(folder, maco_cli, tiny_zoo, tmp_path):
         for i in range(3):
             pixels = np.random.default_rng(seed * 10 + i).integers(0, 256, (40, 40, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(reference / name / f"{i}.png")
-    run = maco_cli("gallery", "evaluate", str(folder), "--judge", str(tiny_zoo["deit"].path),
-                   "--judge", str(tiny_zoo["swin"].path), "--crops", "2", "--seed", "3",
-                   "--reference", str(reference), "--reference-per-class", "2")
+    run = maco_cli(
+        "gallery",
+        "evaluate",
+        str(folder),
+        "--judge",
+        str(tiny_zoo["deit"].path),
+        "--judge",
+        str(tiny_zoo["swin"].path),
+        "--crops",
+        "2",
+        "--seed",
+        "3",
+        "--reference",
+        str(reference),
+        "--reference-per-class",
+        "2",
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("| judge | rows judged |") and "| deit (deit) | 2/2 |" in run.stdout
     assert f"stored in {folder}" in run.stdout
     rows = datasets.load_dataset(str(folder), split="train")
-    judged = [(p, n) for p, n, s in zip(rows["eval_swin_plausibility"], rows["eval_swin_reference_images"],
-                                        rows["eval_swin_status"], strict=True) if s == "ok"]
+    judged = [
+        (p, n)
+        for p, n, s in zip(
+            rows["eval_swin_plausibility"],
+            rows["eval_swin_reference_images"],
+            rows["eval_swin_status"],
+            strict=True,
+        )
+        if s == "ok"
+    ]
     assert len(judged) == 2 and all(-1 <= p <= 1 and n == 2 for p, n in judged)
-    assert "- Reference: folder photos: 4 images of 2 classes, at most 2 per class" in \
-        (folder / "README.md").read_text()
+    assert (
+        "- Reference: folder photos: 4 images of 2 classes, at most 2 per class"
+        in (folder / "README.md").read_text()
+    )
     shown = maco_cli("gallery", "show", str(folder))
     assert shown.returncode == 0 and "| swin (swin) | 2/2 |" in shown.stdout
     stored = maco_hub.load_gallery(folder).evaluation
@@ -258,13 +298,23 @@ def test_cli_hub_gallery_needs_a_destination(maco_cli, tiny_zoo):
     assert run.returncode == 2 and "pass --out DIR" in run.stderr and "--push REPO_ID" in run.stderr
 
 
-def test_cli_evaluates_a_hub_gallery_and_the_hub_shows_the_columns(online_hub, maco_cli, folder, tiny_zoo,
-                                                                      tmp_path):
+def test_cli_evaluates_a_hub_gallery_and_the_hub_shows_the_columns(
+    online_hub, maco_cli, folder, tiny_zoo, tmp_path
+):
     repo_id = online_hub.new_repo_id("evaluated")
     maco_hub.push_gallery(maco_hub.load_gallery(folder), repo_id)
     old = set(online_hub.list_files(repo_id, repo_type="dataset"))
-    run = maco_cli("gallery", "evaluate", repo_id, "--judge", str(tiny_zoo["deit"].path), "--crops", "1",
-                   "--push", repo_id)
+    run = maco_cli(
+        "gallery",
+        "evaluate",
+        repo_id,
+        "--judge",
+        str(tiny_zoo["deit"].path),
+        "--crops",
+        "1",
+        "--push",
+        repo_id,
+    )
     assert run.returncode == 0, run.stderr
     assert f"pushed to {repo_id}" in run.stdout
     files = set(online_hub.list_files(repo_id, repo_type="dataset"))
@@ -278,8 +328,17 @@ def test_cli_evaluates_a_hub_gallery_and_the_hub_shows_the_columns(online_hub, m
     assert "## Legibility" in card and "| deit (deit) |" in card
     # a local copy, judged by a second judge, pushed with `gallery push`: both judges on the Hub
     copy = tmp_path / "copy"
-    run = maco_cli("gallery", "evaluate", repo_id, "--judge", str(tiny_zoo["swin"].path), "--crops", "1",
-                   "--out", str(copy))
+    run = maco_cli(
+        "gallery",
+        "evaluate",
+        repo_id,
+        "--judge",
+        str(tiny_zoo["swin"].path),
+        "--crops",
+        "1",
+        "--out",
+        str(copy),
+    )
     assert run.returncode == 0, run.stderr
     assert [s["judge"] for s in maco_hub.load_gallery(copy).evaluation.summary] == ["deit", "swin"]
     assert maco_cli("gallery", "push", str(copy), repo_id).returncode == 0
@@ -288,7 +347,6 @@ def test_cli_evaluates_a_hub_gallery_and_the_hub_shows_the_columns(online_hub, m
 
 
 # --------------------------------------------------------------------------------- viewer
-
 
 
 def test_viewer_shows_chips_and_the_summary_in_chromium(browser, folder):
@@ -305,15 +363,22 @@ def test_viewer_shows_chips_and_the_summary_in_chromium(browser, folder):
         time.sleep(0.1)
     assert console_errors(browser) == []
     tiles = browser.find_elements(By.CSS_SELECTOR, ".tile")
-    chips = [(t.find_element(By.CSS_SELECTOR, ".chip.kind").text,
-              [c.text for c in t.find_elements(By.CSS_SELECTOR, ".chip.eval")]) for t in tiles]
+    chips = [
+        (
+            t.find_element(By.CSS_SELECTOR, ".chip.kind").text,
+            [c.text for c in t.find_elements(By.CSS_SELECTOR, ".chip.eval")],
+        )
+        for t in tiles
+    ]
     pattern = re.compile(r"^(deit|swin) [✓✗] p \d\.\d\d · crops (0|25|50|75|100) %$")
     class_chips = [c for kind, row in chips if kind == "class" for c in row]
     assert len(class_chips) == 4 and all(pattern.match(c) for c in class_chips), chips
     assert [row for kind, row in chips if kind == "channel"] == [[]]
     table = browser.find_element(By.ID, "legibility")
-    cells = [[c.text for c in r.find_elements(By.CSS_SELECTOR, "td")]
-             for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    cells = [
+        [c.text for c in r.find_elements(By.CSS_SELECTOR, "td")]
+        for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
     assert [row[0] for row in cells] == ["deit (<b>bold</b>)", "swin (swin)"]
     assert [row[1] for row in cells] == ["2/2", "2/2"]
     assert browser.find_elements(By.CSS_SELECTOR, "#legibility b") == []

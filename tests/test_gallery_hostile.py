@@ -46,8 +46,16 @@ ESCAPES = "\x1b]0;pwned\x07\x1b[2J"  # retitles and clears a terminal that print
 def three_rows(tiny_zoo, tmp_path_factory) -> Path:
     """A real gallery of 3 class rows in 2 shards (copied by the tests)."""
     out = tmp_path_factory.mktemp("three") / "g"
-    maco_hub.explain(str(tiny_zoo["resnet"].path), classes=[0, 1, 2], batch_size=2, out=out, steps=2,
-                     canvas=32, progress=False, device="cpu")
+    maco_hub.explain(
+        str(tiny_zoo["resnet"].path),
+        classes=[0, 1, 2],
+        batch_size=2,
+        out=out,
+        steps=2,
+        canvas=32,
+        progress=False,
+        device="cpu",
+    )
     return out
 
 
@@ -95,6 +103,7 @@ def _refused(result, *words: str) -> None:
 
 # ------------------------------------------------------------------------------------- links
 
+
 def test_two_galleries_sharing_a_linked_images_folder_lose_nothing(tiny_zoo, maco_cli, tmp_path):
     """The issue's reproduction: gA/images and gB/images link to one folder S; extending gB used
     to delete gA's images as 'left unfinished'."""
@@ -109,20 +118,31 @@ def test_two_galleries_sharing_a_linked_images_folder_lose_nothing(tiny_zoo, mac
         (tmp_path / name / "images").symlink_to(shared)
     before = files_under(shared)
     assert len(before) == 4
-    commands = [_explain_into(tiny_zoo, tmp_path / "gB", "2"), ["gallery", "repair", str(tmp_path / "gB")],
-                ["gallery", "html", str(tmp_path / "gA")], ["gallery", "show", str(tmp_path / "gA")]]
+    commands = [
+        _explain_into(tiny_zoo, tmp_path / "gB", "2"),
+        ["gallery", "repair", str(tmp_path / "gB")],
+        ["gallery", "html", str(tmp_path / "gA")],
+        ["gallery", "show", str(tmp_path / "gA")],
+    ]
     for command in commands:
         _refused(maco_cli(*command), "'images'", "is a symbolic link, not a folder", "replace the link")
     assert files_under(shared) == before
 
 
-LINKED = ["images", "data", MANIFEST_NAME, "README.md", "index.html", EVALUATION_NAME, ".maco_hub.lock",
-          "shard"]
+LINKED = [
+    "images",
+    "data",
+    MANIFEST_NAME,
+    "README.md",
+    "index.html",
+    EVALUATION_NAME,
+    ".maco_hub.lock",
+    "shard",
+]
 
 
 @pytest.mark.parametrize("entry", LINKED)
-def test_no_gallery_command_follows_a_link_inside_the_gallery(tiny_zoo, maco_cli, evaluated, tmp_path,
-                                                              entry):
+def test_no_gallery_command_follows_a_link_inside_the_gallery(tiny_zoo, maco_cli, evaluated, tmp_path, entry):
     """Each of the gallery's own folders and files, moved outside and linked back: every command
     refuses in one line (repair drops a linked shard, as a damaged one), and the target outside is
     neither read into the gallery, written nor deleted (the lock file is not truncated either)."""
@@ -138,8 +158,12 @@ def test_no_gallery_command_follows_a_link_inside_the_gallery(tiny_zoo, maco_cli
         (gallery / name).rename(target)
     (gallery / name).symlink_to(target)
     before = files_under(outside)
-    commands = [_explain_into(tiny_zoo, gallery, "3"), ["gallery", "html", str(gallery)],
-                ["gallery", "show", str(gallery)], ["gallery", "repair", str(gallery)]]
+    commands = [
+        _explain_into(tiny_zoo, gallery, "3"),
+        ["gallery", "html", str(gallery)],
+        ["gallery", "show", str(gallery)],
+        ["gallery", "repair", str(gallery)],
+    ]
     for command in commands:
         result = maco_cli(*command)
         if entry == "shard" and command[1] == "repair":
@@ -155,16 +179,19 @@ def test_no_gallery_command_follows_a_link_inside_the_gallery(tiny_zoo, maco_cli
     assert (gallery / name).is_symlink()
 
 
-def test_links_and_folders_among_images_and_shards_are_kept_not_followed(tiny_zoo, maco_cli, gallery,
-                                                                           tmp_path):
+def test_links_and_folders_among_images_and_shards_are_kept_not_followed(
+    tiny_zoo, maco_cli, gallery, tmp_path
+):
     """Entries maco_hub did not write are reported and kept: a link named like an unlisted shard
     or image, and a folder named like an image (it used to raise IsADirectoryError)."""
     outside = tmp_path / "precious.png"
     outside.write_bytes(b"not yours")
     unlisted = "0123456789abcdef0123"
-    strays = {gallery / "images" / f"{unlisted}.png": "link",
-              gallery / "images" / f"{unlisted}-transparent.png": "dir",
-              gallery / "data" / "train-0123456789abcdef.parquet": "link"}
+    strays = {
+        gallery / "images" / f"{unlisted}.png": "link",
+        gallery / "images" / f"{unlisted}-transparent.png": "dir",
+        gallery / "data" / "train-0123456789abcdef.parquet": "link",
+    }
     for path, kind in strays.items():
         if kind == "link":
             path.symlink_to(outside)
@@ -182,8 +209,12 @@ def test_a_folder_where_a_listed_image_belongs_is_one_line_for_repair(maco_cli, 
     key = _manifest(gallery)["shards"][0]["keys"][0]
     (gallery / "images" / f"{key}.png").unlink()
     (gallery / "images" / f"{key}.png").mkdir()
-    _refused(maco_cli("gallery", "repair", str(gallery)), f"'images/{key}.png'",
-             "is a folder, not a regular file", "move it out")
+    _refused(
+        maco_cli("gallery", "repair", str(gallery)),
+        f"'images/{key}.png'",
+        "is a folder, not a regular file",
+        "move it out",
+    )
 
 
 @pytest.mark.parametrize("entry", ["images", "data"])
@@ -203,6 +234,7 @@ def test_a_gallery_reached_through_a_link_the_user_named_works(tiny_zoo, maco_cl
 
 
 # ------------------------------------------------------------------------------------- hangs
+
 
 @pytest.mark.parametrize("entry", [EVALUATION_NAME, MANIFEST_NAME, "shard"])
 def test_a_fifo_in_a_gallery_is_refused_without_waiting(evaluated, entry):
@@ -224,9 +256,11 @@ def test_a_fifo_in_a_gallery_is_refused_without_waiting(evaluated, entry):
 
 # ------------------------------------------------------------------------------ images, decoders
 
+
 def _png_header(width: int, height: int, color_type: int = 2) -> bytes:
     """A PNG file's signature, IHDR (8-bit, ``color_type``), an empty IDAT and IEND: a few dozen
     bytes that claim any size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -266,8 +300,14 @@ def test_shard_images_are_checked_before_they_are_decoded(maco_cli, gallery, cas
 
 
 def test_a_row_a_gallery_could_not_read_back_is_not_written(tmp_path):
-    big = Visualization(image=Image.new("RGB", (4100, 4100)), alpha=Image.new("L", (4100, 4100)), score=0.0,
-                        objective="big", kind="class", record=minimal_record(canvas=4100))
+    big = Visualization(
+        image=Image.new("RGB", (4100, 4100)),
+        alpha=Image.new("L", (4100, 4100)),
+        score=0.0,
+        objective="big",
+        kind="class",
+        record=minimal_record(canvas=4100),
+    )
     recordless = dataclasses.replace(big, record=None)
     with pytest.raises(ConfigError, match="has no reproducibility record"):
         maco_hub.save_gallery(Gallery((recordless,)), tmp_path / "g")
@@ -278,8 +318,10 @@ def test_a_row_a_gallery_could_not_read_back_is_not_written(tmp_path):
 
 # ------------------------------------------------------------------- column types and records
 
+
 def _retyped(column: str, value):
     """A shard whose ``column`` holds strings (as parquet_bytes cannot write it)."""
+
     def change(rows):
         table = pq.read_table(io.BytesIO(parquet_bytes(rows)))
         index = table.schema.get_field_index(column)
@@ -287,6 +329,7 @@ def _retyped(column: str, value):
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         return buffer.getvalue()
+
     return change
 
 
@@ -303,14 +346,17 @@ def _with_record(**fields):
     def change(rows):
         record = {**json.loads(rows[0]["record"]), **fields}
         try:  # the key recomputed as an attacker would
-            identity = {name: record[name] for name in ("model_id", "model_revision", "objective_record",
-                                                         "seed", "config")}
+            identity = {
+                name: record[name]
+                for name in ("model_id", "model_revision", "objective_record", "seed", "config")
+            }
             identity["spectrum_sha256"] = record["spectrum"]["sha256"]
             rows[0]["key"] = record["key"] = key_of(identity)
         except TypeError:  # a string spectrum: the old code crashed here, in row_key
             pass
         rows[0]["record"] = json.dumps(record)
         return rows
+
     return change
 
 
@@ -332,8 +378,11 @@ def test_records_of_another_shape_are_refused_and_repair_drops_them(tiny_zoo, ma
         return rows
 
     _rewrite_shard(gallery, 0, as_list if fields is None else _with_record(**fields))
-    for command in (["gallery", "show", str(gallery)], ["gallery", "html", str(gallery)],
-                    _explain_into(tiny_zoo, gallery, "3")):
+    for command in (
+        ["gallery", "show", str(gallery)],
+        ["gallery", "html", str(gallery)],
+        _explain_into(tiny_zoo, gallery, "3"),
+    ):
         _refused(maco_cli(*command), "Row 0 of the gallery shard", message)
     with pytest.raises(GalleryError, match="Row 0"):
         maco_hub.save_gallery(maco_hub.load_gallery(gallery), gallery.parent / "copy")
@@ -344,9 +393,11 @@ def test_records_of_another_shape_are_refused_and_repair_drops_them(tiny_zoo, ma
 
 # ------------------------------------------------------------------------------- size limits
 
+
 @pytest.mark.parametrize("column", ["objective", "label", "model_id"])
 def test_a_huge_string_in_a_tiny_shard_is_refused_before_it_is_read(maco_cli, gallery, column):
     """5 MB of text in a zstd shard of a few kB: refused from the parquet metadata."""
+
     def change(rows):
         rows[0][column] = "a" * (5 << 20)
         table = pq.read_table(io.BytesIO(parquet_bytes(rows)))
@@ -357,8 +408,11 @@ def test_a_huge_string_in_a_tiny_shard_is_refused_before_it_is_read(maco_cli, ga
     name = _rewrite_shard(gallery, 0, change)
     assert (gallery / name).stat().st_size < 100_000
     for command in ("show", "html"):
-        _refused(maco_cli("gallery", command, str(gallery)), f"Column {column!r}", "over its limit of 65536 "
-                 "characters a row")
+        _refused(
+            maco_cli("gallery", command, str(gallery)),
+            f"Column {column!r}",
+            "over its limit of 65536 characters a row",
+        )
 
 
 def test_a_30_gib_shard_is_refused_from_its_size_and_repair_keeps_it(gallery):
@@ -378,9 +432,17 @@ def test_a_30_gib_shard_is_refused_from_its_size_and_repair_keeps_it(gallery):
 def test_big_appends_are_split_into_shards(monkeypatch, tmp_path):
     """A copy of a big gallery is not one shard over the reading limit: appends start a new
     shard once a shard's PNGs reach SHARD_TARGET_BYTES."""
-    rows = [Visualization(image=Image.new("RGB", (32, 32), (i, 0, 0)), alpha=Image.new("L", (32, 32)),
-                          score=1.0, objective=f"row {i}", kind="class", record=minimal_record(i))
-            for i in range(3)]
+    rows = [
+        Visualization(
+            image=Image.new("RGB", (32, 32), (i, 0, 0)),
+            alpha=Image.new("L", (32, 32)),
+            score=1.0,
+            objective=f"row {i}",
+            kind="class",
+            record=minimal_record(i),
+        )
+        for i in range(3)
+    ]
     monkeypatch.setattr(gallery_format, "SHARD_TARGET_BYTES", 1)
     folder = maco_hub.save_gallery(Gallery(tuple(rows)), tmp_path / "g")
     assert [len(entry["keys"]) for entry in _manifest(folder)["shards"]] == [1, 1, 1]
@@ -388,6 +450,7 @@ def test_big_appends_are_split_into_shards(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------------- failing file systems
+
 
 def _mount(*args: str) -> bool:
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0
@@ -408,8 +471,11 @@ def read_only(gallery):
 
 def test_a_read_only_gallery_is_read_and_refuses_writes_in_one_line(tiny_zoo, maco_cli, read_only):
     assert maco_cli("gallery", "show", str(read_only)).returncode == 0
-    for command in (_explain_into(tiny_zoo, read_only, "3"), ["gallery", "html", str(read_only)],
-                    ["gallery", "repair", str(read_only)]):
+    for command in (
+        _explain_into(tiny_zoo, read_only, "3"),
+        ["gallery", "html", str(read_only)],
+        ["gallery", "repair", str(read_only)],
+    ):
         _refused(maco_cli(*command), "Read-only file system", "choose a folder you can write to")
 
 
@@ -421,11 +487,20 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tiny_zoo, tmp_path):
     """A file size limit (EFBIG, what a full disk's ENOSPC looks like to maco_hub) in the middle
     of a batch: one line, the folder stays a consistent gallery, the same command then finishes."""
     out = tmp_path / "g"
-    command = [sys.executable, "-m", "maco_hub.cli", *_explain_into(tiny_zoo, out, "0", "1", "2"),
-               "--batch-size", "2", "--canvas", "96"]
+    command = [
+        sys.executable,
+        "-m",
+        "maco_hub.cli",
+        *_explain_into(tiny_zoo, out, "0", "1", "2"),
+        "--batch-size",
+        "2",
+        "--canvas",
+        "96",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    full = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env,
-                          preexec_fn=_limit_file_size)
+    full = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env=env, preexec_fn=_limit_file_size
+    )
     _refused(full, "Could not update the gallery", "File too large", "run the same command again")
     assert len(maco_hub.load_gallery(out)) in (0, 2)  # what is listed is complete
     assert not list(out.rglob("*.maco_hub.tmp"))
@@ -436,6 +511,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes(tiny_zoo, tmp_path):
 
 
 # ----------------------------------------------------------------------------- terminal escapes
+
 
 @pytest.fixture(scope="module")
 def escaping_model(tiny_zoo, tmp_path_factory) -> Path:
@@ -450,12 +526,27 @@ def escaping_model(tiny_zoo, tmp_path_factory) -> Path:
 
 def test_labels_ids_and_file_names_are_printed_as_visible_escapes(escaping_model, maco_cli, tmp_path):
     out = tmp_path / "g"
-    results = [maco_cli("labels", str(escaping_model)),
-               maco_cli("explain", str(escaping_model), "--classes", "0", "--out", str(out), *CLI_QUICK)]
+    results = [
+        maco_cli("labels", str(escaping_model)),
+        maco_cli("explain", str(escaping_model), "--classes", "0", "--out", str(out), *CLI_QUICK),
+    ]
     (out / f"notes{ESCAPES}.txt").write_text("stray")
-    results += [maco_cli("gallery", "show", str(out)), maco_cli("gallery", "repair", str(out)),
-                maco_cli("explain", str(escaping_model), "--classes", "1", "--out", str(out), "--steps", "2",
-                         "--canvas", "32")]
+    results += [
+        maco_cli("gallery", "show", str(out)),
+        maco_cli("gallery", "repair", str(out)),
+        maco_cli(
+            "explain",
+            str(escaping_model),
+            "--classes",
+            "1",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--canvas",
+            "32",
+        ),
+    ]
     for result in results:
         assert result.returncode == 0, result.stderr
         for char in "\x1b\x07\u202e\u200b":
@@ -490,6 +581,7 @@ def test_bidi_and_zero_width_characters_are_visible_in_card_and_page(escaping_mo
 
 
 # ---------------------------------------------------------------------------------- the rest
+
 
 def test_a_deleted_manifest_is_rebuilt_by_repair(maco_cli, evaluated, tmp_path):
     gallery = evaluated

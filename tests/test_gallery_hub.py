@@ -16,15 +16,34 @@ import maco_hub
 from maco_hub.errors import ConfigError, HubError
 
 QUICK = {**helpers.QUICK, "steps": 2}
-COLUMNS = {"image", "alpha", "model_id", "model_revision", "objective", "kind", "layer", "unit", "class_id",
-           "label", "score", "seed", "steps", "canvas", "spectrum_id", "spectrum_revision",
-           "spectrum_sha256", "maco_hub_version", "config"}
+COLUMNS = {
+    "image",
+    "alpha",
+    "model_id",
+    "model_revision",
+    "objective",
+    "kind",
+    "layer",
+    "unit",
+    "class_id",
+    "label",
+    "score",
+    "seed",
+    "steps",
+    "canvas",
+    "spectrum_id",
+    "spectrum_revision",
+    "spectrum_sha256",
+    "maco_hub_version",
+    "config",
+}
 
 
 @pytest.fixture(scope="module")
 def small_gallery(tiny_zoo):
-    return maco_hub.explain(loaded("vit"), classes=[0, 1], layer=tiny_zoo["vit"].middle_layer,
-                            channels=[3], **QUICK)
+    return maco_hub.explain(
+        loaded("vit"), classes=[0, 1], layer=tiny_zoo["vit"].middle_layer, channels=[3], **QUICK
+    )
 
 
 def assert_matches(rows, gallery) -> None:
@@ -32,8 +51,12 @@ def assert_matches(rows, gallery) -> None:
     for row, item in zip(rows, gallery, strict=True):
         assert np.array_equal(np.asarray(row["image"].convert("RGB")), np.asarray(item.image))
         assert np.array_equal(np.asarray(row["alpha"]), np.asarray(item.alpha))
-        assert (row["objective"], row["class_id"], row["unit"], row["seed"]) == \
-               (item.objective, item.class_id, item.unit, item.seed)
+        assert (row["objective"], row["class_id"], row["unit"], row["seed"]) == (
+            item.objective,
+            item.class_id,
+            item.unit,
+            item.seed,
+        )
 
 
 def test_pushed_gallery_loads_with_datasets_by_repo_id(online_hub, small_gallery):
@@ -52,8 +75,10 @@ def test_pushed_gallery_loads_with_datasets_by_repo_id(online_hub, small_gallery
     assert "feature-visualization" in card and repo_id in card
     for request in online_hub.requests:  # the token travels in headers, never into a file
         assert os.environ["HF_TOKEN"] not in request.path
-    assert all(os.environ["HF_TOKEN"].encode() not in online_hub.read_file(repo_id, name, repo_type="dataset")
-               for name in files)
+    assert all(
+        os.environ["HF_TOKEN"].encode() not in online_hub.read_file(repo_id, name, repo_type="dataset")
+        for name in files
+    )
     loaded_back = maco_hub.load_gallery(repo_id)
     assert [item.record for item in loaded_back] == [item.record for item in small_gallery]
 
@@ -68,7 +93,8 @@ def test_append_and_revisions(online_hub, small_gallery):
     maco_hub.push_gallery(more, repo_id)
     rows = datasets.load_dataset(repo_id, split="train")
     assert sorted(zip(rows["kind"], rows["class_id"], rows["unit"], strict=True), key=str) == sorted(
-        [("class", 0, None), ("class", 1, None), ("channel", None, 3), ("class", 2, None)], key=str)
+        [("class", 0, None), ("class", 1, None), ("channel", None, 3), ("class", 2, None)], key=str
+    )
     assert len(set(rows["key"])) == 4
     old = maco_hub.load_gallery(repo_id, revision=first_commit)
     assert len(old) == 3
@@ -108,18 +134,37 @@ def test_bad_repos_give_clear_errors(online_hub, small_gallery):
 
 def test_cli_explain_push(online_hub, tiny_zoo, tmp_path):
     repo_id = online_hub.new_repo_id("cli")
-    command = [sys.executable, "-m", "maco_hub.cli", "explain", str(tiny_zoo["resnet"].path), "--classes",
-               "espresso", "--steps", "2", "--canvas", "48", "--out", str(tmp_path / "g"), "--push",
-               repo_id, "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **online_hub.client_env()})
+    command = [
+        sys.executable,
+        "-m",
+        "maco_hub.cli",
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        "--classes",
+        "espresso",
+        "--steps",
+        "2",
+        "--canvas",
+        "48",
+        "--out",
+        str(tmp_path / "g"),
+        "--push",
+        repo_id,
+        "--quiet",
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, **online_hub.client_env()}
+    )
     assert result.returncode == 0, result.stderr
     rows = datasets.load_dataset(repo_id, split="train")
     assert rows["label"] == ["espresso"]
 
 
-@pytest.mark.skipif(not os.environ.get("MACO_HUB_LIVE_REPO"), reason="live Hub test: set MACO_HUB_LIVE_REPO "
-                    "(a dataset repo id you can write to), a real HF_TOKEN and network access")
+@pytest.mark.skipif(
+    not os.environ.get("MACO_HUB_LIVE_REPO"),
+    reason="live Hub test: set MACO_HUB_LIVE_REPO "
+    "(a dataset repo id you can write to), a real HF_TOKEN and network access",
+)
 def test_live_hub_round_trip(small_gallery, monkeypatch):  # pragma: no cover - opt-in
     from huggingface_hub import constants
 
@@ -150,9 +195,13 @@ def test_damaged_hub_gallery_is_refused_on_load_show_and_push(online_hub, small_
     commits = len(api.list_repo_commits(repo_id, repo_type="dataset"))
     with pytest.raises(GalleryError, match=f"{shards[0]['file']}.*sha256.*{repo_id}.*is damaged"):
         maco_hub.load_gallery(repo_id)
-    result = subprocess.run([sys.executable, "-m", "maco_hub.cli", "gallery", "show", repo_id],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, **online_hub.client_env()})
+    result = subprocess.run(
+        [sys.executable, "-m", "maco_hub.cli", "gallery", "show", repo_id],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **online_hub.client_env()},
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert shards[0]["file"] in result.stderr and "is damaged" in result.stderr
     with pytest.raises(GalleryError, match="is damaged"):

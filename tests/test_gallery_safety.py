@@ -37,8 +37,9 @@ JINJA = '{{ lipsum.__globals__["os"].system("touch PWNED") }}'
 EVIL_LABELS = [JINJA, "set {#1", "<script>alert(1)</script>", "two\nlines | and a pipe", "{% raw %}x", "ok"]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess_cli(*args, timeout=timeout, cwd=cwd, env={"OMP_NUM_THREADS": "1", **(env or {})})
 
 
@@ -62,15 +63,35 @@ def evil_model(tiny_zoo, tmp_path_factory) -> Path:
 def good_gallery(tiny_zoo, tmp_path_factory) -> Path:
     """A real gallery of 3 rows in 2 shards (the attacks below copy and rewrite it)."""
     out = tmp_path_factory.mktemp("good") / "g"
-    maco_hub.explain(str(tiny_zoo["resnet"].path), classes=[0, 1, 2], batch_size=2, out=out, steps=2,
-                     canvas=32, progress=False, device="cpu")
+    maco_hub.explain(
+        str(tiny_zoo["resnet"].path),
+        classes=[0, 1, 2],
+        batch_size=2,
+        out=out,
+        steps=2,
+        canvas=32,
+        progress=False,
+        device="cpu",
+    )
     return out
 
 
 def test_hostile_labels_stay_text(evil_model, tmp_path):
     out = tmp_path / "g"
-    result = run_cli("explain", str(evil_model), "--classes", "0", "1", "2", "3", "4", "--out", str(out),
-                     *CLI_QUICK, cwd=tmp_path)
+    result = run_cli(
+        "explain",
+        str(evil_model),
+        "--classes",
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "--out",
+        str(out),
+        *CLI_QUICK,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
     card_text = (out / "README.md").read_text()
@@ -119,6 +140,7 @@ def _with_key(key):
         record = json.loads(rows[0]["record"])
         rows[0]["record"] = json.dumps({**record, "key": key})
         return rows
+
     return change
 
 
@@ -153,6 +175,7 @@ def _manifest_file(name):
         shutil.copyfile(folder / manifest["shards"][0]["file"], outside / "outside.parquet")
         manifest["shards"][0]["file"] = name.replace("OUTSIDE", str(outside))
         (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+
     return craft
 
 
@@ -198,8 +221,14 @@ def test_shard_replaced_by_another_is_caught_and_repair_then_rerun_completes(tin
     out = tmp_path / "g"
     model = str(tiny_zoo["resnet"].path)
     run = ["explain", model, "--classes", "0", "1", "2", "--batch-size", "2", "--out", str(out), *CLI_QUICK]
-    explain_again = {"classes": [0, 1, 2], "batch_size": 2, "out": out, "steps": 2, "canvas": 32,
-                     "progress": False}
+    explain_again = {
+        "classes": [0, 1, 2],
+        "batch_size": 2,
+        "out": out,
+        "steps": 2,
+        "canvas": 32,
+        "progress": False,
+    }
     maco_hub.explain(model, **explain_again)
     shards = json.loads((out / MANIFEST_NAME).read_text())["shards"]
     shutil.copyfile(out / shards[1]["file"], out / shards[0]["file"])
@@ -235,8 +264,15 @@ def test_record_key_in_data_never_names_a_file(good_gallery, tmp_path):
 
 def test_out_naming_a_file_is_one_clear_line(tiny_zoo, tmp_path):
     (tmp_path / "taken").write_text("mine")
-    result = run_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "0",
-                     "--out", str(tmp_path / "taken"), *CLI_QUICK)
+    result = run_cli(
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        "--classes",
+        "0",
+        "--out",
+        str(tmp_path / "taken"),
+        *CLI_QUICK,
+    )
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "taken").read_text() == "mine"
 
@@ -246,10 +282,29 @@ def test_three_concurrent_jobs_end_with_the_union_each_once(tiny_zoo, tmp_path):
     model = str(tiny_zoo["vit"].path)
     lists = [["0", "1", "2", "3"], ["2", "3", "4", "5"], ["5", "0", "4", "1"]]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    jobs = [subprocess.Popen([sys.executable, "-m", "maco_hub.cli", "explain", model, "--classes", *classes,
-                              "--batch-size", "1", "--out", str(out), *CLI_QUICK],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-            for classes in lists]
+    jobs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "maco_hub.cli",
+                "explain",
+                model,
+                "--classes",
+                *classes,
+                "--batch-size",
+                "1",
+                "--out",
+                str(out),
+                *CLI_QUICK,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for classes in lists
+    ]
     results = [(job.wait(timeout=400), job.stderr.read()) for job in jobs]
     for code, err in results:
         assert code == 0, err
@@ -259,13 +314,20 @@ def test_three_concurrent_jobs_end_with_the_union_each_once(tiny_zoo, tmp_path):
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert len({shard["file"] for shard in manifest["shards"]}) == len(manifest["shards"])
     assert sorted(p.name for p in (out / "data").iterdir()) == sorted(
-        Path(shard["file"]).name for shard in manifest["shards"])
+        Path(shard["file"]).name for shard in manifest["shards"]
+    )
     assert len(datasets.load_dataset(str(out), split="train")) == 6
     assert (out / "index.html").read_text().count("-transparent.png") == 6
 
 
-KILL_POINTS = ["after-marker", "after-images", "after-shard", "after-manifest", "during-pages",
-               "after-images:2"]
+KILL_POINTS = [
+    "after-marker",
+    "after-images",
+    "after-shard",
+    "after-manifest",
+    "during-pages",
+    "after-images:2",
+]
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
@@ -282,12 +344,11 @@ def test_kill_9_at_any_point_then_rerun_completes(tiny_zoo, tmp_path, point):
         finished = run_cli(*run)
         assert finished.returncode == 0, finished.stderr
     else:
-        maco_hub.explain(model, classes=[0, 1, 2], batch_size=2, out=out, steps=2, canvas=32,
-                         progress=False)
+        maco_hub.explain(model, classes=[0, 1, 2], batch_size=2, out=out, steps=2, canvas=32, progress=False)
     after = maco_hub.load_gallery(out)
     assert sorted(item.class_id for item in after) == [0, 1, 2]
     assert len({item.key for item in after}) == 3
-    assert [item.key for item in after[:len(before)]] == [item.key for item in before]
+    assert [item.key for item in after[: len(before)]] == [item.key for item in before]
     listed = {Path(s["file"]).name for s in json.loads((out / MANIFEST_NAME).read_text())["shards"]}
     assert {p.name for p in (out / "data").iterdir()} == listed  # nothing unfinished left
     keys = {item.key for item in after}
@@ -299,8 +360,12 @@ def test_kill_9_at_any_point_then_rerun_completes(tiny_zoo, tmp_path, point):
 def test_files_maco_hub_did_not_write_are_kept_and_reported(good_gallery, tmp_path, caplog):
     folder = tmp_path / "g"
     shutil.copytree(good_gallery, folder)
-    strays = [folder / "data" / "notes.parquet", folder / "data" / "train-0123456789abcdef.parquet",
-              folder / "images" / "mine.jpg", folder / "notes.txt"]
+    strays = [
+        folder / "data" / "notes.parquet",
+        folder / "data" / "train-0123456789abcdef.parquet",
+        folder / "images" / "mine.jpg",
+        folder / "notes.txt",
+    ]
     for stray in strays:
         stray.write_bytes(b"not maco_hub's")
     with caplog.at_level(logging.WARNING, logger="maco_hub.gallery.folder"):

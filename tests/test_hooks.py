@@ -54,7 +54,10 @@ def test_layers_accepts_folders_and_modules(tiny_zoo):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten())
     infos = layers(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 10})
     assert [(i.name, i.kind, i.shape) for i in infos] == [
-        ("0", "conv", (4, 8, 8)), ("1", "conv", (4, 8, 8)), ("2", "vector", (256,))]
+        ("0", "conv", (4, 8, 8)),
+        ("1", "conv", (4, 8, 8)),
+        ("2", "vector", (256,)),
+    ]
 
 
 def test_capture_hooks_only_named_layers_and_clears(tiny_zoo):
@@ -93,11 +96,15 @@ def test_unknown_layer_lists_close_names(tiny_zoo):
 
 def test_conv_output_with_channels_equal_to_height_is_kept():
     """Conv2d(3, 16) on a 16x24 input gives (16, 16, 24): channels-first, not channels-last."""
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
-                              torch.nn.Conv2d(16, 24, 1), torch.nn.Flatten())
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 24, 1), torch.nn.Flatten()
+    )
     infos = layers(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": (16, 24)})
     assert [(i.name, i.kind, i.units) for i in infos[:3]] == [
-        ("0", "conv", 16), ("1", "conv", 16), ("2", "conv", 24)]
+        ("0", "conv", 16),
+        ("1", "conv", 16),
+        ("2", "conv", 24),
+    ]
 
 
 def test_layers_filters_by_name_and_kind(tiny_zoo):

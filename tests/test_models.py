@@ -81,10 +81,18 @@ def test_classifier_checkpoint_without_head_weights_is_a_backbone(tiny_zoo, tmp_
     assert torch.equal(weights[key], reference[key])
 
 
-@pytest.mark.parametrize(("name", "index"), [
-    ("tabby cat", 0), ("Tabby-Cat", 0), ("tabby, tabby cat", 0), ("TIGER  cat", 1),
-    ("egyptian_cat", 2), (3, 3), ("3", 3),
-])
+@pytest.mark.parametrize(
+    ("name", "index"),
+    [
+        ("tabby cat", 0),
+        ("Tabby-Cat", 0),
+        ("tabby, tabby cat", 0),
+        ("TIGER  cat", 1),
+        ("egyptian_cat", 2),
+        (3, 3),
+        ("3", 3),
+    ],
+)
 def test_resolve_class(tiny_zoo, name, index):
     assert loaded("vit").resolve_class(name) == index
 
@@ -163,8 +171,15 @@ def test_missing_processor_falls_back_to_imagenet(tiny_zoo, tmp_path, caplog):
 def test_timm_style_pretrained_cfg(tiny_zoo, tmp_path):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     (folder / "preprocessor_config.json").unlink()
-    _edit_config(folder, pretrained_cfg={"mean": [0.1, 0.2, 0.3], "std": [0.3, 0.3, 0.3],
-                                         "input_size": [3, 32, 32], "interpolation": "bilinear"})
+    _edit_config(
+        folder,
+        pretrained_cfg={
+            "mean": [0.1, 0.2, 0.3],
+            "std": [0.3, 0.3, 0.3],
+            "input_size": [3, 32, 32],
+            "interpolation": "bilinear",
+        },
+    )
     prep = load_model(folder).preprocessing
     assert prep.mean == (0.1, 0.2, 0.3) and prep.std == (0.3, 0.3, 0.3)
 
@@ -177,8 +192,9 @@ def test_explicit_preprocessing_overrides_the_checkpoint(tiny_zoo):
 
 
 def test_plain_module_needs_preprocessing():
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
-                              torch.nn.Flatten(), torch.nn.Linear(4, 10))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 10)
+    )
     with pytest.raises(ConfigError, match="preprocessing"):
         load_model(net)
     model = load_model(net, preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16})
@@ -189,8 +205,7 @@ def test_plain_module_needs_preprocessing():
         model.resolve_class(10)
     with pytest.raises(ClassNotFoundError, match="no class names"):
         model.resolve_class("dog")
-    backbone = load_model(net[:2], preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3,
-                                                  "size": 16})
+    backbone = load_model(net[:2], preprocessing={"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16})
     assert not backbone.has_classifier
 
 
@@ -239,8 +254,10 @@ def test_folders_of_one_name_with_other_weights_get_other_revisions(tiny_zoo, tm
     second = _copy(tiny_zoo, "vit", tmp_path / "b" / "net")
     assert load_model(first).model_id == load_model(second).model_id == "net"
     assert folder_fingerprint(first) != folder_fingerprint(second)
-    keys = [maco_hub.explain(folder, classes=[0], steps=1, canvas=32, progress=False)[0].key
-            for folder in (first, second)]
+    keys = [
+        maco_hub.explain(folder, classes=[0], steps=1, canvas=32, progress=False)[0].key
+        for folder in (first, second)
+    ]
     assert keys[0] != keys[1]
 
 
@@ -260,8 +277,9 @@ def _edit_processor(folder: Path, **changes) -> None:
 
 def test_head_size_mismatch_names_the_config_not_a_damaged_file(tiny_zoo, tmp_path):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
-    _edit_config(folder, id2label={str(i): f"c{i}" for i in range(10)},
-                 label2id={f"c{i}": i for i in range(10)})
+    _edit_config(
+        folder, id2label={str(i): f"c{i}" for i in range(10)}, label2id={f"c{i}": i for i in range(10)}
+    )
     with pytest.raises(ModelLoadError) as info:
         load_model(folder)
     message = str(info.value)
@@ -273,8 +291,18 @@ def test_head_size_mismatch_names_the_config_not_a_damaged_file(tiny_zoo, tmp_pa
 def test_a_huge_processor_size_is_blamed_on_the_processor_config(tiny_zoo, tmp_path, maco_cli):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     _edit_processor(folder, size={"height": 100000, "width": 100000})
-    result = maco_cli("explain", str(folder), "--classes", "0", "--steps", "1", "--canvas", "48",
-                      "--out", str(tmp_path / "g"))
+    result = maco_cli(
+        "explain",
+        str(folder),
+        "--classes",
+        "0",
+        "--steps",
+        "1",
+        "--canvas",
+        "48",
+        "--out",
+        str(tmp_path / "g"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
@@ -283,21 +311,23 @@ def test_a_huge_processor_size_is_blamed_on_the_processor_config(tiny_zoo, tmp_p
     assert not (tmp_path / "g").exists()
 
 
-@pytest.mark.parametrize(("key", "value", "shown"), [
-    ("image_mean", [float("nan")] * 3, "mean=[nan, nan, nan] must be finite"),
-    ("image_std", float("inf"), "std=inf must be finite"),
-    ("image_std", [1e300, 1.0, 1.0], "std=[1e+300, 1.0, 1.0] must be finite numbers between"),
-    ("image_mean", "0.5", "mean='0.5' must be 3 numbers"),
-    ("image_mean", [True, 0.5, 0.5], "mean=[True, 0.5, 0.5] must be 3 numbers"),
-    ("image_mean", [0.5, 0.5], "mean=[0.5, 0.5] must be 3 numbers"),
-    ("image_std", [0.0, 0.2, 0.2], "std=(0.0, 0.2, 0.2) must be positive"),
-    ("image_std", [1e-320] * 3, "must be positive (at least 1e-06)"),
-    ("size", {"height": "big", "width": 32}, "size=('big', 32) must be"),
-    ("size", 32.5, "size=32.5 must be"),
-    ("size", {"height": 4, "width": 4}, "size=(4, 4) must be"),
-])
-def test_unusable_processor_values_are_one_error_naming_the_file(tiny_zoo, tmp_path, key, value,
-                                                                 shown):
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("image_mean", [float("nan")] * 3, "mean=[nan, nan, nan] must be finite"),
+        ("image_std", float("inf"), "std=inf must be finite"),
+        ("image_std", [1e300, 1.0, 1.0], "std=[1e+300, 1.0, 1.0] must be finite numbers between"),
+        ("image_mean", "0.5", "mean='0.5' must be 3 numbers"),
+        ("image_mean", [True, 0.5, 0.5], "mean=[True, 0.5, 0.5] must be 3 numbers"),
+        ("image_mean", [0.5, 0.5], "mean=[0.5, 0.5] must be 3 numbers"),
+        ("image_std", [0.0, 0.2, 0.2], "std=(0.0, 0.2, 0.2) must be positive"),
+        ("image_std", [1e-320] * 3, "must be positive (at least 1e-06)"),
+        ("size", {"height": "big", "width": 32}, "size=('big', 32) must be"),
+        ("size", 32.5, "size=32.5 must be"),
+        ("size", {"height": 4, "width": 4}, "size=(4, 4) must be"),
+    ],
+)
+def test_unusable_processor_values_are_one_error_naming_the_file(tiny_zoo, tmp_path, key, value, shown):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     _edit_processor(folder, **{key: value})
     with pytest.raises(ModelLoadError) as info:
@@ -310,16 +340,21 @@ def test_unusable_processor_values_are_one_error_naming_the_file(tiny_zoo, tmp_p
 def test_unusable_timm_values_name_config_json(tiny_zoo, tmp_path):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
     (folder / "preprocessor_config.json").unlink()
-    _edit_config(folder, pretrained_cfg={"mean": [0.5] * 3, "std": [float("inf")] * 3,
-                                         "input_size": [3, 32, 32]})
+    _edit_config(
+        folder, pretrained_cfg={"mean": [0.5] * 3, "std": [float("inf")] * 3, "input_size": [3, 32, 32]}
+    )
     with pytest.raises(ModelLoadError, match=r"config\.json \(pretrained_cfg\).*std=\[inf"):
         load_model(folder)
 
 
 def test_odd_resample_settings_fall_back_to_bicubic(tiny_zoo, tmp_path):
     folder = _copy(tiny_zoo, "vit", tmp_path / "vit")
-    for resample, name in (([1], "bicubic"), ("<b>lanczos</b>", "bicubic"), ("BILINEAR", "bilinear"),
-                           (1, "lanczos")):
+    for resample, name in (
+        ([1], "bicubic"),
+        ("<b>lanczos</b>", "bicubic"),
+        ("BILINEAR", "bilinear"),
+        (1, "lanczos"),
+    ):
         _edit_processor(folder, resample=resample)
         assert load_model(folder).preprocessing.resample == name
 
@@ -327,7 +362,13 @@ def test_odd_resample_settings_fall_back_to_bicubic(tiny_zoo, tmp_path):
 def test_preprocessing_checks_its_values():
     prep = Preprocessing(mean=0.5, std=np.float32(0.25), size=np.int64(16))
     assert prep.mean == (0.5,) * 3 and prep.std == (0.25,) * 3 and prep.size == (16, 16)
-    for bad in ({"mean": (float("nan"),) * 3}, {"std": (0.5, 0.5, -0.5)}, {"mean": "abc"},
-                {"size": (16, True)}, {"size": 5000}, {"std": None}):
+    for bad in (
+        {"mean": (float("nan"),) * 3},
+        {"std": (0.5, 0.5, -0.5)},
+        {"mean": "abc"},
+        {"size": (16, True)},
+        {"size": 5000},
+        {"std": None},
+    ):
         with pytest.raises(ConfigError, match="Preprocessing"):
             Preprocessing(**{"mean": (0.5,) * 3, "std": (0.5,) * 3, "size": 16, **bad})

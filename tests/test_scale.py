@@ -60,18 +60,45 @@ def test_cli_classes_all_is_resumable(tiny_zoo, tmp_path, maco_cli):
 
 
 def _torchrun(model: Path, out: Path, *, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "maco_hub", "explain", str(model), "--classes", "all", "--out", str(out),
-               *RUN[:-1]]  # not --quiet: the ranks log their shares
-    return subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "maco_hub",
+        "explain",
+        str(model),
+        "--classes",
+        "all",
+        "--out",
+        str(out),
+        *RUN[:-1],
+    ]  # not --quiet: the ranks log their shares
+    return subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 @pytest.mark.slow
 def test_torchrun_ranks_build_the_same_gallery_as_one_process(tiny_zoo, tmp_path):
     model = tiny_zoo["resnet"].path
-    single = maco_hub.explain(str(model), classes="all", out=tmp_path / "one", batch_size=2,
-                              steps=2, canvas=32, device="cpu", progress=False)
+    single = maco_hub.explain(
+        str(model),
+        classes="all",
+        out=tmp_path / "one",
+        batch_size=2,
+        steps=2,
+        canvas=32,
+        device="cpu",
+        progress=False,
+    )
     job = _torchrun(model, tmp_path / "two")
     assert job.returncode == 0, job.stderr[-3000:]
     spread = maco_hub.load_gallery(tmp_path / "two")
@@ -85,8 +112,9 @@ def test_torchrun_ranks_build_the_same_gallery_as_one_process(tiny_zoo, tmp_path
 @pytest.mark.slow
 def test_a_killed_rank_is_finished_by_rerunning_the_same_command(tiny_zoo, tmp_path):
     model, out = tiny_zoo["resnet"].path, tmp_path / "killed"
-    killed = _torchrun(model, out, env={"MACO_HUB_TEST_KILL_AFTER": "after-shard",
-                                        "MACO_HUB_TEST_KILL_RANK": "1"})
+    killed = _torchrun(
+        model, out, env={"MACO_HUB_TEST_KILL_AFTER": "after-shard", "MACO_HUB_TEST_KILL_RANK": "1"}
+    )
     assert killed.returncode != 0
     partial = len(maco_hub.load_gallery(out))
     assert partial < len(LABELS)

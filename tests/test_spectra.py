@@ -25,7 +25,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def _power_law(height: int, width: int, alpha: float = 1.3) -> torch.Tensor:
     radius = radial_frequency(height, width)
     radius[0, 0] = 0.5
-    channels = torch.stack([radius ** -alpha, 0.5 * radius ** -alpha, 0.25 * radius ** -alpha])
+    channels = torch.stack([radius**-alpha, 0.5 * radius**-alpha, 0.25 * radius**-alpha])
     return (1000.0 * channels).float()
 
 
@@ -152,20 +152,20 @@ def test_truncated_and_flipped_files_are_rejected(spectrum: Spectrum, tmp_path: 
 
 def test_bad_contents_are_rejected(tmp_path: Path) -> None:
     tensor = _power_law(16, 16)
-    good = {"sha256": _sha(tensor), "height": "16", "width": "16",
-            "color_space": "decorrelated-lucid"}
+    good = {"sha256": _sha(tensor), "height": "16", "width": "16", "color_space": "decorrelated-lucid"}
     cases = {
         "sha.safetensors": ({"magnitude": tensor}, {**good, "sha256": "f" * 64}, "checksum"),
         "name.safetensors": ({"phase": tensor}, good, "no 'magnitude' tensor"),
-        "keys.safetensors": ({"magnitude": tensor}, {"sha256": good["sha256"]},
-                             "lacks the metadata keys"),
-        "shape.safetensors": ({"magnitude": tensor}, {**good, "width": "20"},
-                              r"shape \(3, 16, 9\).*16x20"),
+        "keys.safetensors": ({"magnitude": tensor}, {"sha256": good["sha256"]}, "lacks the metadata keys"),
+        "shape.safetensors": ({"magnitude": tensor}, {**good, "width": "20"}, r"shape \(3, 16, 9\).*16x20"),
     }
     for filename, (tensors, metadata, expected) in cases.items():
         path = _write_raw(tmp_path / filename, tensors, metadata)
-        with pytest.raises(SpectrumError, match=rf"{filename.split('.')[0]}\.safetensors.*"
-                                                 rf"{expected}"):
+        with pytest.raises(
+            SpectrumError,
+            match=rf"{filename.split('.')[0]}\.safetensors.*"
+            rf"{expected}",
+        ):
             load_spectrum(path)
 
 
@@ -174,8 +174,12 @@ def test_default_spectrum_is_shipped_and_verified() -> None:
     assert default.magnitude.shape == (3, 512, 257)
     assert default.magnitude.dtype == torch.float32
     assert default.sha256 == _sha(default.magnitude)
-    assert default.reference() == {"id": "maco_hub/default", "name": None, "revision": __version__,
-                                   "sha256": default.sha256}
+    assert default.reference() == {
+        "id": "maco_hub/default",
+        "name": None,
+        "revision": __version__,
+        "sha256": default.sha256,
+    }
     for key in ("dataset", "num_images", "preprocessing", "estimator_version", "augmentation"):
         assert default.metadata[key]
     assert int(default.magnitude.mean(0).argmax()) == 0
@@ -213,8 +217,12 @@ def test_load_from_offline_hub_cache(spectrum: Spectrum, tmp_path: Path) -> None
     for revision in (None, "main", COMMIT):
         loaded = load_spectrum("org/name", revision=revision, cache_dir=tmp_path / "cache")
         assert loaded.sha256 == spectrum.sha256
-        assert loaded.reference() == {"id": "org/name", "name": "spectrum.safetensors",
-                                      "revision": COMMIT, "sha256": spectrum.sha256}
+        assert loaded.reference() == {
+            "id": "org/name",
+            "name": "spectrum.safetensors",
+            "revision": COMMIT,
+            "sha256": spectrum.sha256,
+        }
     body = bytearray(data)
     body[-4] ^= 0x01
     blob.write_bytes(bytes(body))
@@ -230,8 +238,9 @@ def test_uncached_repo_offline_names_the_repo(tmp_path: Path) -> None:
         load_spectrum("someone/missing-spectrum", name="other.safetensors", cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("source", ["no_such_file.safetensors", "not a repo!!", "a/b/c",
-                                    "dir/missing.safetensors"])
+@pytest.mark.parametrize(
+    "source", ["no_such_file.safetensors", "not a repo!!", "a/b/c", "dir/missing.safetensors"]
+)
 def test_unknown_sources_are_named(source: str) -> None:
     with pytest.raises(SpectrumError, match=re.escape(repr(source))):
         load_spectrum(source)
@@ -261,7 +270,7 @@ def _scale_ends(magnitude: torch.Tensor) -> tuple[float, float]:
     m = magnitude.double()
     weights = torch.full(m.shape[-1:], 2.0, dtype=torch.float64)
     weights[0] = weights[-1] = 1.0  # even widths: DC and Nyquist columns stand for one bin
-    squares = m ** 2 * weights
+    squares = m**2 * weights
     ac = float(squares.sum() - squares[:, 0, 0].sum())
     std = (ac / (3 * m.shape[1] * 2 * (m.shape[2] - 1))) ** 0.5
     return MIN_CANVAS_STD / std, (MAX_CANVAS_ENERGY / float(squares.sum())) ** 0.5
@@ -290,13 +299,16 @@ def test_scaled_spectra_work_up_to_the_float32_ends_and_are_refused_past_them(si
 
 
 @pytest.mark.parametrize(("factor", "expected"), [(1e30, "too large"), (1e-40, "too small")])
-def test_a_scaled_file_is_refused_on_load_naming_the_file(factor: float, expected: str,
-                                                          tmp_path: Path) -> None:
+def test_a_scaled_file_is_refused_on_load_naming_the_file(
+    factor: float, expected: str, tmp_path: Path
+) -> None:
     tensor = (load_spectrum().magnitude.double() * factor).float()
     assert torch.isfinite(tensor).all()
-    path = _write_raw(tmp_path / "scaled.safetensors", {"magnitude": tensor},
-                      {"sha256": _sha(tensor), "height": "512", "width": "512",
-                       "color_space": "decorrelated-lucid"})
+    path = _write_raw(
+        tmp_path / "scaled.safetensors",
+        {"magnitude": tensor},
+        {"sha256": _sha(tensor), "height": "512", "width": "512", "color_space": "decorrelated-lucid"},
+    )
     with pytest.raises(SpectrumError, match=rf"scaled\.safetensors.*{expected} for float32"):
         load_spectrum(path)
 
@@ -319,14 +331,29 @@ def test_resizing_checks_the_canvas_it_makes() -> None:
         loud.resized(1024, 1024)
 
 
-def test_explain_with_an_overflowing_spectrum_is_one_error_and_writes_nothing(tiny_zoo, tmp_path,
-                                                                               maco_cli) -> None:
+def test_explain_with_an_overflowing_spectrum_is_one_error_and_writes_nothing(
+    tiny_zoo, tmp_path, maco_cli
+) -> None:
     tensor = (load_spectrum().resized(48, 48).magnitude.double() * 1e20).float()
-    path = _write_raw(tmp_path / "loud.safetensors", {"magnitude": tensor},
-                      {"sha256": _sha(tensor), "height": "48", "width": "48",
-                       "color_space": "decorrelated-lucid"})
-    result = maco_cli("explain", str(tiny_zoo["resnet"].path), "--classes", "0", "--steps", "1",
-                      "--canvas", "48", "--spectrum", str(path), "--out", str(tmp_path / "out"))
+    path = _write_raw(
+        tmp_path / "loud.safetensors",
+        {"magnitude": tensor},
+        {"sha256": _sha(tensor), "height": "48", "width": "48", "color_space": "decorrelated-lucid"},
+    )
+    result = maco_cli(
+        "explain",
+        str(tiny_zoo["resnet"].path),
+        "--classes",
+        "0",
+        "--steps",
+        "1",
+        "--canvas",
+        "48",
+        "--spectrum",
+        str(path),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "loud.safetensors" in errors[0] and "too large" in errors[0], result.stderr
@@ -336,13 +363,27 @@ def test_explain_with_an_overflowing_spectrum_is_one_error_and_writes_nothing(ti
 # ------------------------------------------------------------ names that leave the folder (issue 14)
 
 
-@pytest.mark.parametrize("name", ["../outside.safetensors", "sub/../../outside.safetensors",
-                                  "..\\outside.safetensors", "/abs/outside.safetensors", "",
-                                  "./spectrum.safetensors", ".hidden.safetensors", "a b.safetensors",
-                                  "a`<img onerror=alert(1)>`.safetensors", "x\u202e.safetensors",
-                                  "x\n.safetensors", "spectrum.bin", "a//b.safetensors"])
-def test_names_that_leave_the_folder_or_carry_markup_are_refused(spectrum: Spectrum, tmp_path: Path,
-                                                                 name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../outside.safetensors",
+        "sub/../../outside.safetensors",
+        "..\\outside.safetensors",
+        "/abs/outside.safetensors",
+        "",
+        "./spectrum.safetensors",
+        ".hidden.safetensors",
+        "a b.safetensors",
+        "a`<img onerror=alert(1)>`.safetensors",
+        "x\u202e.safetensors",
+        "x\n.safetensors",
+        "spectrum.bin",
+        "a//b.safetensors",
+    ],
+)
+def test_names_that_leave_the_folder_or_carry_markup_are_refused(
+    spectrum: Spectrum, tmp_path: Path, name: str
+) -> None:
     folder = tmp_path / "folder"
     (folder / "sub").mkdir(parents=True)
     spectrum.save(tmp_path / "outside.safetensors")
@@ -362,8 +403,9 @@ def test_nested_names_inside_the_folder_still_load(spectrum: Spectrum, tmp_path:
     assert loaded.sha256 == spectrum.sha256
 
 
-def test_spectrum_show_refuses_a_name_outside_the_folder(spectrum: Spectrum, tmp_path: Path,
-                                                         maco_cli) -> None:
+def test_spectrum_show_refuses_a_name_outside_the_folder(
+    spectrum: Spectrum, tmp_path: Path, maco_cli
+) -> None:
     spectrum.save(tmp_path / "secret.safetensors")
     (tmp_path / "folder").mkdir()
     result = maco_cli("spectrum", "show", str(tmp_path / "folder"), "--name", "../secret.safetensors")

@@ -18,11 +18,17 @@ from maco_hub.spectra.spectrum import Spectrum
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str, env: dict | None = None, cwd: Path = ROOT, timeout: float = 120
-         ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "maco_hub.cli", "spectrum", *args], cwd=cwd,
-                          env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, timeout=timeout)
+def _run(
+    *args: str, env: dict | None = None, cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "maco_hub.cli", "spectrum", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _one_error(result: subprocess.CompletedProcess, *named: str) -> str:
@@ -45,12 +51,20 @@ def noise_folder(tmp_path: Path) -> Path:
 
 
 def test_parser_imports_nothing_heavy() -> None:
-    code = ("import sys; from maco_hub.cli.commands import _parser; "
-            "_parser().parse_args(['spectrum', 'estimate', '--folder', 'x', '--out', 'y']); "
-            "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'huggingface_hub', 'datasets', 'skimage')"
-            " if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+    code = (
+        "import sys; from maco_hub.cli.commands import _parser; "
+        "_parser().parse_args(['spectrum', 'estimate', '--folder', 'x', '--out', 'y']); "
+        "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'huggingface_hub', 'datasets', 'skimage')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -69,9 +83,22 @@ def test_show_default() -> None:
 def test_estimate_folder_and_push_end_to_end(online_hub, noise_folder: Path, tmp_path: Path) -> None:
     repo_id = online_hub.new_repo_id("cli-spectrum")
     out = tmp_path / "out" / "s.safetensors"
-    result = _run("estimate", "--folder", str(noise_folder), "--count", "3", "--resolution", "64",
-                  "--out", str(out), "--push", repo_id, "--name", "photos.safetensors",
-                  env=online_hub.client_env())
+    result = _run(
+        "estimate",
+        "--folder",
+        str(noise_folder),
+        "--count",
+        "3",
+        "--resolution",
+        "64",
+        "--out",
+        str(out),
+        "--push",
+        repo_id,
+        "--name",
+        "photos.safetensors",
+        env=online_hub.client_env(),
+    )
     assert result.returncode == 0, result.stderr
     saved = Spectrum.load(out)
     assert (saved.metadata["num_images"], saved.metadata["resolution"]) == ("3", "64x64")
@@ -83,8 +110,9 @@ def test_estimate_folder_and_push_end_to_end(online_hub, noise_folder: Path, tmp
     assert pushed.metadata["revision"] == commit
     assert "README.md" in online_hub.list_files(repo_id)
 
-    shown = _run("show", repo_id, "--name", "photos.safetensors", "--revision", commit,
-                 env=online_hub.client_env())
+    shown = _run(
+        "show", repo_id, "--name", "photos.safetensors", "--revision", commit, env=online_hub.client_env()
+    )
     assert shown.returncode == 0, shown.stderr
     assert saved.sha256 in shown.stdout and commit in shown.stdout and "3x64x33" in shown.stdout
     quiet = _run("show", repo_id, "--name", "photos.safetensors", "--quiet", env=online_hub.client_env())
@@ -95,8 +123,20 @@ def test_estimate_push_only_writes_nothing_locally(online_hub, noise_folder: Pat
     work = tmp_path / "cwd"
     work.mkdir()
     repo_id = online_hub.new_repo_id("cli-spectrum")
-    result = _run("estimate", "--folder", str(noise_folder), "--resolution", "32", "--push", repo_id,
-                  "--revision", "photos", "--quiet", env=online_hub.client_env(), cwd=work)
+    result = _run(
+        "estimate",
+        "--folder",
+        str(noise_folder),
+        "--resolution",
+        "32",
+        "--push",
+        repo_id,
+        "--revision",
+        "photos",
+        "--quiet",
+        env=online_hub.client_env(),
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr
     assert list(work.iterdir()) == []
     assert load_spectrum(repo_id, revision="photos").metadata["num_images"] == "4"
@@ -117,15 +157,19 @@ def test_push_file_and_bad_repo_id(online_hub, tmp_path: Path) -> None:
     assert len(errors) == 1 and "'not a repo'" in errors[0], bad.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([], "--out FILE, --push REPO_ID"),
-    (["--out", "x.safetensors", "--revision", "v1"], "--dataset-revision"),
-    (["--out", "x.safetensors", "--scales", "0.5,2"], "scales=[0.5, 2.0]"),
-    (["--out", "x.safetensors", "--count", "0"], "count=0"),
-    (["--push", "me/spectrum", "--name", "spectrum.bin"], "'spectrum.bin'"),
-])
-def test_estimate_usage_errors(args: list[str], message: str, noise_folder: Path, tmp_path: Path,
-                               maco_cli, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "--out FILE, --push REPO_ID"),
+        (["--out", "x.safetensors", "--revision", "v1"], "--dataset-revision"),
+        (["--out", "x.safetensors", "--scales", "0.5,2"], "scales=[0.5, 2.0]"),
+        (["--out", "x.safetensors", "--count", "0"], "count=0"),
+        (["--push", "me/spectrum", "--name", "spectrum.bin"], "'spectrum.bin'"),
+    ],
+)
+def test_estimate_usage_errors(
+    args: list[str], message: str, noise_folder: Path, tmp_path: Path, maco_cli, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = maco_cli("spectrum", "estimate", "--folder", str(noise_folder), *args)
     assert result.returncode == 2 and message in result.stderr
@@ -136,9 +180,19 @@ def test_estimate_usage_errors(args: list[str], message: str, noise_folder: Path
 def test_script_reproduces_the_shipped_default(tmp_path: Path) -> None:
     pytest.importorskip("skimage")
     out = tmp_path / "default.safetensors"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "estimate_spectrum.py"),
-                             "--builtin-photos", "--out", str(out)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "estimate_spectrum.py"),
+            "--builtin-photos",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     made, shipped = Spectrum.load(out), load_spectrum()
     if made.metadata["photos"] != shipped.metadata["photos"]:
@@ -185,8 +239,17 @@ def test_estimate_folder_skips_fifos_junk_folders_and_bombs(noise_folder: Path, 
     (bin_dir / "gs").write_text(f"#!/bin/sh\ntouch {marker}\n")
     (bin_dir / "gs").chmod(0o755)
     out = tmp_path / "s.safetensors"
-    result = _run("estimate", "--folder", str(noise_folder), "--resolution", "32", "--out", str(out),
-                  env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, timeout=60)
+    result = _run(
+        "estimate",
+        "--folder",
+        str(noise_folder),
+        "--resolution",
+        "32",
+        "--out",
+        str(out),
+        env={"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert Spectrum.load(out).metadata["num_images"] == "4"  # the four real photos
     for name in skipped:
@@ -200,26 +263,29 @@ def test_estimate_folder_of_nothing_readable_is_one_error(tmp_path: Path) -> Non
     os.mkfifo(only_specials / "pipe.png")
     (only_specials / "folder.png").mkdir()
     out = tmp_path / "s.safetensors"
-    _one_error(_run("estimate", "--folder", str(only_specials), "--out", str(out), timeout=60),
-               "holds no image file")
+    _one_error(
+        _run("estimate", "--folder", str(only_specials), "--out", str(out), timeout=60), "holds no image file"
+    )
     only_junk = tmp_path / "junk"
     only_junk.mkdir()
     _hostile_files(only_junk)
-    _one_error(_run("estimate", "--folder", str(only_junk), "--out", str(out), timeout=60),
-               "No usable image")
+    _one_error(_run("estimate", "--folder", str(only_junk), "--out", str(out), timeout=60), "No usable image")
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--resolution", "100000"], ("resolution=100000", "8 to 8192")),
-    (["--resolution", "4"], ("resolution=4",)),
-    (["--seed", "-1"], ("seed=-1", "0 to 4294967295")),
-    (["--crops-per-scale", "100000000", "--augment"], ("crops_per_scale=100000000", "1 to 1000")),
-    (["--buffer-size", "0"], ("buffer_size=0",)),
-])
-def test_estimate_limits_are_one_error_and_write_nothing(args: list[str], named: tuple[str, ...],
-                                                         noise_folder: Path, tmp_path: Path,
-                                                         maco_cli) -> None:
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--resolution", "100000"], ("resolution=100000", "8 to 8192")),
+        (["--resolution", "4"], ("resolution=4",)),
+        (["--seed", "-1"], ("seed=-1", "0 to 4294967295")),
+        (["--crops-per-scale", "100000000", "--augment"], ("crops_per_scale=100000000", "1 to 1000")),
+        (["--buffer-size", "0"], ("buffer_size=0",)),
+    ],
+)
+def test_estimate_limits_are_one_error_and_write_nothing(
+    args: list[str], named: tuple[str, ...], noise_folder: Path, tmp_path: Path, maco_cli
+) -> None:
     out = tmp_path / "s.safetensors"
     command = ("spectrum", "estimate", "--folder", str(noise_folder), *args, "--out", str(out))
     _one_error(maco_cli(*command), *named)
@@ -227,14 +293,25 @@ def test_estimate_limits_are_one_error_and_write_nothing(args: list[str], named:
 
 
 def test_estimate_too_big_for_the_memory_left_is_refused_before_allocating(
-        noise_folder: Path, tmp_path: Path, maco_cli, monkeypatch) -> None:
+    noise_folder: Path, tmp_path: Path, maco_cli, monkeypatch
+) -> None:
     from maco_hub.spectra import estimation
 
     monkeypatch.setattr(estimation, "memory_available", lambda: 2**30)  # 1 GiB free
     out = tmp_path / "s.safetensors"
-    error = _one_error(maco_cli("spectrum", "estimate", "--folder", str(noise_folder), "--resolution",
-                                "8192", "--out", str(out)), "resolution=8192", "8.0 GiB", "1.0 GiB")
+    error = _one_error(
+        maco_cli(
+            "spectrum", "estimate", "--folder", str(noise_folder), "--resolution", "8192", "--out", str(out)
+        ),
+        "resolution=8192",
+        "8.0 GiB",
+        "1.0 GiB",
+    )
     assert "use resolution=2896 or less" in error
     assert not out.exists()
-    assert maco_cli("spectrum", "estimate", "--folder", str(noise_folder), "--resolution", "64",
-                    "--out", str(out)).returncode == 0  # what fits still runs
+    assert (
+        maco_cli(
+            "spectrum", "estimate", "--folder", str(noise_folder), "--resolution", "64", "--out", str(out)
+        ).returncode
+        == 0
+    )  # what fits still runs

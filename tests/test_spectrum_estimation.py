@@ -55,8 +55,7 @@ def _power_law_images(count: int, height: int, width: int, alpha: float, *, seed
     mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64)[:, None, None]
     images = []
     for _ in range(count):
-        noise = torch.fft.rfft2(torch.randn(3, height, width, generator=generator,
-                                            dtype=torch.float64))
+        noise = torch.fft.rfft2(torch.randn(3, height, width, generator=generator, dtype=torch.float64))
         decorrelated = torch.fft.irfft2(target * noise / noise.abs(), s=(height, width))
         images.append((recorrelate(decorrelated) * std + mean).permute(1, 2, 0).numpy())
     return images, target
@@ -65,8 +64,7 @@ def _power_law_images(count: int, height: int, width: int, alpha: float, *, seed
 @pytest.mark.parametrize("alpha", [1.0, 1.3, 2.0])
 def test_recovers_power_law_exactly_at_canvas_size(alpha: float) -> None:
     images, target = _power_law_images(4, 64, 64, alpha)
-    spectrum = estimate_spectrum(images, resolution=64, metadata={"dataset": "synthetic"},
-                                 progress=False)
+    spectrum = estimate_spectrum(images, resolution=64, metadata={"dataset": "synthetic"}, progress=False)
     assert radial_slope(spectrum.magnitude, 2, 32) == pytest.approx(-alpha, abs=0.01)
     nonzero = target > 0
     relative = (spectrum.magnitude.double()[nonzero] / target[nonzero] - 1).abs()
@@ -89,25 +87,22 @@ def test_recovers_power_law_through_resize_and_crop(alpha: float) -> None:
 def test_metadata_and_pixel_conventions() -> None:
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
-    spectrum = estimate_spectrum([rgb], resolution=32, metadata={"dataset": "x", "seed": 3},
-                                 progress=False)
+    spectrum = estimate_spectrum([rgb], resolution=32, metadata={"dataset": "x", "seed": 3}, progress=False)
     meta = spectrum.metadata
     assert (meta["dataset"], meta["seed"], meta["num_images"]) == ("x", "3", "1")
     assert meta["estimator_version"] == ESTIMATOR_VERSION
     assert meta["resolution"] == "32x32" and "bicubic" in meta["preprocessing"]
     assert meta["color_space"] == "decorrelated-lucid"
     as_float = estimate_spectrum([rgb / 255.0], resolution=32, metadata={}, progress=False)
-    as_pil = estimate_spectrum([Image.fromarray(rgb)], resolution=32, metadata={},
-                               progress=False)
-    as_rgba = estimate_spectrum([np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])],
-                                resolution=32, metadata={}, progress=False)
+    as_pil = estimate_spectrum([Image.fromarray(rgb)], resolution=32, metadata={}, progress=False)
+    as_rgba = estimate_spectrum(
+        [np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])], resolution=32, metadata={}, progress=False
+    )
     for other in (as_float, as_pil, as_rgba):
         assert torch.allclose(other.magnitude, spectrum.magnitude, rtol=1e-5)
     gray = rgb[..., 0]
-    from_gray = estimate_spectrum([Image.fromarray(gray)], resolution=32, metadata={},
-                                  progress=False)
-    replicated = estimate_spectrum([np.dstack([gray] * 3)], resolution=32, metadata={},
-                                   progress=False)
+    from_gray = estimate_spectrum([Image.fromarray(gray)], resolution=32, metadata={}, progress=False)
+    replicated = estimate_spectrum([np.dstack([gray] * 3)], resolution=32, metadata={}, progress=False)
     assert torch.allclose(from_gray.magnitude, replicated.magnitude, rtol=1e-5)
 
 
@@ -127,10 +122,8 @@ def test_small_images_are_skipped_and_empty_input_rejected() -> None:
 
 def test_augmented_views_are_deterministic_crops() -> None:
     photo = np.arange(60 * 80 * 3, dtype=np.uint8).reshape(60, 80, 3)
-    views = list(augmented_views(photo, scales=(1.0, 0.5), crops_per_scale=3,
-                                 rng=np.random.default_rng(1)))
-    again = list(augmented_views(photo, scales=(1.0, 0.5), crops_per_scale=3,
-                                 rng=np.random.default_rng(1)))
+    views = list(augmented_views(photo, scales=(1.0, 0.5), crops_per_scale=3, rng=np.random.default_rng(1)))
+    again = list(augmented_views(photo, scales=(1.0, 0.5), crops_per_scale=3, rng=np.random.default_rng(1)))
     assert len(views) == 12  # 2 scales x 3 positions x (crop + mirror)
     assert [v.shape for v in views] == [(60, 60, 3)] * 6 + [(30, 30, 3)] * 6
     assert all(np.array_equal(a, b) for a, b in zip(views, again, strict=True))
@@ -166,8 +159,7 @@ def photo_folder(tmp_path: Path) -> Path:
 
 def test_script_folder_is_deterministic(photo_folder: Path, tmp_path: Path, capsys) -> None:
     script = _script("estimate_spectrum")
-    args = ["--folder", str(photo_folder), "--resolution", "32", "--count", "3", "--seed", "4",
-            "--quiet"]
+    args = ["--folder", str(photo_folder), "--resolution", "32", "--count", "3", "--seed", "4", "--quiet"]
     assert script.main([*args, "--out", str(tmp_path / "a.safetensors")]) == 0
     assert script.main([*args, "--out", str(tmp_path / "b.safetensors")]) == 0
     first, second = (Spectrum.load(tmp_path / n) for n in ("a.safetensors", "b.safetensors"))
@@ -176,8 +168,12 @@ def test_script_folder_is_deterministic(photo_folder: Path, tmp_path: Path, caps
     assert first.metadata["dataset"] == "folder:photos"
     assert "augmentation" not in first.metadata
     augmented = tmp_path / "c.safetensors"
-    assert script.main([*args, "--augment", "--scales", "1,0.8", "--crops-per-scale", "2",
-                        "--out", str(augmented)]) == 0
+    assert (
+        script.main(
+            [*args, "--augment", "--scales", "1,0.8", "--crops-per-scale", "2", "--out", str(augmented)]
+        )
+        == 0
+    )
     assert int(Spectrum.load(augmented).metadata["num_images"]) >= 3 * (1 + 2) * 2
     assert "square" in Spectrum.load(augmented).metadata["augmentation"]
 
@@ -197,8 +193,25 @@ def test_script_builtin_photos(tmp_path: Path) -> None:
     pytest.importorskip("skimage")
     script = _script("estimate_spectrum")
     out = tmp_path / "builtin.safetensors"
-    assert script.main(["--builtin-photos", "--count", "3", "--resolution", "32", "--scales",
-                        "1.0", "--crops-per-scale", "1", "--quiet", "--out", str(out)]) == 0
+    assert (
+        script.main(
+            [
+                "--builtin-photos",
+                "--count",
+                "3",
+                "--resolution",
+                "32",
+                "--scales",
+                "1.0",
+                "--crops-per-scale",
+                "1",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     spectrum = Spectrum.load(out)
     assert spectrum.metadata["dataset"] == "builtin-photos"
     assert spectrum.metadata["photos"].count("(") >= 3
@@ -209,8 +222,22 @@ def test_script_streams_a_local_dataset(photo_folder: Path, tmp_path: Path) -> N
     pytest.importorskip("datasets")
     script = _script("estimate_spectrum")
     out = tmp_path / "dataset.safetensors"
-    assert script.main(["--dataset", str(photo_folder), "--count", "2", "--resolution", "32",
-                        "--quiet", "--out", str(out)]) == 0
+    assert (
+        script.main(
+            [
+                "--dataset",
+                str(photo_folder),
+                "--count",
+                "2",
+                "--resolution",
+                "32",
+                "--quiet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     meta = Spectrum.load(out).metadata
     assert (meta["num_images"], meta["dataset_split"]) == ("2", "train")
     assert "seed=0" in meta["shuffle"]

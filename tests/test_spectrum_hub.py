@@ -43,8 +43,12 @@ def test_push_object_and_file_load_back_by_commit(online_hub, small: Spectrum, t
     assert torch.equal(loaded.magnitude, small.magnitude)
     assert loaded.sha256 == small.sha256
     assert (loaded.metadata["source"], loaded.metadata["revision"]) == (repo_id, commit)
-    assert loaded.reference() == {"id": repo_id, "name": "small.safetensors", "revision": commit,
-                                  "sha256": small.metadata["source_sha256"]}
+    assert loaded.reference() == {
+        "id": repo_id,
+        "name": "small.safetensors",
+        "revision": commit,
+        "sha256": small.metadata["source_sha256"],
+    }
     assert online_hub.is_lfs(repo_id, "small.safetensors")
 
     other = _other(small, 2.0)
@@ -56,8 +60,12 @@ def test_push_object_and_file_load_back_by_commit(online_hub, small: Spectrum, t
     assert from_file.metadata["note"] == "scaled by 2.0"
     # the local path a file was loaded from is not published
     assert str(tmp_path).encode() not in online_hub.read_file(repo_id, "spectrum.safetensors")
-    assert online_hub.list_files(repo_id) == [".gitattributes", "README.md", "small.safetensors",
-                                              "spectrum.safetensors"]
+    assert online_hub.list_files(repo_id) == [
+        ".gitattributes",
+        "README.md",
+        "small.safetensors",
+        "spectrum.safetensors",
+    ]
 
 
 def test_second_push_keeps_the_first_by_revision(online_hub, small: Spectrum) -> None:
@@ -166,8 +174,11 @@ def test_tampered_file_on_the_hub_fails_its_checksum(online_hub, small: Spectrum
     tampered[0, 1, 1] += 1.0  # edited after its sha256 was recorded
     api = HfApi()
     api.create_repo(repo_id)
-    api.upload_file(path_or_fileobj=save({"magnitude": tampered}, metadata=metadata),
-                    path_in_repo="spectrum.safetensors", repo_id=repo_id)
+    api.upload_file(
+        path_or_fileobj=save({"magnitude": tampered}, metadata=metadata),
+        path_in_repo="spectrum.safetensors",
+        repo_id=repo_id,
+    )
     with pytest.raises(SpectrumError, match="checksum") as caught:
         load_spectrum(repo_id)
     assert small.sha256 in str(caught.value)
@@ -192,8 +203,10 @@ def test_card_escapes_every_metadata_key_and_value(online_hub, small: Spectrum) 
     for raw in ("<img", "<script", "[click](", "**bold**", "`code`", "k`<"):
         assert raw not in text, raw
     assert r"| k\`&lt;img src=x onerror=alert(1)&gt;\` | key with markup |" in text
-    assert (r"| `note` | \[click\](https://evil.example) &lt;script&gt;alert(2)&lt;/script&gt; "
-            r"\*\*bold\*\* \`code\` \| pipe |") in text
+    assert (
+        r"| `note` | \[click\](https://evil.example) &lt;script&gt;alert(2)&lt;/script&gt; "
+        r"\*\*bold\*\* \`code\` \| pipe |"
+    ) in text
     assert r"| multi line key | value \| injected \| row \| --- |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     table = len(small.metadata) - sum(k in small.metadata for k in ("source", "revision", "filename"))
@@ -216,10 +229,19 @@ def test_card_escapes_a_name_and_repo_id_it_is_handed(small: Spectrum) -> None:
     assert ast.literal_eval(parsed.keywords[0].value) == name
 
 
-@pytest.mark.parametrize("name", ["a`<img src=x onerror=alert(1)>`.safetensors", "a b.safetensors",
-                                  "x\u202egpj.safetensors", "-rf.safetensors", ".hidden.safetensors"])
-def test_names_with_markup_are_refused_before_any_request(hub, small: Spectrum, maco_cli, tmp_path,
-                                                          name: str) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a`<img src=x onerror=alert(1)>`.safetensors",
+        "a b.safetensors",
+        "x\u202egpj.safetensors",
+        "-rf.safetensors",
+        ".hidden.safetensors",
+    ],
+)
+def test_names_with_markup_are_refused_before_any_request(
+    hub, small: Spectrum, maco_cli, tmp_path, name: str
+) -> None:
     before = len(hub.requests)
     with pytest.raises(ConfigError, match=re.escape(repr(name))):
         push_spectrum(small, "me/spectrum", name=name)

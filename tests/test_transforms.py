@@ -29,12 +29,18 @@ def one_box_at_a_time(generator, count, canvas, side_range, centre_std):
     normals = torch.randn(count, 2, generator=generator, dtype=torch.float64)
     boxes = []
     for k in range(count):
-        side = max(1, min(round((low + (high - low) * float(draws[k, 0])) * min(height, width)),
-                          height, width))
+        side = max(
+            1, min(round((low + (high - low) * float(draws[k, 0])) * min(height, width)), height, width)
+        )
         centre_y = (0.5 + centre_std * float(normals[k, 0])) * height
         centre_x = (0.5 + centre_std * float(normals[k, 1])) * width
-        boxes.append((min(max(round(centre_y - side / 2), 0), height - side),
-                      min(max(round(centre_x - side / 2), 0), width - side), side))
+        boxes.append(
+            (
+                min(max(round(centre_y - side / 2), 0), height - side),
+                min(max(round(centre_x - side / 2), 0), width - side),
+                side,
+            )
+        )
     return torch.tensor(boxes)
 
 
@@ -72,11 +78,11 @@ def test_blur_levels_are_tent_filters():
     levels = blur_levels(images, 4)
     assert torch.equal(levels[0], images)
     for level in (1, 2, 3):
-        half = 2 ** level
+        half = 2**level
         tent = (half - torch.arange(-half + 1, half).abs()).float()
         kernel = (tent[:, None] * tent[None, :] / tent.sum() ** 2)[None, None]
         expected = F.conv2d(images.reshape(6, 1, 48, 40), kernel).reshape(2, 3, 48 - 2 * half + 2, -1)
-        inner = levels[level][..., half - 1:48 - half + 1, half - 1:40 - half + 1]
+        inner = levels[level][..., half - 1 : 48 - half + 1, half - 1 : 40 - half + 1]
         assert torch.allclose(inner, expected, atol=1e-6), level
 
 
@@ -91,8 +97,9 @@ def test_level_weights_sum_to_one_and_hit_exact_levels():
 
 
 def test_upscaled_crops_equal_the_per_crop_reference(canvases):
-    boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512),
-                      [(0.25, 0.3)], 0.15)[0]
+    boxes = crop_plan(
+        [torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512), [(0.25, 0.3)], 0.15
+    )[0]
     weights = level_weights(boxes, SIZE, levels_needed(boxes, SIZE))
     batched = resample_crops(canvases, boxes, SIZE, weights)
     assert batched.shape == (24, 3, *SIZE)
@@ -101,26 +108,35 @@ def test_upscaled_crops_equal_the_per_crop_reference(canvases):
 
 def test_downscaled_crops_stay_close_to_the_antialiased_reference(canvases):
     """Measured on these canvases: mean |diff| 0.0007, max 0.013 (plain bilinear: 0.0036 / 0.037)."""
-    boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512),
-                      [(0.6, 1.0)], 0.15)[0]
+    boxes = crop_plan(
+        [torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512), [(0.6, 1.0)], 0.15
+    )[0]
     weights = level_weights(boxes, SIZE, levels_needed(boxes, SIZE))
     reference = crop_and_resize(canvases, boxes, SIZE)
     batched = resample_crops(canvases, boxes, SIZE, weights)
-    plain = torch.cat([F.interpolate(canvases[b:b + 1, :, y:y + s, x:x + s], size=SIZE, mode="bilinear")
-                       for b in range(4) for y, x, s in boxes[b].tolist()])
+    plain = torch.cat(
+        [
+            F.interpolate(canvases[b : b + 1, :, y : y + s, x : x + s], size=SIZE, mode="bilinear")
+            for b in range(4)
+            for y, x, s in boxes[b].tolist()
+        ]
+    )
     error, plain_error = (batched - reference).abs(), (plain - reference).abs()
     assert error.mean() < 0.002 and error.max() < 0.03
     assert error.mean() < 0.3 * plain_error.mean()  # the pre-filter does most of antialiasing's work
 
 
 def test_gradients_flow_to_the_canvas_like_the_reference(canvases):
-    boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(2)], 6, (512, 512),
-                      [(0.6, 1.0)], 0.15)[0]
+    boxes = crop_plan(
+        [torch.Generator().manual_seed(s) for s in range(2)], 6, (512, 512), [(0.6, 1.0)], 0.15
+    )[0]
     weights = level_weights(boxes, SIZE, levels_needed(boxes, SIZE))
     direction = torch.randn(12, 3, *SIZE, generator=torch.Generator().manual_seed(0))
     grads = []
-    for resample in (lambda x: resample_crops(x, boxes, SIZE, weights),
-                     lambda x: crop_and_resize(x, boxes, SIZE)):
+    for resample in (
+        lambda x: resample_crops(x, boxes, SIZE, weights),
+        lambda x: crop_and_resize(x, boxes, SIZE),
+    ):
         image = canvases[:2].clone().requires_grad_(True)
         (resample(image) * direction).sum().backward()
         grads.append(image.grad.flatten())
@@ -129,8 +145,9 @@ def test_gradients_flow_to_the_canvas_like_the_reference(canvases):
 
 @pytest.mark.gpu
 def test_batched_resampling_on_cuda_matches_the_cpu(canvases):
-    boxes = crop_plan([torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512),
-                      [(0.6, 1.0)], 0.15)[0]
+    boxes = crop_plan(
+        [torch.Generator().manual_seed(s) for s in range(4)], 6, (512, 512), [(0.6, 1.0)], 0.15
+    )[0]
     weights = level_weights(boxes, SIZE, levels_needed(boxes, SIZE))
     cpu = resample_crops(canvases, boxes, SIZE, weights)
     cuda = resample_crops(canvases.cuda(), boxes.cuda(), SIZE, weights.cuda().float())

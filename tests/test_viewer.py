@@ -24,24 +24,85 @@ SIDE = 128  # fixture image side in pixels
 
 
 def _record(seed: int, **extra) -> dict:
-    return {"model_id": "org/tiny-model", "model_revision": "0" * 40, "seed": seed,
-            "spectrum": {"repo_id": "org/spectrum", "sha256": "ab" * 32}, "config": {"steps": 8}, **extra}
+    return {
+        "model_id": "org/tiny-model",
+        "model_revision": "0" * 40,
+        "seed": seed,
+        "spectrum": {"repo_id": "org/spectrum", "sha256": "ab" * 32},
+        "config": {"steps": 8},
+        **extra,
+    }
 
 
 ROWS = [
-    {"objective": "class 967 (espresso)", "kind": "class", "layer": None, "unit": None, "class_id": 967,
-     "label": "espresso", "score": 12.3456, "seed": 0, "record": _record(0)},
-    {"objective": "class 967 (espresso)", "kind": "class", "layer": None, "unit": None, "class_id": 967,
-     "label": "Espresso", "score": 9.5, "seed": 1, "record": _record(1)},
-    {"objective": "class 281 (tabby cat)", "kind": "class", "layer": None, "unit": None, "class_id": 281,
-     "label": "tabby cat", "score": 7.25, "seed": 2, "steps": 64, "canvas": 256, "record": _record(2)},
-    {"objective": "channel 17 of convnext.encoder.stages.2.layers.1", "kind": "channel",
-     "layer": "convnext.encoder.stages.2.layers.1", "unit": 17, "class_id": None, "label": None,
-     "score": 0.0421, "seed": 3, "record": _record(3)},
-    {"objective": "class 1 (goldfish)", "kind": "class", "layer": None, "unit": None, "class_id": 1,
-     "label": EVIL_LABEL, "score": -1.5, "seed": 4, "record": _record(4, note="</script><!--")},
-    {"objective": "neuron 3 of head", "kind": "neuron", "layer": "classifier", "unit": 3, "class_id": None,
-     "label": None, "score": None, "seed": None, "record": None},
+    {
+        "objective": "class 967 (espresso)",
+        "kind": "class",
+        "layer": None,
+        "unit": None,
+        "class_id": 967,
+        "label": "espresso",
+        "score": 12.3456,
+        "seed": 0,
+        "record": _record(0),
+    },
+    {
+        "objective": "class 967 (espresso)",
+        "kind": "class",
+        "layer": None,
+        "unit": None,
+        "class_id": 967,
+        "label": "Espresso",
+        "score": 9.5,
+        "seed": 1,
+        "record": _record(1),
+    },
+    {
+        "objective": "class 281 (tabby cat)",
+        "kind": "class",
+        "layer": None,
+        "unit": None,
+        "class_id": 281,
+        "label": "tabby cat",
+        "score": 7.25,
+        "seed": 2,
+        "steps": 64,
+        "canvas": 256,
+        "record": _record(2),
+    },
+    {
+        "objective": "channel 17 of convnext.encoder.stages.2.layers.1",
+        "kind": "channel",
+        "layer": "convnext.encoder.stages.2.layers.1",
+        "unit": 17,
+        "class_id": None,
+        "label": None,
+        "score": 0.0421,
+        "seed": 3,
+        "record": _record(3),
+    },
+    {
+        "objective": "class 1 (goldfish)",
+        "kind": "class",
+        "layer": None,
+        "unit": None,
+        "class_id": 1,
+        "label": EVIL_LABEL,
+        "score": -1.5,
+        "seed": 4,
+        "record": _record(4, note="</script><!--"),
+    },
+    {
+        "objective": "neuron 3 of head",
+        "kind": "neuron",
+        "layer": "classifier",
+        "unit": 3,
+        "class_id": None,
+        "label": None,
+        "score": None,
+        "seed": None,
+        "record": None,
+    },
 ]
 
 
@@ -95,8 +156,13 @@ def test_data_round_trips_and_cannot_break_out_of_its_script(gallery):
 
 
 def test_values_become_plain_json(tmp_path):
-    row = {"image": Path("images") / "a b#1.png", "label": 5, "score": float("nan"),
-           "seed": np.int64(7), "record": {"scale": np.float32(0.5), "sizes": (1, 2), "path": tmp_path}}
+    row = {
+        "image": Path("images") / "a b#1.png",
+        "label": 5,
+        "score": float("nan"),
+        "seed": np.int64(7),
+        "record": {"scale": np.float32(0.5), "sizes": (1, 2), "path": tmp_path},
+    }
     [data] = _embedded_rows(render_index_html([row], title="t"))
     assert data["image"] == "images/a%20b%231.png"  # '#' would otherwise start a URL fragment
     assert data["label"] == "5" and data["score"] == "nan" and data["seed"] == 7
@@ -110,8 +176,9 @@ def test_paths_must_stay_inside_the_folder(path):
         render_index_html([{"image": path}], title="t")
 
 
-@pytest.mark.parametrize(("rows", "title"),
-                         [([["images/0.png"]], "t"), ({"image": "a.png"}, "t"), ([], None)])
+@pytest.mark.parametrize(
+    ("rows", "title"), [([["images/0.png"]], "t"), ({"image": "a.png"}, "t"), ([], None)]
+)
 def test_bad_arguments_are_config_errors(rows, title):
     with pytest.raises(ConfigError):
         render_index_html(rows, title=title)
@@ -153,7 +220,6 @@ new Image().src = "http://127.0.0.1:9/remote.png";
 """
 
 
-
 def _wait(driver, script: str, timeout: float = 10.0):
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -172,8 +238,9 @@ def test_page_in_headless_chromium(browser, gallery):
     from selenium.webdriver.common.keys import Keys
 
     folder, rows = gallery
-    page = write_index_html(folder, rows, title="Tiny model <gallery>",
-                            description="MACO visualizations of a tiny test model.")
+    page = write_index_html(
+        folder, rows, title="Tiny model <gallery>", description="MACO visualizations of a tiny test model."
+    )
     browser.get(page.as_uri())
     _wait(browser, _ALL_IMAGES_LOADED)
     assert console_errors(browser) == []
@@ -195,8 +262,9 @@ def test_page_in_headless_chromium(browser, gallery):
     assert chips == [["64 steps", "canvas 256 px"] if r.get("steps") else [] for r in rows]
 
     # One reproducibility record per tile, the row's record as JSON.
-    records = [json.loads(t.find_element(By.CSS_SELECTOR, "details pre").get_attribute("textContent"))
-               for t in tiles]
+    records = [
+        json.loads(t.find_element(By.CSS_SELECTOR, "details pre").get_attribute("textContent")) for t in tiles
+    ]
     assert records == [r["record"] or {} for r in rows]
     tiles[0].find_element(By.TAG_NAME, "summary").click()
     assert tiles[0].find_element(By.CSS_SELECTOR, "details pre").is_displayed()

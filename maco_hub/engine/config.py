@@ -31,8 +31,9 @@ class EngineConfig:
     canvas: int = 512  # side of the square canvas in pixels (Xplique 512; Horama 1280)
     crops: int = 6  # random crops per image and step (Horama 6; Xplique 32)
     # crop side / canvas: 25–30 % on two steps, 60–100 % on the third (scripts/benchmark_quality.py)
-    crop_scale: schedules.Schedule = field(default_factory=functools.partial(schedules.Alternating,
-                                                                             small_steps=2))
+    crop_scale: schedules.Schedule = field(
+        default_factory=functools.partial(schedules.Alternating, small_steps=2)
+    )
     crop_centre_std: float = 0.30  # crop centres 0.5 + N(0, std) of the canvas (Horama: 0.15)
     noise: schedules.Schedule = 0.05  # std of gaussian noise (plus uniform of the same width), [0, 1] scale
     crops_per_forward: int | None = None  # crops per model call; None: what fits on CUDA, 4 on the CPU
@@ -50,8 +51,12 @@ class EngineConfig:
         if self.crops_per_forward is not None:
             self._integer("crops_per_forward", 1, None, "use None or a positive integer")
         _check(self.precision in _PRECISIONS, "precision", self.precision, f"use one of {_PRECISIONS}")
-        _check(self.resample is None or self.resample in _RESAMPLERS, "resample", self.resample,
-               f"use None or one of {_RESAMPLERS}")
+        _check(
+            self.resample is None or self.resample in _RESAMPLERS,
+            "resample",
+            self.resample,
+            f"use None or one of {_RESAMPLERS}",
+        )
         _check(isinstance(self.compile, bool), "compile", self.compile, "use True or False")
         if as_integer(self.threads) is not None:
             object.__setattr__(self, "threads", as_integer(self.threads))
@@ -96,8 +101,10 @@ class EngineConfig:
         values = dict(record)
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise ConfigError(f"engine config record has unknown fields {unknown}; it was written by "
-                              "another maco_hub version: upgrade maco_hub.")
+            raise ConfigError(
+                f"engine config record has unknown fields {unknown}; it was written by "
+                "another maco_hub version: upgrade maco_hub."
+            )
         for name in ("crop_scale", "noise"):
             if name in values:
                 values[name] = schedules.from_record(values[name])
@@ -114,6 +121,7 @@ def _check(ok: bool, name: str, value: Any, fix: str) -> None:
     if not ok:
         raise ConfigError(f"{name}={value!r} is invalid: {fix}.")
 
+
 def check_crop_range(value: Any) -> tuple[float, float]:
     """A (low, high) crop side fraction pair, as given (numpy scalars as Python numbers)."""
     try:
@@ -121,16 +129,21 @@ def check_crop_range(value: Any) -> tuple[float, float]:
     except (TypeError, ValueError):
         low = high = None
     if low is None or high is None:
-        raise ConfigError(f"crop_scale={value!r} is invalid: use a (low, high) pair of canvas "
-                          "fractions, e.g. (0.25, 0.3), or a schedule")
+        raise ConfigError(
+            f"crop_scale={value!r} is invalid: use a (low, high) pair of canvas "
+            "fractions, e.g. (0.25, 0.3), or a schedule"
+        )
     _check(0 < low <= high <= 1, "crop_scale", value, "use 0 < low <= high <= 1")
     return low, high
+
 
 def check_noise(value: Any) -> float:
     """A noise std in [0, 1] (pixels are in [0, 1]), as given (a numpy scalar as a Python number)."""
     std = as_finite(value)
     if std is None:
-        raise ConfigError(f"noise={value!r} is invalid: use a finite number (std on [0, 1] pixels) or a "
-                          "schedule returning one")
+        raise ConfigError(
+            f"noise={value!r} is invalid: use a finite number (std on [0, 1] pixels) or a "
+            "schedule returning one"
+        )
     _check(0 <= std <= 1, "noise", value, "use a std from 0 to 1 (pixels are in [0, 1]; default 0.05)")
     return std

@@ -38,8 +38,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         resolved = None
     if resolved is None or resolved.type not in _KINDS:
-        raise ConfigError(f"device={str(device)!r} is not a device name; available here: "
-                          f"{', '.join(available)} (e.g. 'cuda', 'cuda:1' or 'cpu').")
+        raise ConfigError(
+            f"device={str(device)!r} is not a device name; available here: "
+            f"{', '.join(available)} (e.g. 'cuda', 'cuda:1' or 'cpu')."
+        )
     if resolved.type == "cpu":
         return resolved
     if resolved.type == "cuda":
@@ -47,8 +49,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     else:
         ok = "mps" in available and (resolved.index or 0) == 0
     if not ok:
-        raise ConfigError(f"device={str(device)!r} does not exist on this machine; available here: "
-                          f"{', '.join(available)}.")
+        raise ConfigError(
+            f"device={str(device)!r} does not exist on this machine; available here: {', '.join(available)}."
+        )
     return resolved
 
 
@@ -77,8 +80,14 @@ def run_bytes(canvas: int, images: int, crops: int, size: tuple[int, int]) -> in
     return int(unit * (12.7 * images + 1.7) + 4 * crop * crops * images)
 
 
-def check_memory(canvas: int, images: int, crops: int, size: tuple[int, int], device: torch.device,
-                 available: int | None = None) -> None:
+def check_memory(
+    canvas: int,
+    images: int,
+    crops: int,
+    size: tuple[int, int],
+    device: torch.device,
+    available: int | None = None,
+) -> None:
     """Raise :class:`~maco_hub.errors.ConfigError` before allocating when a run cannot fit.
 
     ``available`` defaults to :func:`available_memory` of ``device`` (no check where unknown).
@@ -87,18 +96,20 @@ def check_memory(canvas: int, images: int, crops: int, size: tuple[int, int], de
     need = run_bytes(canvas, images, crops, size)
     if available is None or need <= available:
         return
-    fits = max((c for c in range(16, canvas + 1, 16)
-                if run_bytes(c, images, crops, size) <= available), default=None)
-    hint = (f"use canvas={fits} or less" if fits else "free memory or use another device")
+    fits = max(
+        (c for c in range(16, canvas + 1, 16) if run_bytes(c, images, crops, size) <= available), default=None
+    )
+    hint = f"use canvas={fits} or less" if fits else "free memory or use another device"
     per_image = run_bytes(canvas, 1, crops, size) - run_bytes(canvas, 0, crops, size)
     if images > 1:
         hint += f", or fewer images per batch ({per_image / 2**30:.1f} GiB each)"
-    raise ConfigError(f"canvas={canvas} with {images} image(s) needs about {need / 2**30:.1f} GiB on "
-                      f"{device}, but only {available / 2**30:.1f} GiB is available: {hint}.")
+    raise ConfigError(
+        f"canvas={canvas} with {images} image(s) needs about {need / 2**30:.1f} GiB on "
+        f"{device}, but only {available / 2**30:.1f} GiB is available: {hint}."
+    )
 
 
-def crops_per_call(free_bytes: int, bytes_per_crop: int, total_crops: int,
-                   reserve: float = 0.25) -> int:
+def crops_per_call(free_bytes: int, bytes_per_crop: int, total_crops: int, reserve: float = 0.25) -> int:
     """How many crops one model call may take: as many as fit in ``free_bytes`` less ``reserve``.
 
     ``bytes_per_crop`` is the measured peak growth of one crop's forward+backward. At least 1,

@@ -22,8 +22,16 @@ from .transforms import add_noise, crop_and_resize, crop_plan, level_weights, le
 if TYPE_CHECKING:
     from ..spectra.spectrum import Spectrum
 
-__all__ = ["MAX_CANVAS", "MAX_STEPS", "SHORT_RUN_CROPS", "EngineConfig", "EngineResult", "ScoreFn",
-           "optimize", "resolve_device"]
+__all__ = [
+    "MAX_CANVAS",
+    "MAX_STEPS",
+    "SHORT_RUN_CROPS",
+    "EngineConfig",
+    "EngineResult",
+    "ScoreFn",
+    "optimize",
+    "resolve_device",
+]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(pixel_values (N, 3, h, w), image_index (N,)) -> scores (N,)`` to maximize."""
@@ -78,16 +86,20 @@ def optimize(
     """
     config = config or EngineConfig()
     if not isinstance(config, EngineConfig):
-        raise ConfigError(f"config={config!r} is not an EngineConfig; build one with "
-                          "maco_hub.EngineConfig(steps=..., ...).")
+        raise ConfigError(
+            f"config={config!r} is not an EngineConfig; build one with maco_hub.EngineConfig(steps=..., ...)."
+        )
     seeds = _checked_seeds(seeds)
     device = resolve_device(device)
     if not memory_checked:
         check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
-    ranges = [check_crop_range(schedules.value_at(config.crop_scale, step, config.steps))
-              for step in range(config.steps)]
-    noise = [check_noise(schedules.value_at(config.noise, step, config.steps))
-             for step in range(config.steps)]
+    ranges = [
+        check_crop_range(schedules.value_at(config.crop_scale, step, config.steps))
+        for step in range(config.steps)
+    ]
+    noise = [
+        check_noise(schedules.value_at(config.noise, step, config.steps)) for step in range(config.steps)
+    ]
     if spectrum is None:
         from ..spectra.loading import load_spectrum
 
@@ -96,10 +108,13 @@ def optimize(
     # on other devices torch's CPU threads barely matter: leave them as they are unless set
     threads = config.threads if on_cpu or config.threads is not None else torch.get_num_threads()
     with intra_op_threads(threads) as used:
-        settings = {"threads": used if on_cpu else None,
-                    "resample": config.resample or ("per_crop" if on_cpu else "batched")}
-        result = _run(score_fn, preprocessing, seeds, config, spectrum, device, ranges, noise,
-                      settings, progress)
+        settings = {
+            "threads": used if on_cpu else None,
+            "resample": config.resample or ("per_crop" if on_cpu else "batched"),
+        }
+        result = _run(
+            score_fn, preprocessing, seeds, config, spectrum, device, ranges, noise, settings, progress
+        )
     _check_finite(result, seeds, names, config, spectrum)
     return result
 
@@ -114,9 +129,18 @@ def _checked_seeds(seeds: Any) -> list[int]:
     return [check_seed(seed, f"seeds[{i}]") for i, seed in enumerate(values)]
 
 
-def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], config: EngineConfig,
-         spectrum: Spectrum, device: torch.device, ranges: list[tuple[float, float]],
-         noise: list[float], settings: dict[str, Any], progress: bool) -> EngineResult:
+def _run(
+    score_fn: ScoreFn,
+    preprocessing: Preprocessing,
+    seeds: list[int],
+    config: EngineConfig,
+    spectrum: Spectrum,
+    device: torch.device,
+    ranges: list[tuple[float, float]],
+    noise: list[float],
+    settings: dict[str, Any],
+    progress: bool,
+) -> EngineResult:
     side, size = config.canvas, preprocessing.size
     magnitude = spectrum.resized(side, side).magnitude
     image = FourierPhaseImage(magnitude, (side, side), seeds).to(device)
@@ -141,8 +165,12 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
         else:
             views = crop_and_resize(rgb, boxes, size)
         if noise[step] > 0:
-            views = torch.cat([add_noise(views[b * crops:(b + 1) * crops], noise[step], g)
-                               for b, g in enumerate(noise_generators)])
+            views = torch.cat(
+                [
+                    add_noise(views[b * crops : (b + 1) * crops], noise[step], g)
+                    for b, g in enumerate(noise_generators)
+                ]
+            )
         pixels = preprocessing.normalize(views)
         scores, grad = _scores_and_gradient(scorer, pixels, image_index, crops, chunk, config, device)
         pixels.backward(grad)
@@ -152,8 +180,9 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
 
     with torch.no_grad():
         final = image()
-        whole = torch.nn.functional.interpolate(final, size=size, mode="bilinear",
-                                                antialias=True, align_corners=False)
+        whole = torch.nn.functional.interpolate(
+            final, size=size, mode="bilinear", antialias=True, align_corners=False
+        )
         with _autocast(config, device):
             final_scores = score_fn(preprocessing.normalize(whole), torch.arange(batch, device=device))
     return EngineResult(
@@ -165,8 +194,14 @@ def _run(score_fn: ScoreFn, preprocessing: Preprocessing, seeds: list[int], conf
     )
 
 
-def _crop_steps(seeds: list[int], config: EngineConfig, ranges: list[tuple[float, float]],
-                size: tuple[int, int], device: torch.device, batched: bool):
+def _crop_steps(
+    seeds: list[int],
+    config: EngineConfig,
+    ranges: list[tuple[float, float]],
+    size: tuple[int, int],
+    device: torch.device,
+    batched: bool,
+):
     """Each step's ``(boxes, device_boxes, level_weights)``; the last two only when ``batched``.
 
     Boxes are drawn a chunk of steps at a time (:data:`_PLAN_BOXES` boxes) from each image's own
@@ -177,8 +212,13 @@ def _crop_steps(seeds: list[int], config: EngineConfig, ranges: list[tuple[float
     generators = [torch.Generator().manual_seed(s + 1) for s in seeds]
     steps_per_chunk = max(1, _PLAN_BOXES // (len(seeds) * config.crops))
     for start in range(0, config.steps, steps_per_chunk):
-        boxes = crop_plan(generators, config.crops, (side, side), ranges[start:start + steps_per_chunk],
-                          config.crop_centre_std)
+        boxes = crop_plan(
+            generators,
+            config.crops,
+            (side, side),
+            ranges[start : start + steps_per_chunk],
+            config.crop_centre_std,
+        )
         if not batched:
             yield from ((step_boxes, None, None) for step_boxes in boxes)
             continue
@@ -195,13 +235,21 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device)
 
 
-def _check_finite(result: EngineResult, seeds: list[int], names: Sequence[str] | None,
-                  config: EngineConfig, spectrum: Spectrum) -> None:
+def _check_finite(
+    result: EngineResult,
+    seeds: list[int],
+    names: Sequence[str] | None,
+    config: EngineConfig,
+    spectrum: Spectrum,
+) -> None:
     """Raise :class:`NonFiniteError` for the first image whose score, pixels or attribution is
     not finite: a NaN or infinity is never a result."""
-    finite = (torch.isfinite(result.history).all(dim=0) & torch.isfinite(result.scores)
-              & torch.isfinite(result.images).flatten(1).all(dim=1)
-              & torch.isfinite(result.attribution).flatten(1).all(dim=1))
+    finite = (
+        torch.isfinite(result.history).all(dim=0)
+        & torch.isfinite(result.scores)
+        & torch.isfinite(result.images).flatten(1).all(dim=1)
+        & torch.isfinite(result.attribution).flatten(1).all(dim=1)
+    )
     bad = (~finite).nonzero().flatten().tolist()
     if not bad:
         return
@@ -209,8 +257,10 @@ def _check_finite(result: EngineResult, seeds: list[int], names: Sequence[str] |
     what = f"objective {names[b]!r}" if names is not None else f"image {b}"
     others = f" (and {len(bad) - 1} more of this batch)" if len(bad) > 1 else ""
     cause = _non_finite_cause(result.history[:, b], seeds[b], config, spectrum)
-    raise NonFiniteError(f"{what} (seed {seeds[b]}){others} became NaN or infinite, so nothing of this "
-                         f"batch is kept. Likely cause: {cause}.")
+    raise NonFiniteError(
+        f"{what} (seed {seeds[b]}){others} became NaN or infinite, so nothing of this "
+        f"batch is kept. Likely cause: {cause}."
+    )
 
 
 def _non_finite_cause(history: torch.Tensor, seed: int, config: EngineConfig, spectrum: Spectrum) -> str:
@@ -219,20 +269,30 @@ def _non_finite_cause(history: torch.Tensor, seed: int, config: EngineConfig, sp
     start = FourierPhaseImage(spectrum.resized(side, side).magnitude, (side, side), [seed])
     with torch.no_grad():
         if not torch.isfinite(start()).all():
-            return ("its starting image is already not finite, so the spectrum's magnitude overflows "
-                    "float32: use another spectrum (e.g. the shipped one, spectrum=None)")
+            return (
+                "its starting image is already not finite, so the spectrum's magnitude overflows "
+                "float32: use another spectrum (e.g. the shipped one, spectrum=None)"
+            )
     broken = (~torch.isfinite(history)).nonzero().flatten().tolist()
     if broken and broken[0] == 0:
-        return (f"its score was {history[0].item()} on the first step: the objective overflows float32 "
-                "(a weight or a Direction vector too large, or a model whose outputs overflow)")
-    when = f"its score became {history[broken[0]].item()} at step {broken[0] + 1} of {config.steps}" \
-        if broken else "its final image or score is not finite"
-    return (f"{when}: the optimization diverged; try a smaller learning_rate (now "
-            f"{config.learning_rate}) or smaller objective weights")
+        return (
+            f"its score was {history[0].item()} on the first step: the objective overflows float32 "
+            "(a weight or a Direction vector too large, or a model whose outputs overflow)"
+        )
+    when = (
+        f"its score became {history[broken[0]].item()} at step {broken[0] + 1} of {config.steps}"
+        if broken
+        else "its final image or score is not finite"
+    )
+    return (
+        f"{when}: the optimization diverged; try a smaller learning_rate (now "
+        f"{config.learning_rate}) or smaller objective weights"
+    )
 
 
-def _crops_per_forward(score_fn: ScoreFn, config: EngineConfig, device: torch.device, total: int,
-                       size: tuple[int, int]) -> int:
+def _crops_per_forward(
+    score_fn: ScoreFn, config: EngineConfig, device: torch.device, total: int, size: tuple[int, int]
+) -> int:
     """Crops per model call: 4 on the CPU (measured fastest); on CUDA as many as free memory allows,
     from the measured peak of a two-crop forward+backward."""
     if device.type != "cuda":
@@ -250,8 +310,13 @@ def _crops_per_forward(score_fn: ScoreFn, config: EngineConfig, device: torch.de
 
 
 def _scores_and_gradient(
-    score_fn: ScoreFn, pixels: torch.Tensor, image_index: torch.Tensor, crops: int, chunk: int,
-    config: EngineConfig, device: torch.device,
+    score_fn: ScoreFn,
+    pixels: torch.Tensor,
+    image_index: torch.Tensor,
+    crops: int,
+    chunk: int,
+    config: EngineConfig,
+    device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores of all rows and d(loss)/d(pixels), with loss = -Σ_images mean_crops(score).
 
@@ -259,12 +324,14 @@ def _scores_and_gradient(
     """
     scores, grads = [], []
     for start in range(0, len(pixels), chunk):
-        rows = pixels[start:start + chunk].detach().requires_grad_(True)
+        rows = pixels[start : start + chunk].detach().requires_grad_(True)
         with _autocast(config, device):
-            row_scores = score_fn(rows, image_index[start:start + chunk]).float()
+            row_scores = score_fn(rows, image_index[start : start + chunk]).float()
         if row_scores.shape != (len(rows),):
-            raise ConfigError(f"score_fn returned shape {tuple(row_scores.shape)}; expected "
-                              f"({len(rows)},), one score per row")
+            raise ConfigError(
+                f"score_fn returned shape {tuple(row_scores.shape)}; expected "
+                f"({len(rows)},), one score per row"
+            )
         (-row_scores.sum() / crops).backward()
         scores.append(row_scores.detach())
         grads.append(rows.grad)

@@ -22,9 +22,7 @@ def _standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + STANDARDIZE_EPS)
 
 
-def phase_to_canvas(
-    magnitude: torch.Tensor, phase: torch.Tensor, size: tuple[int, int]
-) -> torch.Tensor:
+def phase_to_canvas(magnitude: torch.Tensor, phase: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Spectrum ``magnitude · e^{i·phase}`` → standardized decorrelated canvas.
 
     ``magnitude`` is (3, H, W//2+1) in rfft2 layout, ``phase`` (B, 3, H, W//2+1); returns (B, 3, H, W)

@@ -33,8 +33,10 @@ class Alternating:
     def __post_init__(self) -> None:
         steps = as_integer(self.small_steps)
         if steps is None or steps < 1:
-            raise ConfigError(f"Alternating small_steps={self.small_steps!r} is not a positive integer; "
-                              "use 1 for small, large, small, … or 2 for small, small, large, ….")
+            raise ConfigError(
+                f"Alternating small_steps={self.small_steps!r} is not a positive integer; "
+                "use 1 for small, large, small, … or 2 for small, small, large, …."
+            )
         object.__setattr__(self, "small_steps", steps)
         for name in ("small", "large"):
             object.__setattr__(self, name, _finite_value(f"Alternating {name}", getattr(self, name)))
@@ -53,9 +55,12 @@ class Linear:
     def __post_init__(self) -> None:
         start, end = _finite_value("Linear start", self.start), _finite_value("Linear end", self.end)
         if isinstance(start, tuple) != isinstance(end, tuple) or (
-                isinstance(start, tuple) and len(start) != len(end)):
-            raise ConfigError(f"Linear start={self.start!r} and end={self.end!r} must be of one kind: two "
-                              "numbers, or two (low, high) pairs.")
+            isinstance(start, tuple) and len(start) != len(end)
+        ):
+            raise ConfigError(
+                f"Linear start={self.start!r} and end={self.end!r} must be of one kind: two "
+                "numbers, or two (low, high) pairs."
+            )
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "end", end)
 
@@ -88,12 +93,19 @@ def to_record(schedule: Schedule) -> Any:
     """
     for name, cls in _CLASSES.items():
         if isinstance(schedule, cls):
-            fields = {k: _listify(v) for k, v in asdict(schedule).items()
-                      if (k, v) not in _UNRECORDED_DEFAULTS.items()}
+            fields = {
+                k: _listify(v)
+                for k, v in asdict(schedule).items()
+                if (k, v) not in _UNRECORDED_DEFAULTS.items()
+            }
             return {"schedule": name, **fields}
     if callable(schedule):
-        return {"schedule": "callable", "name": getattr(schedule, "__qualname__", type(schedule).__name__),
-                "fingerprint": fingerprint(schedule), "reproducible": False}
+        return {
+            "schedule": "callable",
+            "name": getattr(schedule, "__qualname__", type(schedule).__name__),
+            "fingerprint": fingerprint(schedule),
+            "reproducible": False,
+        }
     return _listify(schedule)
 
 
@@ -107,12 +119,15 @@ def from_record(record: Any) -> Schedule:
     if isinstance(record, dict):
         kind = record.get("schedule")
         if kind == "callable":
-            raise ConfigError(f"schedule {record.get('name')!r} was a plain callable and cannot be "
-                              "rebuilt from its record; pass it again in the config, or use "
-                              "maco_hub.schedules.Linear / Alternating, which are recorded in full.")
+            raise ConfigError(
+                f"schedule {record.get('name')!r} was a plain callable and cannot be "
+                "rebuilt from its record; pass it again in the config, or use "
+                "maco_hub.schedules.Linear / Alternating, which are recorded in full."
+            )
         if kind not in _CLASSES:
-            raise ConfigError(f"schedule record {record!r} has no known kind; expected one of "
-                              f"{sorted(_CLASSES)}.")
+            raise ConfigError(
+                f"schedule record {record!r} has no known kind; expected one of {sorted(_CLASSES)}."
+            )
         fields = {k: _tuplify(v) for k, v in record.items() if k != "schedule"}
         try:
             return _CLASSES[kind](**fields)
@@ -130,21 +145,28 @@ def _describe(value: Any, depth: int) -> str:
     if depth > 8:
         return "..."
     if isinstance(value, functools.partial):
-        return (f"partial({_describe(value.func, depth + 1)}, {_value(value.args, depth)}, "
-                f"{_value(value.keywords, depth)})")
+        return (
+            f"partial({_describe(value.func, depth + 1)}, {_value(value.args, depth)}, "
+            f"{_value(value.keywords, depth)})"
+        )
     if isinstance(value, types.MethodType):
         return f"method({_describe(value.__func__, depth + 1)}, {_value(value.__self__, depth)})"
     if isinstance(value, types.FunctionType):
         code = value.__code__
-        globals_read = {name: _value(value.__globals__[name], depth) for name in code.co_names
-                        if name in value.__globals__ and not isinstance(
-                            value.__globals__[name], types.ModuleType)}
-        closure = [_value(cell.cell_contents, depth) for cell in value.__closure__ or ()
-                   if _has_contents(cell)]
-        return (f"function({value.__module__}.{value.__qualname__}, {_code(code, depth)}, "
-                f"defaults={_value(value.__defaults__, depth)}, "
-                f"kwdefaults={_value(value.__kwdefaults__, depth)}, closure={closure}, "
-                f"globals={sorted(globals_read.items())})")
+        globals_read = {
+            name: _value(value.__globals__[name], depth)
+            for name in code.co_names
+            if name in value.__globals__ and not isinstance(value.__globals__[name], types.ModuleType)
+        }
+        closure = [
+            _value(cell.cell_contents, depth) for cell in value.__closure__ or () if _has_contents(cell)
+        ]
+        return (
+            f"function({value.__module__}.{value.__qualname__}, {_code(code, depth)}, "
+            f"defaults={_value(value.__defaults__, depth)}, "
+            f"kwdefaults={_value(value.__kwdefaults__, depth)}, closure={closure}, "
+            f"globals={sorted(globals_read.items())})"
+        )
     return f"object({type(value).__module__}.{type(value).__qualname__}, {value!r})"
 
 
@@ -177,8 +199,9 @@ def _finite_value(name: str, value: Any) -> int | float | tuple:
         except TypeError:
             items = None
     if not items or any(v is None for v in items):
-        raise ConfigError(f"{name}={value!r} is invalid: use a finite number or a (low, high) pair of "
-                          "finite numbers.")
+        raise ConfigError(
+            f"{name}={value!r} is invalid: use a finite number or a (low, high) pair of finite numbers."
+        )
     return items
 
 

@@ -80,8 +80,10 @@ def auto_threads(interval: float = 0.2) -> int:
 def check_threads(threads: int | None) -> None:
     """Raise :class:`~maco_hub.errors.ConfigError` unless ``threads`` is None or a positive int."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"threads={threads!r} is invalid: use a positive number of CPU threads, "
-                          "or None to choose from the idle CPUs.")
+        raise ConfigError(
+            f"threads={threads!r} is invalid: use a positive number of CPU threads, "
+            "or None to choose from the idle CPUs."
+        )
 
 
 @contextlib.contextmanager

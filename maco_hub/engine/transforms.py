@@ -16,8 +16,12 @@ import torch.nn.functional as F
 
 
 def _boxes(
-    uniforms: torch.Tensor, normals: torch.Tensor, canvas: tuple[int, int], low: torch.Tensor,
-    high: torch.Tensor, centre_std: float,
+    uniforms: torch.Tensor,
+    normals: torch.Tensor,
+    canvas: tuple[int, int],
+    low: torch.Tensor,
+    high: torch.Tensor,
+    centre_std: float,
 ) -> torch.Tensor:
     """Boxes ``(..., 3)`` = (top, left, side) from uniforms ``(..., 3)`` (column 0 is used) and
     standard normals ``(..., 2)``, all float64. Same arithmetic as one box at a time in Python."""
@@ -33,8 +37,10 @@ def _boxes(
 
 def _draw(generator: torch.Generator, count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One step's random numbers for ``count`` boxes (the order every maco_hub version used)."""
-    return (torch.rand(count, 3, generator=generator, dtype=torch.float64),
-            torch.randn(count, 2, generator=generator, dtype=torch.float64))
+    return (
+        torch.rand(count, 3, generator=generator, dtype=torch.float64),
+        torch.randn(count, 2, generator=generator, dtype=torch.float64),
+    )
 
 
 def crop_boxes(
@@ -81,7 +87,7 @@ def crop_plan(
 
 
 def _level_variance(level: int) -> float:
-    return (4 ** level - 1) / 6
+    return (4**level - 1) / 6
 
 
 def levels_needed(boxes: torch.Tensor, size: tuple[int, int]) -> int:
@@ -98,7 +104,7 @@ def level_weights(boxes: torch.Tensor, size: tuple[int, int], levels: int) -> to
     ``(s² - 1) / 6``, linearly between the two levels around it.
     """
     scale = boxes[..., 2].to(torch.float64) / min(size)
-    target = ((scale ** 2 - 1) / 6).clamp_min(0)
+    target = ((scale**2 - 1) / 6).clamp_min(0)
     variances = torch.tensor([_level_variance(level) for level in range(levels)], dtype=torch.float64)
     target = target.clamp_max(variances[-1])
     if levels == 1:
@@ -116,9 +122,9 @@ def _smooth(images: torch.Tensor, dilation: int) -> torch.Tensor:
     """[1, 2, 1] / 4 along both axes with taps ``dilation`` pixels apart (edges replicated)."""
     d = dilation
     x = F.pad(images, (d, d, 0, 0), mode="replicate")
-    x = (x[..., :-2 * d] + 2 * x[..., d:-d] + x[..., 2 * d:]) * 0.25
+    x = (x[..., : -2 * d] + 2 * x[..., d:-d] + x[..., 2 * d :]) * 0.25
     x = F.pad(x, (0, 0, d, d), mode="replicate")
-    return (x[..., :-2 * d, :] + 2 * x[..., d:-d, :] + x[..., 2 * d:, :]) * 0.25
+    return (x[..., : -2 * d, :] + 2 * x[..., d:-d, :] + x[..., 2 * d :, :]) * 0.25
 
 
 def blur_levels(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -150,13 +156,17 @@ def sampling_grid(boxes: torch.Tensor, canvas: tuple[int, int], size: tuple[int,
     xs = torch.minimum((left + (cols + 0.5) * side / w - 0.5).clamp_min(left), left + side - 1)
     ys = (2 * ys + 1) / height - 1  # (B, crops, h), normalized as align_corners=False reads it
     xs = (2 * xs + 1) / width - 1  # (B, crops, w)
-    grid = torch.stack([xs[:, :, None, :].expand(batch, crops, h, w),
-                        ys[:, :, :, None].expand(batch, crops, h, w)], dim=-1)
+    grid = torch.stack(
+        [xs[:, :, None, :].expand(batch, crops, h, w), ys[:, :, :, None].expand(batch, crops, h, w)], dim=-1
+    )
     return grid.reshape(batch, crops * h, w, 2)
 
 
 def resample_crops(
-    images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], weights: torch.Tensor,
+    images: torch.Tensor,
+    boxes: torch.Tensor,
+    size: tuple[int, int],
+    weights: torch.Tensor,
 ) -> torch.Tensor:
     """All crops of all images resized to ``size`` at once: (B·crops, C, h, w), image-major.
 
@@ -170,8 +180,9 @@ def resample_crops(
     grid = sampling_grid(boxes, tuple(images.shape[-2:]), size)
     out = None
     for level, blurred in enumerate(blur_levels(images, weights.shape[-1])):
-        sampled = F.grid_sample(blurred, grid, mode="bilinear", padding_mode="border",
-                                align_corners=False).view(batch, channels, crops, h, w)
+        sampled = F.grid_sample(
+            blurred, grid, mode="bilinear", padding_mode="border", align_corners=False
+        ).view(batch, channels, crops, h, w)
         part = sampled * weights[:, None, :, level, None, None].to(sampled.dtype)
         out = part if out is None else out + part
     return out.transpose(1, 2).reshape(batch * crops, channels, h, w)
@@ -190,8 +201,7 @@ def crop_and_resize(
         for top, left, side in image_boxes:
             top, left, side = int(top), int(left), int(side)
             crop = image[None, :, top : top + side, left : left + side]
-            crops.append(F.interpolate(crop, size=size, mode="bilinear", antialias=True,
-                                       align_corners=False))
+            crops.append(F.interpolate(crop, size=size, mode="bilinear", antialias=True, align_corners=False))
     return torch.cat(crops)
 
 

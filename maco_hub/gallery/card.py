@@ -21,14 +21,25 @@ from .rows import image_names
 
 PREVIEW_ROWS = 12
 TAGS = ["feature-visualization", "maco", "interpretability", "maco_hub"]
-KIND_NAMES = {"class": ("class logit", "class logits"), "channel": ("channel", "channels"),
-              "neuron": ("neuron", "neurons"), "layer": ("layer", "layers"),
-              "direction": ("direction", "directions"), "sum": ("sum of objectives", "sums of objectives")}
+KIND_NAMES = {
+    "class": ("class logit", "class logits"),
+    "channel": ("channel", "channels"),
+    "neuron": ("neuron", "neurons"),
+    "layer": ("layer", "layers"),
+    "direction": ("direction", "directions"),
+    "sum": ("sum of objectives", "sums of objectives"),
+}
 
 
-def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str], features_yaml: list,
-                        title: str | None = None, repo_id: str | None = None,
-                        evaluation: Evaluation | None = None) -> str:
+def render_gallery_card(
+    rows: Sequence[dict[str, Any]],
+    *,
+    shards: Sequence[str],
+    features_yaml: list,
+    title: str | None = None,
+    repo_id: str | None = None,
+    evaluation: Evaluation | None = None,
+) -> str:
     """Card text for a gallery whose rows (metadata only) are ``rows``, stored in ``shards``, with
     a "Legibility" section when it carries a (checked) ``evaluation``.
 
@@ -48,8 +59,7 @@ def render_gallery_card(rows: Sequence[dict[str, Any]], *, shards: Sequence[str]
         tags=TAGS,
         task_categories=["image-classification"],
         size_categories=[_size_category(len(rows))],
-        configs=[{"config_name": "default",
-                  "data_files": [{"split": "train", "path": list(shards)}]}],
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": list(shards)}]}],
         dataset_info={"features": features_yaml},
     )
     source = json.dumps(repo_id or "PATH_OR_REPO_ID")
@@ -101,19 +111,26 @@ def _legibility(evaluation: Evaluation | None, rows: Sequence[dict[str, Any]]) -
     if evaluation is None:
         return ""
     settings = evaluation.settings
-    judges = ", ".join(markdown_text(f"{s['judge']}: {display_id(s['model_id'])}"
-                                     + (f"@{s['model_revision']}" if s.get("model_revision") else ""))
-                       for s in evaluation.summary)
+    judges = ", ".join(
+        markdown_text(
+            f"{s['judge']}: {display_id(s['model_id'])}"
+            + (f"@{s['model_revision']}" if s.get("model_revision") else "")
+        )
+        for s in evaluation.summary
+    )
     low, high = settings.get("crop_side") or (0.25, 0.30)
     reference = settings.get("reference")
     header, lines = evaluation.table()
     table = [f"| {' | '.join(markdown_text(c) for c in header)} |", "|---|" + "---:|" * (len(header) - 1)]
     table += [f"| {' | '.join(markdown_text(c) for c in cells)} |" for cells in lines]
     evaluated = sum(1 for r in rows if r.get("key") in evaluation.rows)
-    crops = (f"{markdown_text(settings.get('crops'))} per row, {low:.0%}–{high:.0%} of the canvas, seed "
-             f"{markdown_text(settings.get('seed'))}")
-    reference = (markdown_text(reference) if reference
-                 else "none (plausibility and Fréchet distance not computed)")
+    crops = (
+        f"{markdown_text(settings.get('crops'))} per row, {low:.0%}–{high:.0%} of the canvas, seed "
+        f"{markdown_text(settings.get('seed'))}"
+    )
+    reference = (
+        markdown_text(reference) if reference else "none (plausibility and Fréchet distance not computed)"
+    )
     rest = "" if evaluated == len(rows) else " (evaluate again to judge the rest)"
     return f"""
 ## Legibility
@@ -146,22 +163,34 @@ def _settings(rows: Sequence[dict[str, Any]]) -> str:
     combos = Counter((r.get("steps"), r.get("canvas"), str(r.get("spectrum_sha256"))[:12]) for r in rows)
     if not combos:
         return "—"
-    text = "; ".join(f"{steps} steps, canvas {canvas} px, spectrum {markdown_text(sha)}…"
-                     + (f" ({count} row{'s' if count > 1 else ''})" if len(combos) > 1 else "")
-                     for (steps, canvas, sha), count in sorted(combos.items(), key=str))
+    text = "; ".join(
+        f"{steps} steps, canvas {canvas} px, spectrum {markdown_text(sha)}…"
+        + (f" ({count} row{'s' if count > 1 else ''})" if len(combos) > 1 else "")
+        for (steps, canvas, sha), count in sorted(combos.items(), key=str)
+    )
     if len(combos) > 1:
-        text += (" — rows of the same objective and seed made with other settings are separate rows, "
-                 "told apart by their `steps` and `canvas` columns")
+        text += (
+            " — rows of the same objective and seed made with other settings are separate rows, "
+            "told apart by their `steps` and `canvas` columns"
+        )
     return text
 
 
 def _preview(rows: Sequence[dict[str, Any]]) -> str:
     lines = []
     for row in rows[:PREVIEW_ROWS]:
-        images = [f'<img src="images/{name}" width="128">' for name in image_names(row["key"])] \
-            if is_row_key(row.get("key")) else ["", ""]
-        cells = [*images, markdown_text(row.get("objective") or ""), _number(row.get("steps")),
-                 _number(row.get("canvas")), _score(row.get("score"))]
+        images = (
+            [f'<img src="images/{name}" width="128">' for name in image_names(row["key"])]
+            if is_row_key(row.get("key"))
+            else ["", ""]
+        )
+        cells = [
+            *images,
+            markdown_text(row.get("objective") or ""),
+            _number(row.get("steps")),
+            _number(row.get("canvas")),
+            _score(row.get("score")),
+        ]
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) or "| | | (empty) | | | |"
 

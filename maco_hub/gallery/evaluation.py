@@ -31,8 +31,13 @@ TRANSFER_METRICS = ("top1", "top5", "prob", "crops_top1", "crops_top5", "crops_p
 FEATURE_METRICS = ("plausibility", "crops_plausibility", "frechet")
 ROW_FIELDS = (*TRANSFER_METRICS, *FEATURE_METRICS, "pred", "status", "reference_images")
 """Per judge, each row gets the column ``eval_<judge>_<field>`` for each of these fields."""
-FIELD_DTYPES = {"top1": "bool", "top5": "bool", "pred": "string", "status": "string",
-                "reference_images": "int64"}
+FIELD_DTYPES = {
+    "top1": "bool",
+    "top5": "bool",
+    "pred": "string",
+    "status": "string",
+    "reference_images": "int64",
+}
 """The ``datasets`` dtype of a row field that is not ``float64``."""
 STATUSES = {
     "ok": "judged",
@@ -63,33 +68,52 @@ class Evaluation:
 
     def column_types(self) -> list[tuple[str, str]]:
         """``(column, datasets dtype)`` of every column, judge by judge (see :data:`FIELD_DTYPES`)."""
-        return [(column_name(s["judge"], f), FIELD_DTYPES.get(f, "float64"))
-                for s in self.summary for f in ROW_FIELDS]
+        return [
+            (column_name(s["judge"], f), FIELD_DTYPES.get(f, "float64"))
+            for s in self.summary
+            for f in ROW_FIELDS
+        ]
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         """The summary as plain-text cells: a header and one line per judge (escape to render)."""
-        header = ["judge", "rows judged", "top-1", "top-5", "p(class)", "crops top-1", "crops top-5",
-                  "crops p(class)", "plausibility", "crops plausibility", "Fréchet (per class)",
-                  "Fréchet (pooled)"]
+        header = [
+            "judge",
+            "rows judged",
+            "top-1",
+            "top-5",
+            "p(class)",
+            "crops top-1",
+            "crops top-5",
+            "crops p(class)",
+            "plausibility",
+            "crops plausibility",
+            "Fréchet (per class)",
+            "Fréchet (pooled)",
+        ]
         lines = []
         for s in self.summary:
             cells = [_fmt(s.get(k)) for k in (*TRANSFER_METRICS, "plausibility", "crops_plausibility")]
             cells += [_fmt(s.get("frechet"), 1), _fmt(s.get("frechet_pooled"), 1)]
-            lines.append([f"{s['judge']} ({display_id(s['model_id'])})", f"{s['judged']}/{s['rows']}",
-                          *cells])
+            lines.append(
+                [f"{s['judge']} ({display_id(s['model_id'])})", f"{s['judged']}/{s['rows']}", *cells]
+            )
         return header, lines
 
     def notes(self) -> list[str]:
         """Sentences (plain text) on how the table was measured and what was not judged."""
         settings = self.settings
         low, high = settings.get("crop_side") or (0.25, 0.30)
-        text = [f"Each class row is shown to each judge whole and as {settings.get('crops')} random "
-                f"square crops of {low:.0%}–{high:.0%} of the canvas (seed {settings.get('seed')}), "
-                "resized to the judge's input; top-1/top-5 are hit rates and p(class) the mean "
-                "probability of the row's class."]
+        text = [
+            f"Each class row is shown to each judge whole and as {settings.get('crops')} random "
+            f"square crops of {low:.0%}–{high:.0%} of the canvas (seed {settings.get('seed')}), "
+            "resized to the judge's input; top-1/top-5 are hit rates and p(class) the mean "
+            "probability of the row's class."
+        ]
         if settings.get("reference"):
-            text.append(f"Plausibility (median cosine similarity) and Fréchet distance are computed "
-                        f"in each judge's penultimate features against {settings['reference']}.")
+            text.append(
+                f"Plausibility (median cosine similarity) and Fréchet distance are computed "
+                f"in each judge's penultimate features against {settings['reference']}."
+            )
         skipped: Counter[str] = Counter()
         for s in self.summary:
             skipped.update(s.get("not_judged", {}))
@@ -106,16 +130,22 @@ class Evaluation:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able dict; :meth:`from_record` turns it back into an equal Evaluation."""
-        return {"rows": {k: dict(v) for k, v in self.rows.items()},
-                "summary": [dict(s) for s in self.summary], "settings": dict(self.settings)}
+        return {
+            "rows": {k: dict(v) for k, v in self.rows.items()},
+            "summary": [dict(s) for s in self.summary],
+            "settings": dict(self.settings),
+        }
 
     @classmethod
     def from_record(cls, record: Any) -> Evaluation:
         """Inverse of :meth:`to_record`, for untrusted data: every type, name and size is checked
         (GalleryError naming the problem); unknown keys of a summary are dropped."""
-        if not isinstance(record, Mapping) or not isinstance(record.get("rows"), Mapping) \
-                or not isinstance(record.get("summary"), list) \
-                or not isinstance(record.get("settings", {}), Mapping):
+        if (
+            not isinstance(record, Mapping)
+            or not isinstance(record.get("rows"), Mapping)
+            or not isinstance(record.get("summary"), list)
+            or not isinstance(record.get("settings", {}), Mapping)
+        ):
             _refuse("is not an object with 'rows' (object), 'summary' (list) and 'settings' (object)")
         summary = tuple(_checked_summary(i, s) for i, s in enumerate(record["summary"]))
         judges = [s["judge"] for s in summary]
@@ -129,9 +159,11 @@ class Evaluation:
                 _refuse(f"has the row {short_repr(key)} that is not a key with an object of columns")
             for column, value in values.items():
                 if column not in dtypes or not _has_dtype(value, dtypes[column]):
-                    _refuse(f"gives row {short_repr(key)} the column {short_repr(column)} = "
-                            f"{short_repr(value)}, not a column of its judges {judges} with a value of "
-                            "its type (finite numbers only)")
+                    _refuse(
+                        f"gives row {short_repr(key)} the column {short_repr(column)} = "
+                        f"{short_repr(value)}, not a column of its judges {judges} with a value of "
+                        "its type (finite numbers only)"
+                    )
             rows[key] = dict(values)
         return cls(rows, summary, evaluation.settings)
 
@@ -164,8 +196,10 @@ def column_name(judge: str, field_name: str) -> str:
 
 
 def _refuse(why: str) -> None:
-    raise GalleryError(f"The evaluation record {why}; it was not written by maco_hub or is damaged. "
-                       "Run `maco-hub gallery evaluate` again to replace it.")
+    raise GalleryError(
+        f"The evaluation record {why}; it was not written by maco_hub or is damaged. "
+        "Run `maco-hub gallery evaluate` again to replace it."
+    )
 
 
 def _has_dtype(value: Any, dtype: str) -> bool:
@@ -183,16 +217,24 @@ def _has_dtype(value: Any, dtype: str) -> bool:
 
 
 def _checked_summary(index: int, entry: Any) -> dict[str, Any]:
-    if not isinstance(entry, Mapping) or not isinstance(entry.get("judge"), str) \
-            or not JUDGE_RE.match(entry["judge"]):
+    if (
+        not isinstance(entry, Mapping)
+        or not isinstance(entry.get("judge"), str)
+        or not JUDGE_RE.match(entry["judge"])
+    ):
         judge = entry.get("judge") if isinstance(entry, Mapping) else entry
         _refuse(f"names judge {index} {short_repr(judge)}, not a name of 1-64 characters 0-9, a-z or _")
-    checks = {"model_id": lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT,
-              "model_revision": lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT),
-              "not_judged": lambda v: isinstance(v, Mapping) and len(v) <= len(STATUSES) and all(
-                  isinstance(k, str) and len(k) <= 100 and _has_dtype(n, "int64") for k, n in v.items()),
-              **dict.fromkeys(_SUMMARY_COUNTS, lambda v: _has_dtype(v, "int64") and v is not None),
-              **dict.fromkeys(_SUMMARY_NUMBERS, lambda v: _has_dtype(v, "float64"))}
+    checks = {
+        "model_id": lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT,
+        "model_revision": lambda v: v is None or (isinstance(v, str) and len(v) <= MAX_TEXT),
+        "not_judged": lambda v: (
+            isinstance(v, Mapping)
+            and len(v) <= len(STATUSES)
+            and all(isinstance(k, str) and len(k) <= 100 and _has_dtype(n, "int64") for k, n in v.items())
+        ),
+        **dict.fromkeys(_SUMMARY_COUNTS, lambda v: _has_dtype(v, "int64") and v is not None),
+        **dict.fromkeys(_SUMMARY_NUMBERS, lambda v: _has_dtype(v, "float64")),
+    }
     defaults = {"not_judged": {}, **dict.fromkeys(_SUMMARY_COUNTS, 0)}
     clean = {"judge": entry["judge"]}
     for key, check in checks.items():
@@ -205,14 +247,20 @@ def _checked_summary(index: int, entry: Any) -> dict[str, Any]:
 
 def _checked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     side = settings.get("crop_side", [0.25, 0.30])
-    numbers = all(settings.get(k) is not None and _has_dtype(settings.get(k), "int64")
-                  for k in ("crops", "seed"))
-    fractions = isinstance(side, list) and len(side) == 2 and all(
-        x is not None and _has_dtype(x, "float64") and 0 <= x <= 1 for x in side)
+    numbers = all(
+        settings.get(k) is not None and _has_dtype(settings.get(k), "int64") for k in ("crops", "seed")
+    )
+    fractions = (
+        isinstance(side, list)
+        and len(side) == 2
+        and all(x is not None and _has_dtype(x, "float64") and 0 <= x <= 1 for x in side)
+    )
     reference = settings.get("reference") is None or _has_dtype(settings["reference"], "string")
     if not (numbers and fractions and reference and isinstance(settings.get("judges", {}), Mapping)):
-        _refuse("has settings of other types than crops (int), seed (int), crop_side (two fractions), "
-                "reference (text) and judges (object)")
+        _refuse(
+            "has settings of other types than crops (int), seed (int), crop_side (two fractions), "
+            "reference (text) and judges (object)"
+        )
     return dict(settings)
 
 

@@ -40,8 +40,11 @@ class StoredEvaluation:
     columns: list[tuple[str, str]]  # (eval_<judge>_<field>, dtype) of every shard
 
     def manifest_entry(self) -> dict[str, Any]:
-        return {"columns": [list(column) for column in self.columns], "file": EVALUATION_NAME,
-                "sha256": hashlib.sha256(self.text.encode("utf-8")).hexdigest()}
+        return {
+            "columns": [list(column) for column in self.columns],
+            "file": EVALUATION_NAME,
+            "sha256": hashlib.sha256(self.text.encode("utf-8")).hexdigest(),
+        }
 
 
 def read_evaluation(data: bytes, manifest: dict[str, Any], folder: Path) -> Evaluation:
@@ -49,17 +52,21 @@ def read_evaluation(data: bytes, manifest: dict[str, Any], folder: Path) -> Eval
     sha256, JSON limits, types, row keys and columns (GalleryError naming the fix)."""
     where = f"{EVALUATION_NAME} of the gallery {folder}"
     if hashlib.sha256(data).hexdigest() != manifest["evaluation"]["sha256"]:
-        raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (an interrupted "
-                           f"evaluation, or edited); {FIX}.")
+        raise GalleryError(
+            f"The {where} does not match its sha256 in {MANIFEST_NAME} (an interrupted "
+            f"evaluation, or edited); {FIX}."
+        )
     try:
-        evaluation = Evaluation.from_record(parse_json(data.decode("utf-8"), f"the {where}",
-                                                       MAX_EVALUATION_BYTES))
+        evaluation = Evaluation.from_record(
+            parse_json(data.decode("utf-8"), f"the {where}", MAX_EVALUATION_BYTES)
+        )
     except (UnicodeDecodeError, GalleryError) as error:
         raise GalleryError(f"The {where} is refused: {error}") from None
     bad = next((key for key in evaluation.rows if not is_row_key(key)), None)
     if bad is not None or evaluation.columns != [name for name, _ in eval_columns(manifest)]:
-        raise GalleryError(f"The {where} has the row {bad!r} or other columns than {MANIFEST_NAME} "
-                           f"lists; {FIX}.")
+        raise GalleryError(
+            f"The {where} has the row {bad!r} or other columns than {MANIFEST_NAME} lists; {FIX}."
+        )
     return evaluation
 
 
@@ -68,27 +75,39 @@ def to_store(evaluation: Any, previous: Evaluation | None, keys: Set[str], folde
     earlier results of the same names (``previous``); results of rows not in the gallery are left
     out. ConfigError for what a gallery cannot hold."""
     if not isinstance(evaluation, Evaluation):
-        raise ConfigError(f"save_evaluation needs an Evaluation (from maco_hub.evaluate), not "
-                          f"{type(evaluation).__name__}.")
+        raise ConfigError(
+            f"save_evaluation needs an Evaluation (from maco_hub.evaluate), not {type(evaluation).__name__}."
+        )
     outside = set(evaluation.rows) - set(keys)
     if evaluation.rows and outside == set(evaluation.rows):
-        raise ConfigError(f"None of the {len(outside)} evaluated rows is in the gallery {folder}; "
-                          "store an evaluation in the folder that holds its rows.")
+        raise ConfigError(
+            f"None of the {len(outside)} evaluated rows is in the gallery {folder}; "
+            "store an evaluation in the folder that holds its rows."
+        )
     if outside:
-        logger.warning("%d evaluated row(s) are not in %s (other rows or keyless rows); their "
-                       "results are not stored.", len(outside), folder)
+        logger.warning(
+            "%d evaluated row(s) are not in %s (other rows or keyless rows); their results are not stored.",
+            len(outside),
+            folder,
+        )
     stored = evaluation.replacing(previous).restricted_to(keys)
     try:
         text = json.dumps(stored.to_record(), sort_keys=True, allow_nan=False)
     except ValueError:
-        raise ConfigError("The evaluation holds a NaN or infinite number, which JSON and a "
-                          "gallery cannot hold; evaluate again (a judge or a row gave "
-                          "non-finite outputs).") from None
+        raise ConfigError(
+            "The evaluation holds a NaN or infinite number, which JSON and a "
+            "gallery cannot hold; evaluate again (a judge or a row gave "
+            "non-finite outputs)."
+        ) from None
     if len(text) > MAX_EVALUATION_BYTES:
-        raise ConfigError(f"The evaluation is {len(text)} characters of JSON, over the limit of "
-                          f"{MAX_EVALUATION_BYTES}; evaluate fewer judges at once.")
+        raise ConfigError(
+            f"The evaluation is {len(text)} characters of JSON, over the limit of "
+            f"{MAX_EVALUATION_BYTES}; evaluate fewer judges at once."
+        )
     columns = stored.column_types()
     if len({name for name, _ in columns}) < len(columns):
-        raise ConfigError(f"The judge names {[s['judge'] for s in stored.summary]} give two "
-                          "columns the same name; name the judges (a mapping name -> model).")
+        raise ConfigError(
+            f"The judge names {[s['judge'] for s in stored.summary]} give two "
+            "columns the same name; name the judges (a mapping name -> model)."
+        )
     return StoredEvaluation(stored, text, columns)

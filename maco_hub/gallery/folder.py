@@ -70,8 +70,9 @@ logger = logging.getLogger(__name__)
 class GalleryFolder(FolderRepairs):
     """A gallery folder being read or extended (see the module docstring)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], *, remedy: str,
-                 links_within: Path | None = None):
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], *, remedy: str, links_within: Path | None = None
+    ):
         self.path = path
         self._manifest = manifest
         self._remedy = remedy  # what the user can do about a damaged shard
@@ -80,8 +81,14 @@ class GalleryFolder(FolderRepairs):
         self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, create: bool = True, remedy: str | None = None,
-             links_within: Path | None = None) -> GalleryFolder:
+    def open(
+        cls,
+        path: str | os.PathLike,
+        *,
+        create: bool = True,
+        remedy: str | None = None,
+        links_within: Path | None = None,
+    ) -> GalleryFolder:
         """Open a gallery folder to read it, or (``create``) to extend it, creating it if needed.
 
         Opening for writing marks a new folder as a gallery, cleans up what an interrupted
@@ -90,18 +97,25 @@ class GalleryFolder(FolderRepairs):
         may link into.
         """
         path = Path(path)
-        remedy = remedy or (f"run `maco-hub gallery repair {path}` to drop it, then rerun the "
-                            "explain command to recompute its rows")
+        remedy = remedy or (
+            f"run `maco-hub gallery repair {path}` to drop it, then rerun the "
+            "explain command to recompute its rows"
+        )
         if path.exists() and not path.is_dir():
-            raise GalleryError(f"{str(path)!r} is a file, not a gallery folder; choose a new or empty "
-                               "folder (for --out) or a folder written by maco_hub.")
+            raise GalleryError(
+                f"{str(path)!r} is a file, not a gallery folder; choose a new or empty "
+                "folder (for --out) or a folder written by maco_hub."
+            )
         if not create:
             check_layout(path, links_within=links_within)
             if entry_mode(path / MANIFEST_NAME) is None:
-                raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass "
-                                   "a folder written by save_gallery / `maco-hub explain --out`.")
-            return cls(path, read_manifest(path, links_within=links_within), remedy=remedy,
-                       links_within=links_within)
+                raise GalleryError(
+                    f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}); pass "
+                    "a folder written by save_gallery / `maco-hub explain --out`."
+                )
+            return cls(
+                path, read_manifest(path, links_within=links_within), remedy=remedy, links_within=links_within
+            )
         with writing(path):
             _refuse_foreign_folder(path)
             path.mkdir(parents=True, exist_ok=True)
@@ -171,8 +185,12 @@ class GalleryFolder(FolderRepairs):
         """The stored evaluation (None if none), checked (:func:`~.evaluation_store.read_evaluation`)."""
         if "file" not in (self._manifest.get("evaluation") or {}):
             return None
-        data = self.read_own(EVALUATION_NAME, MAX_EVALUATION_BYTES,
-                             f"The {EVALUATION_NAME} of the gallery {self.path}", EVALUATION_FIX)
+        data = self.read_own(
+            EVALUATION_NAME,
+            MAX_EVALUATION_BYTES,
+            f"The {EVALUATION_NAME} of the gallery {self.path}",
+            EVALUATION_FIX,
+        )
         return read_evaluation(data, self._manifest, self.path)
 
     def save_evaluation(self, evaluation: Evaluation) -> Evaluation:
@@ -260,10 +278,13 @@ class GalleryFolder(FolderRepairs):
             return self._checked[seen], None
         data = read_file(file, MAX_SHARD_BYTES, f"The {where}", self._remedy)
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-            raise GalleryError(f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
-                               f"damaged); {self._remedy}.")
-        table = read_table(data, entry["file"], self.path, self._remedy, extra, rows=len(entry["keys"]),
-                           images=images)
+            raise GalleryError(
+                f"The {where} does not match its sha256 in {MANIFEST_NAME} (replaced or "
+                f"damaged); {self._remedy}."
+            )
+        table = read_table(
+            data, entry["file"], self.path, self._remedy, extra, rows=len(entry["keys"]), images=images
+        )
         rows = table.to_pylist()
         if [row["key"] for row in rows] != entry["keys"]:
             raise GalleryError(f"The {where} holds other rows than {MANIFEST_NAME} lists; {self._remedy}.")
@@ -278,8 +299,10 @@ class GalleryFolder(FolderRepairs):
         _, table = self._read_shard(entry, images=True)
         extra = [name for name, _ in eval_columns(self._manifest)]
         batches = shard_batches(table, f"gallery shard {entry['file']!r} in {self.path}")
-        return (table.drop_columns(extra).to_pylist(),
-                {name: [member.to_dict() for member in members] for name, members in batches.items()})
+        return (
+            table.drop_columns(extra).to_pylist(),
+            {name: [member.to_dict() for member in members] for name, members in batches.items()},
+        )
 
     def _write_shard(self, data: bytes) -> tuple[str, str]:
         """Write shard bytes under a name from their sha256 (the current file if it is the same
@@ -293,24 +316,34 @@ class GalleryFolder(FolderRepairs):
                 return name, digest
             if stat.S_ISREG(mode) and file_digest(path) == digest:
                 return name, digest
-        raise GalleryError(f"Every name of the shard {digest[:16]} in {self.path} is taken by another "
-                           "file; run `maco-hub gallery repair`.")
+        raise GalleryError(
+            f"Every name of the shard {digest[:16]} in {self.path} is taken by another "
+            "file; run `maco-hub gallery repair`."
+        )
 
     def _warn_mixed_settings(self, new: Iterable[Visualization]) -> None:
         """Log when rows of the same model, objective and seed get other steps/canvas/spectrum."""
         for shard in self._manifest["shards"]:
             if shard["file"] not in self._subjects:
-                self._subjects[shard["file"]] = {canonical_json(r["record"].subject()): r["record"].settings()
-                                                 for r in self._load_shard(shard, images=False)}
+                self._subjects[shard["file"]] = {
+                    canonical_json(r["record"].subject()): r["record"].settings()
+                    for r in self._load_shard(shard, images=False)
+                }
         existing: dict[str, tuple] = {}
         for subjects in self._subjects.values():
             existing.update(subjects)
         for item in new:
             before = existing.get(canonical_json(item.record.subject()))
             if before is not None and before != item.record.settings():
-                logger.warning("%s (seed %s) is already in %s with other settings (steps, canvas, "
-                               "spectrum: %s, now %s); both rows are kept, labelled by their settings.",
-                               item.objective, item.seed, self.path, before, item.record.settings())
+                logger.warning(
+                    "%s (seed %s) is already in %s with other settings (steps, canvas, "
+                    "spectrum: %s, now %s); both rows are kept, labelled by their settings.",
+                    item.objective,
+                    item.seed,
+                    self.path,
+                    before,
+                    item.record.settings(),
+                )
 
 
 def _refuse_foreign_folder(path: Path) -> None:
@@ -318,8 +351,8 @@ def _refuse_foreign_folder(path: Path) -> None:
         return
     others = [p.name for p in path.iterdir() if p.name != LOCK_NAME and not is_own_temp_file(p)]
     if others:
-        raise GalleryError(f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
-                           f"{MANIFEST_NAME}; it holds {sorted(others)[:3]}); choose an empty or new "
-                           "folder for --out.")
-
-
+        raise GalleryError(
+            f"{str(path)!r} is a non-empty folder but not a maco_hub gallery (no "
+            f"{MANIFEST_NAME}; it holds {sorted(others)[:3]}); choose an empty or new "
+            "folder for --out."
+        )

@@ -53,12 +53,27 @@ MAX_CANVAS = 4096  # px a side of a gallery image (50 MB decoded); explain's def
 SHARD_TARGET_BYTES = 256 << 20  # an append starts a new shard once a shard's PNGs reach this
 BATCHES_METADATA = b"maco_hub_batches"  # parquet schema metadata: the shard's batch table (JSON)
 COLUMNS = (  # (name, datasets dtype) of a shard, in order
-    ("image", "image"), ("alpha", "image"), ("model_id", "string"), ("model_revision", "string"),
-    ("objective", "string"), ("kind", "string"), ("layer", "string"), ("unit", "int64"),
-    ("class_id", "int64"), ("label", "string"), ("score", "float64"), ("seed", "int64"),
-    ("steps", "int64"), ("canvas", "int64"), ("spectrum_id", "string"), ("spectrum_revision", "string"),
-    ("spectrum_sha256", "string"), ("maco_hub_version", "string"), ("config", "string"),
-    ("record", "string"), ("key", "string"),
+    ("image", "image"),
+    ("alpha", "image"),
+    ("model_id", "string"),
+    ("model_revision", "string"),
+    ("objective", "string"),
+    ("kind", "string"),
+    ("layer", "string"),
+    ("unit", "int64"),
+    ("class_id", "int64"),
+    ("label", "string"),
+    ("score", "float64"),
+    ("seed", "int64"),
+    ("steps", "int64"),
+    ("canvas", "int64"),
+    ("spectrum_id", "string"),
+    ("spectrum_revision", "string"),
+    ("spectrum_sha256", "string"),
+    ("maco_hub_version", "string"),
+    ("config", "string"),
+    ("record", "string"),
+    ("key", "string"),
 )
 
 IMAGE_COLUMNS = ("image", "alpha")
@@ -82,14 +97,14 @@ TEXT_LIMITS = {"config": MAX_RECORD_BYTES, "record": MAX_RECORD_BYTES}  # chars;
 _COLUMN_SLACK = 1 << 20  # bytes of parquet page headers and levels on top of a column's values
 
 
-
 def features(extra: Sequence[tuple[str, str]] = ()):
     """The ``datasets.Features`` of a gallery shard (with the evaluation columns ``extra``)."""
     from datasets import Features, Value
     from datasets import Image as ImageFeature
 
-    return Features({name: ImageFeature() if dtype == "image" else Value(dtype)
-                     for name, dtype in (*COLUMNS, *extra)})
+    return Features(
+        {name: ImageFeature() if dtype == "image" else Value(dtype) for name, dtype in (*COLUMNS, *extra)}
+    )
 
 
 def features_yaml(extra: Sequence[tuple[str, str]] = ()) -> list[dict[str, str]]:
@@ -105,8 +120,10 @@ def eval_columns(manifest: dict[str, Any]) -> list[tuple[str, str]]:
 def shard_names(digest: str) -> list[str]:
     """Names a shard with this sha256 may take: a 16-digit part of it (the next one if a file
     maco_hub did not write already has the first)."""
-    return [f"{DATA_DIR}/train-{digest[i:i + HASH_NAME_LENGTH]}.parquet"
-            for i in range(0, len(digest), HASH_NAME_LENGTH)]
+    return [
+        f"{DATA_DIR}/train-{digest[i : i + HASH_NAME_LENGTH]}.parquet"
+        for i in range(0, len(digest), HASH_NAME_LENGTH)
+    ]
 
 
 def is_own_shard(file: Path) -> bool:
@@ -122,8 +139,16 @@ def is_own_shard(file: Path) -> bool:
     return name in shard_names(hashlib.sha256(data).hexdigest())
 
 
-def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequence[tuple[str, str]] = (),
-               *, rows: int | None = None, images: bool = True):
+def read_table(
+    data: bytes,
+    name: str,
+    folder: Path,
+    remedy: str,
+    extra: Sequence[tuple[str, str]] = (),
+    *,
+    rows: int | None = None,
+    images: bool = True,
+):
     """The parquet table of a shard's bytes, with exactly the gallery's columns of their types
     (and ``extra``, the evaluation columns), ``rows`` rows if given, and column sizes within
     their limits (read from the metadata, before any value is decompressed). ``images=False``
@@ -138,29 +163,37 @@ def read_table(data: bytes, name: str, folder: Path, remedy: str, extra: Sequenc
         file = pq.ParquetFile(pa.BufferReader(data))
         schema = file.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise GalleryError(f"{where} is not a readable parquet file ({type(error).__name__}); "
-                           f"{remedy}.") from None
+        raise GalleryError(
+            f"{where} is not a readable parquet file ({type(error).__name__}); {remedy}."
+        ) from None
     expected = dict((*COLUMNS, *extra))
     if sorted(schema.names) != sorted(expected):
         more = sorted(set(schema.names) - set(expected))
         missing = sorted(set(expected) - set(schema.names))
-        raise GalleryError(f"{where} has other columns than its gallery's {MANIFEST_NAME} lists (extra "
-                           f"{short_repr(more)}, missing {missing}); {remedy}.")
+        raise GalleryError(
+            f"{where} has other columns than its gallery's {MANIFEST_NAME} lists (extra "
+            f"{short_repr(more)}, missing {missing}); {remedy}."
+        )
     arrow = _arrow_types()
     for column, dtype in expected.items():
         if schema.field(column).type != arrow[dtype]:
-            raise GalleryError(f"Column {column!r} of {where[0].lower()}{where[1:]} is "
-                               f"{schema.field(column).type}, not {dtype}; {remedy}.")
+            raise GalleryError(
+                f"Column {column!r} of {where[0].lower()}{where[1:]} is "
+                f"{schema.field(column).type}, not {dtype}; {remedy}."
+            )
     if rows is not None and file.metadata.num_rows != rows:
-        raise GalleryError(f"{where} holds {file.metadata.num_rows} rows, not the {rows} its "
-                           f"{MANIFEST_NAME} lists; {remedy}.")
+        raise GalleryError(
+            f"{where} holds {file.metadata.num_rows} rows, not the {rows} its "
+            f"{MANIFEST_NAME} lists; {remedy}."
+        )
     _check_column_sizes(file.metadata, where, remedy, expected)
     columns = [c for c in expected if images or c not in IMAGE_COLUMNS]
     try:
         return file.read(columns=columns, use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as error:
-        raise GalleryError(f"{where} is not a readable parquet file ({type(error).__name__}); "
-                           f"{remedy}.") from None
+        raise GalleryError(
+            f"{where} is not a readable parquet file ({type(error).__name__}); {remedy}."
+        ) from None
 
 
 def _check_column_sizes(metadata, where: str, remedy: str, dtypes: dict[str, str]) -> None:
@@ -175,20 +208,29 @@ def _check_column_sizes(metadata, where: str, remedy: str, dtypes: dict[str, str
             text = dtypes.get(column) == "string" or part == "path"
             limit = group.num_rows * 4 * TEXT_LIMITS.get(column, MAX_TEXT_CHARS) + _COLUMN_SLACK
             if text and size > limit:
-                raise GalleryError(f"Column {chunk.path_in_schema!r} of {where[0].lower()}{where[1:]} holds "
-                                   f"{size} bytes for {group.num_rows} rows, over its limit of "
-                                   f"{TEXT_LIMITS.get(column, MAX_TEXT_CHARS)} characters a row; it was "
-                                   f"not written by maco_hub; {remedy}.")
+                raise GalleryError(
+                    f"Column {chunk.path_in_schema!r} of {where[0].lower()}{where[1:]} holds "
+                    f"{size} bytes for {group.num_rows} rows, over its limit of "
+                    f"{TEXT_LIMITS.get(column, MAX_TEXT_CHARS)} characters a row; it was "
+                    f"not written by maco_hub; {remedy}."
+                )
     if total > MAX_SHARD_BYTES:
-        raise GalleryError(f"{where} unpacks to {total} bytes, over the limit of {MAX_SHARD_BYTES}; it "
-                           f"was not written by maco_hub; {remedy}.")
+        raise GalleryError(
+            f"{where} unpacks to {total} bytes, over the limit of {MAX_SHARD_BYTES}; it "
+            f"was not written by maco_hub; {remedy}."
+        )
 
 
 def _arrow_types() -> dict[str, Any]:
     import pyarrow as pa
 
-    return {"bool": pa.bool_(), "float64": pa.float64(), "int64": pa.int64(), "string": pa.string(),
-            "image": pa.struct([("bytes", pa.binary()), ("path", pa.string())])}
+    return {
+        "bool": pa.bool_(),
+        "float64": pa.float64(),
+        "int64": pa.int64(),
+        "string": pa.string(),
+        "image": pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+    }
 
 
 def parse_json(text: Any, what: str, limit: int) -> Any:
@@ -196,16 +238,20 @@ def parse_json(text: Any, what: str, limit: int) -> Any:
     if not isinstance(text, str):
         raise GalleryError(f"{what[0].upper()}{what[1:]} is a {type(text).__name__}, not JSON text.")
     if len(text) > limit:
-        raise GalleryError(f"{what[0].upper()}{what[1:]} is {len(text)} characters long (limit {limit}); "
-                           "it was not written by maco_hub.")
+        raise GalleryError(
+            f"{what[0].upper()}{what[1:]} is {len(text)} characters long (limit {limit}); "
+            "it was not written by maco_hub."
+        )
     depth = deepest = 0
     for char in _STRING_RE.sub('""', text):
         if char in "[{":
             depth += 1
             deepest = max(deepest, depth)
             if deepest > MAX_JSON_DEPTH:
-                raise GalleryError(f"{what[0].upper()}{what[1:]} is nested more than {MAX_JSON_DEPTH} "
-                                   "levels deep; it was not written by maco_hub.")
+                raise GalleryError(
+                    f"{what[0].upper()}{what[1:]} is nested more than {MAX_JSON_DEPTH} "
+                    "levels deep; it was not written by maco_hub."
+                )
         elif char in "]}":
             depth -= 1
     try:
@@ -221,32 +267,42 @@ def read_manifest(folder: Path, *, links_within: Path | None = None) -> dict[str
     try:
         data = read_file(path, MAX_MANIFEST_BYTES, "it")
         manifest = parse_json(data.decode("utf-8"), "the manifest", MAX_MANIFEST_BYTES)
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION \
-                or not isinstance(manifest.get("shards"), list):
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != FORMAT_VERSION
+            or not isinstance(manifest.get("shards"), list)
+        ):
             version = manifest.get("format") if isinstance(manifest, dict) else None
             raise GalleryError(f"unsupported format {short_repr(version)}")
         files: set[str] = set()
         keys: set[str] = set()
         for index, entry in enumerate(manifest["shards"]):
-            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) \
-                    or not SHARD_RE.match(entry["file"]):
+            if (
+                not isinstance(entry, dict)
+                or not isinstance(entry.get("file"), str)
+                or not SHARD_RE.match(entry["file"])
+            ):
                 file = entry.get("file") if isinstance(entry, dict) else entry
-                raise GalleryError(f"shard entry {index} names {file!r}, not a file data/train-*.parquet "
-                                   "inside the gallery")
+                raise GalleryError(
+                    f"shard entry {index} names {file!r}, not a file data/train-*.parquet inside the gallery"
+                )
             if not isinstance(entry.get("sha256"), str) or not _SHA256_RE.match(entry["sha256"]):
                 raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
             if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
                 bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
-                raise GalleryError(f"shard {entry['file']!r} lists the row key {short_repr(bad)}, not a "
-                                   "maco_hub row key (20 hex digits)")
+                raise GalleryError(
+                    f"shard {entry['file']!r} lists the row key {short_repr(bad)}, not a "
+                    "maco_hub row key (20 hex digits)"
+                )
             if entry["file"] in files or keys & set(entry["keys"]):
                 raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
             files.add(entry["file"])
             keys.update(entry["keys"])
         check_evaluation_entry(manifest)
     except (UnicodeDecodeError, GalleryError) as error:
-        raise GalleryError(f"Gallery manifest {str(folder / MANIFEST_NAME)!r} is unreadable or invalid "
-                           f"({error}); {fix}.") from None
+        raise GalleryError(
+            f"Gallery manifest {str(folder / MANIFEST_NAME)!r} is unreadable or invalid ({error}); {fix}."
+        ) from None
     return manifest
 
 
@@ -260,15 +316,28 @@ def check_evaluation_entry(manifest: dict[str, Any]) -> None:
         raise GalleryError(f"its evaluation entry lists no columns or more than {MAX_EVAL_COLUMNS}")
     names = {name for name, _ in COLUMNS}
     for column in columns:
-        if not (isinstance(column, list) and len(column) == 2 and isinstance(column[0], str)
-                and EVAL_COLUMN_RE.match(column[0]) and column[1] in EVAL_DTYPES and column[0] not in names):
-            raise GalleryError(f"its evaluation column {str(column)[:80]!r} is not [eval_NAME, dtype] with "
-                               f"a dtype among {EVAL_DTYPES}, or is listed twice")
+        if not (
+            isinstance(column, list)
+            and len(column) == 2
+            and isinstance(column[0], str)
+            and EVAL_COLUMN_RE.match(column[0])
+            and column[1] in EVAL_DTYPES
+            and column[0] not in names
+        ):
+            raise GalleryError(
+                f"its evaluation column {str(column)[:80]!r} is not [eval_NAME, dtype] with "
+                f"a dtype among {EVAL_DTYPES}, or is listed twice"
+            )
         names.add(column[0])
-    if "file" in entry and (entry["file"] != EVALUATION_NAME or not isinstance(entry.get("sha256"), str)
-                            or not _SHA256_RE.match(entry["sha256"])):
-        raise GalleryError(f"its evaluation entry names {str(entry['file'])[:80]!r} or a sha256 that is not "
-                           f"{EVALUATION_NAME} with a valid sha256")
+    if "file" in entry and (
+        entry["file"] != EVALUATION_NAME
+        or not isinstance(entry.get("sha256"), str)
+        or not _SHA256_RE.match(entry["sha256"])
+    ):
+        raise GalleryError(
+            f"its evaluation entry names {str(entry['file'])[:80]!r} or a sha256 that is not "
+            f"{EVALUATION_NAME} with a valid sha256"
+        )
 
 
 def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
@@ -282,16 +351,22 @@ def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
     except (pa.ArrowException, OSError, ValueError):
         return []
     known = {name for name, _ in COLUMNS}
-    return [(f.name, next((d for d, t in names.items() if t == f.type), str(f.type)))
-            for f in schema if f.name not in known]
+    return [
+        (f.name, next((d for d, t in names.items() if t == f.type), str(f.type)))
+        for f in schema
+        if f.name not in known
+    ]
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     atomic_write(gallery_path(folder, MANIFEST_NAME), json.dumps(manifest, indent=1))
 
 
-def parquet_bytes(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = (),
-                  batches: dict[str, list[dict[str, Any]]] | None = None) -> bytes:
+def parquet_bytes(
+    rows: Sequence[dict[str, Any]],
+    extra: Sequence[tuple[str, str]] = (),
+    batches: dict[str, list[dict[str, Any]]] | None = None,
+) -> bytes:
     """One parquet file of ``rows`` whose schema carries the ``datasets`` features (Image columns),
     with the evaluation columns ``extra`` (rows without them get None) and, in its schema metadata,
     the batch table of its rows (:func:`maco_hub.gallery.record.batch_table`)."""
@@ -334,8 +409,9 @@ def shard_chunks(items: Iterable[Visualization]) -> Iterator[list[tuple[Visualiz
         yield chunk
 
 
-def shard_bytes(chunk: Sequence[tuple[Visualization, dict[str, Any]]],
-                extra: Sequence[tuple[str, str]] = ()) -> bytes:
+def shard_bytes(
+    chunk: Sequence[tuple[Visualization, dict[str, Any]]], extra: Sequence[tuple[str, str]] = ()
+) -> bytes:
     """The parquet file of one chunk of :func:`shard_chunks`, with the batch table of its rows."""
     return parquet_bytes([row for _, row in chunk], extra, batch_table([item.record for item, _ in chunk]))
 
@@ -343,8 +419,10 @@ def shard_bytes(chunk: Sequence[tuple[Visualization, dict[str, Any]]],
 def require_record(item: Visualization) -> RowRecord:
     """The row's record; ConfigError for a row without one (a gallery keys and checks rows by it)."""
     if item.record is None:
-        raise ConfigError(f"The row {item.objective!r} has no reproducibility record; only rows made by "
-                          "maco_hub can be stored in a gallery.")
+        raise ConfigError(
+            f"The row {item.objective!r} has no reproducibility record; only rows made by "
+            "maco_hub can be stored in a gallery."
+        )
     return item.record
 
 
@@ -355,17 +433,25 @@ def row_of(item: Visualization) -> dict[str, Any]:
     :data:`MAX_CANVAS`, other than the recorded canvas)."""
     record = require_record(item).to_dict()
     try:
-        RowRecord.from_dict(record, batches={item.record.batch_id: item.record.batch} if item.record.batch
-                            else None, where=f"The row {item.objective!r}")
+        RowRecord.from_dict(
+            record,
+            batches={item.record.batch_id: item.record.batch} if item.record.batch else None,
+            where=f"The row {item.objective!r}",
+        )
     except GalleryError as error:
         raise ConfigError(f"{error}; a gallery could not read it back.") from None
     spectrum, config = record["spectrum"], record["config"]
     side = config.get("canvas")
-    if item.image.size != item.alpha.size or max(item.image.size) > MAX_CANVAS \
-            or (side is not None and item.image.size != (side, side)):
-        raise ConfigError(f"The row {item.objective!r} has an image of {item.image.size} px and an alpha of "
-                          f"{item.alpha.size} px, recorded canvas {side}: a gallery holds images of the "
-                          f"row's canvas and alphas of the same size, at most {MAX_CANVAS} px a side.")
+    if (
+        item.image.size != item.alpha.size
+        or max(item.image.size) > MAX_CANVAS
+        or (side is not None and item.image.size != (side, side))
+    ):
+        raise ConfigError(
+            f"The row {item.objective!r} has an image of {item.image.size} px and an alpha of "
+            f"{item.alpha.size} px, recorded canvas {side}: a gallery holds images of the "
+            f"row's canvas and alphas of the same size, at most {MAX_CANVAS} px a side."
+        )
     return {
         "image": {"bytes": png_bytes(item.image), "path": None},
         "alpha": {"bytes": png_bytes(item.alpha), "path": None},

@@ -94,13 +94,17 @@ def _not_ours(folder: Path, path: Path, mode: int, expected: str) -> GalleryErro
     """The error for a gallery entry that is not the real folder or regular file maco_hub writes."""
     name = path.relative_to(folder).as_posix()
     if stat.S_ISLNK(mode):
-        fix = ("maco_hub never reads, writes or deletes through a link inside a gallery (galleries "
-               "sharing a linked folder would delete each other's files): replace the link by a copy "
-               "of what it points to, or remove it")
+        fix = (
+            "maco_hub never reads, writes or deletes through a link inside a gallery (galleries "
+            "sharing a linked folder would delete each other's files): replace the link by a copy "
+            "of what it points to, or remove it"
+        )
     else:
         fix = "maco_hub did not make it: move it out of the gallery folder"
-    return GalleryError(f"{name!r} in the gallery {str(folder)!r} is {file_kind(mode)}, not {expected}; "
-                        f"{fix}, then run the command again.")
+    return GalleryError(
+        f"{name!r} in the gallery {str(folder)!r} is {file_kind(mode)}, not {expected}; "
+        f"{fix}, then run the command again."
+    )
 
 
 def read_file(path: Path, limit: int, what: str, fix: str | None = None) -> bytes:
@@ -152,8 +156,10 @@ def writing(path: Path) -> Iterator[None]:
             name = Path(name).relative_to(path).as_posix()
         cause = f"{error.strerror or type(error).__name__}" + (f" ({name})" if name else "")
         if error.errno in _NO_SPACE:
-            fix = ("free disk space (or raise the file size limit) and run the same command again: the "
-                   "gallery keeps every row finished before the failure, and the rerun completes it")
+            fix = (
+                "free disk space (or raise the file size limit) and run the same command again: the "
+                "gallery keeps every row finished before the failure, and the rerun completes it"
+            )
         elif error.errno in _NOT_WRITABLE:
             fix = "it cannot be written here: choose a folder you can write to (e.g. --out DIR)"
         else:

@@ -27,9 +27,11 @@ def folder_lock(folder: Path) -> Iterator[None]:
     try:
         lock.acquire()
     except Timeout:
-        raise GalleryError(f"Another process has held the lock of the gallery {str(folder)!r} for "
-                           f"{TIMEOUT_S} s; wait for it to finish, or delete {LOCK_NAME} there if no "
-                           "maco_hub process is running.") from None
+        raise GalleryError(
+            f"Another process has held the lock of the gallery {str(folder)!r} for "
+            f"{TIMEOUT_S} s; wait for it to finish, or delete {LOCK_NAME} there if no "
+            "maco_hub process is running."
+        ) from None
     try:
         yield
     finally:
@@ -43,6 +45,8 @@ def check_lock_file(folder: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(mode):
-        raise GalleryError(f"{LOCK_NAME!r} in the gallery {str(folder)!r} is {file_kind(mode)}, not a "
-                           "regular file; maco_hub never opens its lock through a link: remove it (when "
-                           "no maco_hub process is running on this folder), then run the command again.")
+        raise GalleryError(
+            f"{LOCK_NAME!r} in the gallery {str(folder)!r} is {file_kind(mode)}, not a "
+            "regular file; maco_hub never opens its lock through a link: remove it (when "
+            "no maco_hub process is running on this folder), then run the command again."
+        )

@@ -24,9 +24,14 @@ def write_pages(folder: GalleryFolder, *, title: str | None = None, repo_id: str
         rows = folder.metadata_rows()
         evaluation = folder.evaluation()
         shards = [shard["file"] for shard in folder.manifest["shards"]]
-        card = render_gallery_card(rows, shards=shards,
-                                   features_yaml=features_yaml(eval_columns(folder.manifest)),
-                                   title=title, repo_id=repo_id, evaluation=evaluation)
+        card = render_gallery_card(
+            rows,
+            shards=shards,
+            features_yaml=features_yaml(eval_columns(folder.manifest)),
+            title=title,
+            repo_id=repo_id,
+            evaluation=evaluation,
+        )
         folder.write_own(CARD_NAME, card)
         kill_point("during-pages")
         page_rows = [_page_row(row, evaluation) for row in rows]
@@ -36,15 +41,26 @@ def write_pages(folder: GalleryFolder, *, title: str | None = None, repo_id: str
             header, lines = evaluation.table()
             summary = {"header": header, "rows": lines, "notes": evaluation.notes()}
         description = f"{len(rows)} feature visualizations made with maco_hub (MACO)."
-        folder.write_own(INDEX_NAME, render_index_html(page_rows, title=title or f"MACO gallery: {model_ids}",
-                                                       description=description, summary=summary))
+        folder.write_own(
+            INDEX_NAME,
+            render_index_html(
+                page_rows,
+                title=title or f"MACO gallery: {model_ids}",
+                description=description,
+                summary=summary,
+            ),
+        )
 
 
 def _page_row(row: dict[str, Any], evaluation: Evaluation | None) -> dict[str, Any]:
     image, transparent = image_names(row["key"])
-    return {"image": f"{IMAGES_DIR}/{image}", "transparent": f"{IMAGES_DIR}/{transparent}",
-            **{name: row[name] for name in PAGE_FIELDS}, "record": row["record"].to_dict(),
-            "evaluation": _chips(evaluation, row["key"])}
+    return {
+        "image": f"{IMAGES_DIR}/{image}",
+        "transparent": f"{IMAGES_DIR}/{transparent}",
+        **{name: row[name] for name in PAGE_FIELDS},
+        "record": row["record"].to_dict(),
+        "evaluation": _chips(evaluation, row["key"]),
+    }
 
 
 def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | None:
@@ -52,5 +68,7 @@ def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | No
     if evaluation is None or key not in evaluation.rows:
         return None
     values = evaluation.rows[key]
-    return [{"judge": s["judge"], **{f: values.get(column_name(s["judge"], f)) for f in CHIP_FIELDS}}
-            for s in evaluation.summary]
+    return [
+        {"judge": s["judge"], **{f: values.get(column_name(s["judge"], f)) for f in CHIP_FIELDS}}
+        for s in evaluation.summary
+    ]

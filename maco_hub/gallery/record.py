@@ -75,14 +75,21 @@ class RowRecord:
     def identity(self) -> dict[str, Any]:
         """What the row key hashes: model and revision, objective, seed, the config fields that shape
         the picture (execution settings at their defaults) and the spectrum's sha256."""
-        return {**self.subject(), "config": identity_config(self.config),
-                "spectrum_sha256": self.spectrum.get("sha256")}
+        return {
+            **self.subject(),
+            "config": identity_config(self.config),
+            "spectrum_sha256": self.spectrum.get("sha256"),
+        }
 
     def subject(self) -> dict[str, Any]:
         """What is visualized: model, revision, objective and seed. Rows of one subject made with
         other :meth:`settings` are kept apart."""
-        return {"model_id": self.model_id, "model_revision": self.model_revision,
-                "objective_record": _plain(self.objective_record), "seed": self.seed}
+        return {
+            "model_id": self.model_id,
+            "model_revision": self.model_revision,
+            "objective_record": _plain(self.objective_record),
+            "seed": self.seed,
+        }
 
     def settings(self) -> tuple[Any, Any, Any]:
         """(steps, canvas, spectrum sha256): what tells rows of one subject apart in cards and pages."""
@@ -122,21 +129,30 @@ class RowRecord:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form stored in a row (the batch by its id; :func:`batch_table` holds the members)."""
         data = {
-            "model_id": self.model_id, "model_revision": self.model_revision,
-            "model_source": self.model_source, "preprocessing": _plain(self.preprocessing),
-            "objective": self.objective, "objective_record": _plain(self.objective_record),
-            "seed": self.seed, "spectrum": _plain(self.spectrum), "config": _plain(self.config),
-            "device": self.device, "maco_hub_version": self.maco_hub_version,
-            "torch_version": self.torch_version, "python_version": self.python_version,
-            "engine_settings": _plain(self.engine_settings), "key": self.key,
+            "model_id": self.model_id,
+            "model_revision": self.model_revision,
+            "model_source": self.model_source,
+            "preprocessing": _plain(self.preprocessing),
+            "objective": self.objective,
+            "objective_record": _plain(self.objective_record),
+            "seed": self.seed,
+            "spectrum": _plain(self.spectrum),
+            "config": _plain(self.config),
+            "device": self.device,
+            "maco_hub_version": self.maco_hub_version,
+            "torch_version": self.torch_version,
+            "python_version": self.python_version,
+            "engine_settings": _plain(self.engine_settings),
+            "key": self.key,
         }
         if self.batch:
             data["batch_id"] = self.batch_id
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, batches: Mapping[str, Sequence[BatchMember]] | None = None,
-                  where: str = "The row") -> RowRecord:
+    def from_dict(
+        cls, data: Any, *, batches: Mapping[str, Sequence[BatchMember]] | None = None, where: str = "The row"
+    ) -> RowRecord:
         """A record from untrusted JSON data: every field's type and shape is checked (a GalleryError
         '{where} has a record whose ...' naming the field). ``batches``: the shard's batch table."""
         if not isinstance(data, Mapping):
@@ -163,8 +179,9 @@ class RowRecord:
             stored_key=check.key(),
         )
         if members and BatchMember(record.objective_record, record.seed) not in members:
-            raise GalleryError(f"{where} has a record that names a batch it is not part of (crafted or "
-                               "damaged)")
+            raise GalleryError(
+                f"{where} has a record that names a batch it is not part of (crafted or damaged)"
+            )
         return record
 
     def with_settings(self, settings: Mapping[str, Any]) -> RowRecord:
@@ -200,8 +217,9 @@ def read_batch_table(data: Any, where: str) -> dict[str, tuple[BatchMember, ...]
     for name, members in data.items():
         parsed = _members(members, f"Batch {short_repr(name)} of {where}")
         if name != batch_id(parsed):
-            raise GalleryError(f"Batch {short_repr(name)} of {where} is not the hash of its members "
-                               "(edited or crafted)")
+            raise GalleryError(
+                f"Batch {short_repr(name)} of {where} is not the hash of its members (edited or crafted)"
+            )
         table[name] = parsed
     return table
 
@@ -217,8 +235,10 @@ class _Checker:
         self.data, self.where = data, where
 
     def fail(self, name: str, value: Any, expected: str) -> GalleryError:
-        return GalleryError(f"{self.where} has a record whose {name!r} is {short_repr(value)}, not "
-                            f"{expected} (crafted or damaged)")
+        return GalleryError(
+            f"{self.where} has a record whose {name!r} is {short_repr(value)}, not "
+            f"{expected} (crafted or damaged)"
+        )
 
     def text(self, name: str, *, required: bool = False) -> str | None:
         value = self.data.get(name)
@@ -230,7 +250,7 @@ class _Checker:
 
     def integer(self, name: str, value: Any = None) -> int:
         value = self.data.get(name) if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int) or not -2**63 <= value < 2**63:
+        if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
             raise self.fail(name, value, "an integer")
         return value
 
@@ -278,15 +298,17 @@ class _Checker:
 def _members(value: Any, what: str) -> tuple[BatchMember, ...]:
     """Batch members from untrusted data; ``what`` starts the error ('... is ..., not ...')."""
     if not isinstance(value, list) or not value:
-        raise GalleryError(f"{what} is {short_repr(value)}, not a list of objectives and seeds "
-                           "(crafted or damaged)")
+        raise GalleryError(
+            f"{what} is {short_repr(value)}, not a list of objectives and seeds (crafted or damaged)"
+        )
     members = []
     for item in value:
         seed = item.get("seed") if isinstance(item, Mapping) else None
         objective = item.get("objective_record") if isinstance(item, Mapping) else None
         if isinstance(seed, bool) or not isinstance(seed, int) or not isinstance(objective, Mapping):
-            raise GalleryError(f"{what} holds {short_repr(item)}, not {{objective_record, seed}} "
-                               "(crafted or damaged)")
+            raise GalleryError(
+                f"{what} holds {short_repr(item)}, not {{objective_record, seed}} (crafted or damaged)"
+            )
         members.append(BatchMember(dict(objective), seed))
     return tuple(members)
 

@@ -154,8 +154,9 @@ class FolderRepairs:
             if columns:
                 self._manifest["evaluation"] = {"columns": [list(column) for column in columns]}
         try:
-            table = read_table(data, entry["file"], self.path, self._remedy, eval_columns(self._manifest),
-                               images=False)
+            table = read_table(
+                data, entry["file"], self.path, self._remedy, eval_columns(self._manifest), images=False
+            )
             entry["keys"] = table.column("key").to_pylist()
             self._load_shard(entry, images=False)
             if not entry["keys"] or set(entry["keys"]) & self.keys:
@@ -175,8 +176,11 @@ class FolderRepairs:
             return
         try:
             data = self.read_own(EVALUATION_NAME, MAX_EVALUATION_BYTES, EVALUATION_NAME, None)
-            self._manifest["evaluation"] = {**entry, "file": EVALUATION_NAME,
-                                            "sha256": hashlib.sha256(data).hexdigest()}
+            self._manifest["evaluation"] = {
+                **entry,
+                "file": EVALUATION_NAME,
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
             self.evaluation()
         except GalleryError:
             self._manifest["evaluation"] = entry
@@ -197,12 +201,20 @@ class FolderRepairs:
 
 def log_report(report: RepairReport) -> None:
     if report.removed:
-        logger.info("Removed %d file(s) an interrupted maco_hub run left unfinished: %s",
-                    len(report.removed), ", ".join(report.removed[:5]))
+        logger.info(
+            "Removed %d file(s) an interrupted maco_hub run left unfinished: %s",
+            len(report.removed),
+            ", ".join(report.removed[:5]),
+        )
     if report.adopted:
-        logger.info("Added %d finished shard(s) an interrupted run had not listed yet: %s",
-                    len(report.adopted), ", ".join(report.adopted))
+        logger.info(
+            "Added %d finished shard(s) an interrupted run had not listed yet: %s",
+            len(report.adopted),
+            ", ".join(report.adopted),
+        )
     if report.left:
-        logger.warning("Files maco_hub did not write are in the gallery folder (kept, not part of the "
-                       "gallery; remove them if they are not yours): %s", ", ".join(report.left[:10]))
-
+        logger.warning(
+            "Files maco_hub did not write are in the gallery folder (kept, not part of the "
+            "gallery; remove them if they are not yours): %s",
+            ", ".join(report.left[:10]),
+        )

@@ -25,8 +25,12 @@ _REQUIRED = ("image", "alpha", "objective", "kind", "score", "config", "record",
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def check_rows(rows: Sequence[dict[str, Any]], where: str, remedy: str,
-               batches: Mapping[str, Sequence[BatchMember]] | None = None) -> None:
+def check_rows(
+    rows: Sequence[dict[str, Any]],
+    where: str,
+    remedy: str,
+    batches: Mapping[str, Sequence[BatchMember]] | None = None,
+) -> None:
     """Check every row of a shard (from :func:`~maco_hub.gallery.format.read_table`) in place: the
     record becomes a :class:`RowRecord` (``batches``: the shard's batch table) and, when read, the
     images checked PIL images. GalleryError naming the row."""
@@ -41,8 +45,10 @@ def check_rows(rows: Sequence[dict[str, Any]], where: str, remedy: str,
         except GalleryError as error:
             raise GalleryError(f"{error}; {remedy}.") from None
         if record.stored_key not in (None, row["key"]) or not record.accepts_key(row["key"]):
-            raise GalleryError(f"{what} has key {row['key']!r}, which is not the hash of its record "
-                               f"(edited or crafted); {remedy}.")
+            raise GalleryError(
+                f"{what} has key {row['key']!r}, which is not the hash of its record "
+                f"(edited or crafted); {remedy}."
+            )
         row["record"] = replace(record, stored_key=row["key"])
         if "image" in row:
             problem = _decode_images(row)

@@ -44,8 +44,10 @@ class Visualization:
     def key(self) -> str:
         """The row's key in a gallery (see :class:`~maco_hub.gallery.record.RowRecord`)."""
         if self.record is None:
-            raise GalleryError(f"Row {self.objective!r} has no reproducibility record, so no key; only "
-                               "rows made by maco_hub can be stored in a gallery.")
+            raise GalleryError(
+                f"Row {self.objective!r} has no reproducibility record, so no key; only "
+                "rows made by maco_hub can be stored in a gallery."
+            )
         return self.record.key
 
     def with_transparency(self) -> Image.Image:
@@ -94,8 +96,10 @@ class Gallery(Sequence[Visualization]):
 def image_names(key: str) -> tuple[str, str]:
     """File names of a row's image and of its RGBA version: derived from its key, never from data."""
     if not is_row_key(key):
-        raise GalleryError(f"Row key {key!r} is not a maco_hub row key (20 hex digits); it cannot "
-                           "name a file. The row was crafted or damaged.")
+        raise GalleryError(
+            f"Row key {key!r} is not a maco_hub row key (20 hex digits); it cannot "
+            "name a file. The row was crafted or damaged."
+        )
     return f"{key}.png", f"{key}-transparent.png"
 
 

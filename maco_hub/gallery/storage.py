@@ -26,8 +26,9 @@ from .repair import RepairReport
 from .rows import Gallery, Visualization
 
 
-def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
-                 title: str | None = None) -> Path:
+def save_gallery(
+    gallery: Iterable[Visualization], folder: str | os.PathLike, *, title: str | None = None
+) -> Path:
     """Write (or extend) a gallery folder that ``datasets.load_dataset(folder)`` reads.
 
     Rows already in the folder are kept and not duplicated; concurrent writers are safe. The
@@ -36,8 +37,9 @@ def save_gallery(gallery: Iterable[Visualization], folder: str | os.PathLike, *,
     return _save(gallery, GalleryFolder.open(folder), title=title)
 
 
-def save_evaluation(folder: str | os.PathLike, evaluation: Evaluation, *, title: str | None = None
-                    ) -> Evaluation:
+def save_evaluation(
+    folder: str | os.PathLike, evaluation: Evaluation, *, title: str | None = None
+) -> Evaluation:
     """Store ``evaluation`` in the gallery folder (columns, evaluation.json, card and page) and
     return what is stored: its judges replace earlier results of the same names, and earlier
     judges measured with the same crops, seed and reference are kept."""
@@ -55,16 +57,19 @@ def repair_gallery(folder: str | os.PathLike) -> RepairReport:
     if path.is_dir():
         check_layout(path)
     if entry_mode(path / MANIFEST_NAME) is None and not any(map(is_own_shard, entries(path / DATA_DIR))):
-        raise GalleryError(f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}, no shard of "
-                           f"maco_hub in {DATA_DIR}/); pass a gallery folder to repair.")
+        raise GalleryError(
+            f"{str(path)!r} is not a maco_hub gallery (no {MANIFEST_NAME}, no shard of "
+            f"maco_hub in {DATA_DIR}/); pass a gallery folder to repair."
+        )
     store = GalleryFolder(path, {"format": FORMAT_VERSION, "shards": []}, remedy="it was dropped")
     report = store.repair()
     write_pages(store)
     return report
 
 
-def load_gallery(source: str | os.PathLike, *, revision: str | None = None,
-                 token: str | None = None) -> Gallery:
+def load_gallery(
+    source: str | os.PathLike, *, revision: str | None = None, token: str | None = None
+) -> Gallery:
     """A gallery from a folder written by :func:`save_gallery` / ``explain(out=...)``, or a Hub
     dataset repo id (downloaded into the Hugging Face cache at ``revision``). Every shard's
     sha256 and rows are checked; nothing in the gallery is executed or followed outside it (a
@@ -75,11 +80,14 @@ def load_gallery(source: str | os.PathLike, *, revision: str | None = None,
             raise ConfigError(f"revision={revision!r} applies to Hub repos; {str(source)!r} is a folder.")
         return GalleryFolder.open(path, create=False).read()
     if not isinstance(source, str) or source.count("/") != 1 or source.startswith((".", "/", "~")):
-        raise GalleryError(f"{str(source)!r} is neither an existing gallery folder nor a Hub dataset repo "
-                           "id ('namespace/name'); check the path.")
+        raise GalleryError(
+            f"{str(source)!r} is neither an existing gallery folder nor a Hub dataset repo "
+            "id ('namespace/name'); check the path."
+        )
     folder = download_gallery(source, revision=revision, token=token)
-    return GalleryFolder.open(folder, create=False, remedy=_damaged_repo(source),
-                              links_within=_cache_folder(folder)).read()
+    return GalleryFolder.open(
+        folder, create=False, remedy=_damaged_repo(source), links_within=_cache_folder(folder)
+    ).read()
 
 
 def download_gallery(repo_id: str, *, revision: str | None = None, token: str | None = None) -> Path:
@@ -88,13 +96,20 @@ def download_gallery(repo_id: str, *, revision: str | None = None, token: str | 
 
     check_repo_id(repo_id)
     with hub_errors(repo_id, "dataset", action="download the gallery", revision=revision):
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
-                                      **LIBRARY))
+        return Path(
+            snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token, **LIBRARY)
+        )
 
 
-def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: bool = False,
-                 token: str | None = None, revision: str | None = None,
-                 commit_message: str | None = None) -> str:
+def push_gallery(
+    gallery: Iterable[Visualization],
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+) -> str:
     """Merge ``gallery`` into the dataset repo ``repo_id`` (created if needed) in one commit.
 
     Rows the repo already holds are kept and not duplicated; its shards are checked first. A
@@ -119,15 +134,24 @@ def push_gallery(gallery: Iterable[Visualization], repo_id: str, *, private: boo
             store = GalleryFolder.open(folder, remedy=_damaged_repo(repo_id))
             _save(Gallery(tuple(items), getattr(gallery, "evaluation", None)), store, repo_id=repo_id)
             info = api.upload_folder(  # shards the manifest no longer lists are deleted
-                repo_id=repo_id, repo_type="dataset", folder_path=folder, revision=revision,
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=folder,
+                revision=revision,
                 commit_message=commit_message or f"Add {len(items)} MACO visualizations (maco_hub)",
-                ignore_patterns=[LOCK_NAME], delete_patterns=[f"{DATA_DIR}/*.parquet"],
+                ignore_patterns=[LOCK_NAME],
+                delete_patterns=[f"{DATA_DIR}/*.parquet"],
             )
     return str(getattr(info, "commit_url", info))
 
 
-def _save(gallery: Iterable[Visualization], store: GalleryFolder, *, title: str | None = None,
-          repo_id: str | None = None) -> Path:
+def _save(
+    gallery: Iterable[Visualization],
+    store: GalleryFolder,
+    *,
+    title: str | None = None,
+    repo_id: str | None = None,
+) -> Path:
     """Append ``gallery``'s rows and its evaluation to an open folder, then write its pages."""
     store.append(gallery)
     evaluation = getattr(gallery, "evaluation", None)
@@ -144,5 +168,7 @@ def _cache_folder(snapshot: Path) -> Path | None:
 
 
 def _damaged_repo(repo_id: str) -> str:
-    return (f"the dataset repo {repo_id!r} is damaged: load an earlier revision, or ask its owner to "
-            "run `maco-hub gallery repair` on a local copy and push it again")
+    return (
+        f"the dataset repo {repo_id!r} is damaged: load an earlier revision, or ask its owner to "
+        "run `maco-hub gallery repair` on a local copy and push it again"
+    )

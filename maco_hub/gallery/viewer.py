@@ -33,18 +33,34 @@ from .._text import visible
 from ..errors import ConfigError
 from .layout import INDEX_NAME
 
-ROW_FIELDS = ("image", "transparent", "objective", "kind", "layer", "unit", "class_id", "label",
-              "score", "seed", "steps", "canvas", "record", "evaluation")  # others are ignored
+ROW_FIELDS = (
+    "image",
+    "transparent",
+    "objective",
+    "kind",
+    "layer",
+    "unit",
+    "class_id",
+    "label",
+    "score",
+    "seed",
+    "steps",
+    "canvas",
+    "record",
+    "evaluation",
+)  # others are ignored
 _PATH_FIELDS = ("image", "transparent")
 ASSETS = "assets"  # package data next to this module: page.html, viewer.css, viewer.js
 _TEXT_FIELDS = ("objective", "kind", "layer", "label")
 
 
-
-
-
-def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, description: str = "",
-                      summary: Mapping[str, Any] | None = None) -> str:
+def render_index_html(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    description: str = "",
+    summary: Mapping[str, Any] | None = None,
+) -> str:
     """The gallery page for ``rows`` (mappings with the keys in :data:`ROW_FIELDS`, any may be None).
 
     ``image`` and ``transparent`` are paths relative to the page's folder; ``record`` is shown as
@@ -55,14 +71,19 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, descript
     if not isinstance(title, str) or not isinstance(description, str):
         raise ConfigError(f"title={title!r} and description={description!r} must be strings.")
     if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-        raise ConfigError(f"rows must be a sequence of mappings, got {type(rows).__name__}; "
-                          "pass a list with one dict per image.")
+        raise ConfigError(
+            f"rows must be a sequence of mappings, got {type(rows).__name__}; "
+            "pass a list with one dict per image."
+        )
     data = [_clean_row(i, row) for i, row in enumerate(rows)]
     values = {
         "csp": _content_security_policy(),
         "title": html.escape(visible(title)),
-        "description": (f'<p class="description">{html.escape(visible(description, keep=chr(10)))}</p>'
-                        if description else ""),
+        "description": (
+            f'<p class="description">{html.escape(visible(description, keep=chr(10)))}</p>'
+            if description
+            else ""
+        ),
         "total": str(len(data)),
         "summary": _summary_html(summary),
         "style": _asset("viewer.css"),
@@ -72,8 +93,14 @@ def render_index_html(rows: Sequence[Mapping[str, Any]], *, title: str, descript
     return re.sub(r"@@(\w+)@@", lambda m: values[m.group(1)], _asset("page.html"))
 
 
-def write_index_html(folder: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], *, title: str,
-                     description: str = "", summary: Mapping[str, Any] | None = None) -> Path:
+def write_index_html(
+    folder: str | os.PathLike[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str,
+    description: str = "",
+    summary: Mapping[str, Any] | None = None,
+) -> Path:
     """Render the page and write it atomically to ``folder/index.html``; return that path."""
     page = render_index_html(rows, title=title, description=description, summary=summary)
     return atomic_write(Path(folder) / INDEX_NAME, page)
@@ -85,17 +112,22 @@ def _summary_html(summary: Mapping[str, Any] | None) -> str:
         return ""
     cell = lambda tag, text: f"<{tag}>{html.escape(visible(str(text)))}</{tag}>"  # noqa: E731
     head = "".join(cell("th", text) for text in summary.get("header", ()))
-    body = "".join("<tr>" + "".join(cell("td", text) for text in cells) + "</tr>"
-                   for cells in summary.get("rows", ()))
+    body = "".join(
+        "<tr>" + "".join(cell("td", text) for text in cells) + "</tr>" for cells in summary.get("rows", ())
+    )
     notes = "".join(cell("p", note) for note in summary.get("notes", ()))
-    return (f'<section id="legibility" aria-label="Legibility"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>{notes}</section>")
+    return (
+        f'<section id="legibility" aria-label="Legibility"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>{notes}</section>"
+    )
 
 
 def _clean_row(index: int, row: Any) -> dict[str, Any]:
     if not isinstance(row, Mapping):
-        raise ConfigError(f"rows[{index}] is a {type(row).__name__}; each row must be a mapping "
-                          f"with keys among {', '.join(ROW_FIELDS)}.")
+        raise ConfigError(
+            f"rows[{index}] is a {type(row).__name__}; each row must be a mapping "
+            f"with keys among {', '.join(ROW_FIELDS)}."
+        )
     clean = {key: _jsonable(row.get(key)) for key in ROW_FIELDS}
     for key in _TEXT_FIELDS:
         if clean[key] is not None:
@@ -111,13 +143,17 @@ def _relative_url(index: int, key: str, path: Any) -> str | None:
         return None
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
     if not text:
-        raise ConfigError(f"rows[{index}][{key!r}]={path!r} must be a non-empty relative file path "
-                          "such as 'images/00000.png'.")
+        raise ConfigError(
+            f"rows[{index}][{key!r}]={path!r} must be a non-empty relative file path "
+            "such as 'images/00000.png'."
+        )
     text = text.replace("\\", "/")
     pure = PurePosixPath(text)
     if urlsplit(text).scheme or pure.is_absolute() or ".." in pure.parts:
-        raise ConfigError(f"rows[{index}][{key!r}]={path!r} must be a relative path inside the gallery "
-                          "folder (no URL, no leading '/', no '..'), such as 'images/00000.png'.")
+        raise ConfigError(
+            f"rows[{index}][{key!r}]={path!r} must be a relative path inside the gallery "
+            "folder (no URL, no leading '/', no '..'), such as 'images/00000.png'."
+        )
     return quote(pure.as_posix(), safe="/")
 
 
@@ -154,8 +190,10 @@ def _content_security_policy() -> str:
     def digest(text: str) -> str:
         return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
-    return (f"default-src 'none'; img-src 'self'; style-src {digest(_asset('viewer.css'))}; "
-            f"script-src {digest(_asset('viewer.js'))}; base-uri 'none'; form-action 'none'")
+    return (
+        f"default-src 'none'; img-src 'self'; style-src {digest(_asset('viewer.css'))}; "
+        f"script-src {digest(_asset('viewer.js'))}; base-uri 'none'; form-action 'none'"
+    )
 
 
 @functools.cache

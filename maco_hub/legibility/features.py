@@ -29,13 +29,17 @@ if TYPE_CHECKING:
 def head_layer(judge: LoadedModel) -> tuple[str, nn.Linear]:
     """Name and module of the judge's classification head (last Linear with num_classes outputs)."""
     count = judge.num_classes
-    found = [(name, module) for name, module in judge.module.named_modules()
-             if isinstance(module, nn.Linear) and module.out_features == count]
+    found = [
+        (name, module)
+        for name, module in judge.module.named_modules()
+        if isinstance(module, nn.Linear) and module.out_features == count
+    ]
     if not found:
         raise ConfigError(
             f"Judge {judge.model_id!r} has no nn.Linear layer with {count} outputs (its classifier "
             "head), so its penultimate features cannot be read; use an image classifier whose head "
-            "is a linear layer.")
+            "is a linear layer."
+        )
     return found[-1]
 
 
@@ -71,11 +75,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not len(a) or not len(b):
-        raise ConfigError(f"Fréchet distance needs two non-empty (N, D) feature sets with the same D; "
-                          f"got {a.shape} and {b.shape}.")
+        raise ConfigError(
+            f"Fréchet distance needs two non-empty (N, D) feature sets with the same D; "
+            f"got {a.shape} and {b.shape}."
+        )
     xa, xb = _scaled_centred(a), _scaled_centred(b)
     mean_term = float(np.sum((a.mean(axis=0) - b.mean(axis=0)) ** 2))
-    trace_term = float(np.sum(xa ** 2) + np.sum(xb ** 2)) - 2.0 * _trace_sqrt_product(xa, xb)
+    trace_term = float(np.sum(xa**2) + np.sum(xb**2)) - 2.0 * _trace_sqrt_product(xa, xb)
     return max(mean_term + trace_term, 0.0)
 
 

@@ -79,11 +79,15 @@ def evaluate(
         def keep(label: str) -> bool:
             return any((n, _class_by_name(judge_of[n], label)) in wanted for n in judge_of)
 
-        references = load_reference(reference, keep=keep, per_class=reference_per_class,
-                                    split=reference_split)
+        references = load_reference(
+            reference, keep=keep, per_class=reference_per_class, split=reference_split
+        )
         if not references.images:
-            logger.warning("The reference %s has no image of the gallery's classes; plausibility and "
-                           "Fréchet distance are left empty.", references.source)
+            logger.warning(
+                "The reference %s has no image of the gallery's classes; plausibility and "
+                "Fréchet distance are left empty.",
+                references.source,
+            )
     rows: dict[str, dict[str, Any]] = {key: {} for key, _ in keyed}
     summary = []
     for name, judge in named:
@@ -93,7 +97,10 @@ def evaluate(
             rows[key].update({column_name(name, f): values.get(f) for f in ROW_FIELDS})
         summary.append(_summarize(name, judge, results, targets[name], ref_features))
     settings = {
-        "crops": crops, "crop_side": list(CROP_SIDE), "crop_position": "uniform", "seed": seed,
+        "crops": crops,
+        "crop_side": list(CROP_SIDE),
+        "crop_position": "uniform",
+        "seed": seed,
         "reference": references.describe() if references else None,
         "reference_details": dict(references.details) if references else None,
         "feature_space": "penultimate features (input of the classifier head)",
@@ -109,9 +116,11 @@ def evaluate(
 def check_options(crops: Any, seed: Any, reference_per_class: Any) -> tuple[int, int, int]:
     """``crops``, ``seed`` and ``reference_per_class`` of :func:`evaluate` as ints, or one
     ConfigError naming the bad value and its range (numpy integers pass, bools do not)."""
-    return (check_int("crops", crops, 0, MAX_CROPS, "random crops per row"),
-            check_int("seed", seed, 0, MAX_RNG_SEED, "seed of the crop boxes"),
-            check_per_class(reference_per_class, "reference_per_class"))
+    return (
+        check_int("crops", crops, 0, MAX_CROPS, "random crops per row"),
+        check_int("seed", seed, 0, MAX_RNG_SEED, "seed of the crop boxes"),
+        check_per_class(reference_per_class, "reference_per_class"),
+    )
 
 
 def crop_fractions(count: int, seed: int) -> list[tuple[float, float, float]]:
@@ -125,8 +134,9 @@ def crop_fractions(count: int, seed: int) -> list[tuple[float, float, float]]:
     return boxes
 
 
-def judge_views(judge: LoadedModel, image: Image.Image,
-                boxes: Iterable[tuple[float, float, float]]) -> torch.Tensor:
+def judge_views(
+    judge: LoadedModel, image: Image.Image, boxes: Iterable[tuple[float, float, float]]
+) -> torch.Tensor:
     """Normalized judge inputs: the whole image, then one per crop box."""
     return _to_pixels(judge, list(_views(image, boxes)))
 
@@ -144,8 +154,9 @@ def _views(image: Image.Image, boxes: Iterable[tuple[float, float, float]]) -> I
         yield image.crop((x, y, x + size, y + size))
 
 
-def _judge_views_in_batches(judge: LoadedModel, image: Image.Image,
-                            boxes: Sequence[tuple[float, float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _judge_views_in_batches(
+    judge: LoadedModel, image: Image.Image, boxes: Sequence[tuple[float, float, float]]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`logits_and_features` of :func:`judge_views`, at most :data:`VIEWS_PER_CALL` views
     per judge call, so memory does not grow with the number of crops."""
     views = _views(image, boxes)
@@ -166,14 +177,16 @@ def _items(gallery: Any) -> list[tuple[str, Visualization]]:
     if not items:
         raise ConfigError("The gallery to evaluate is empty; make visualizations first (explain).")
     if not all(isinstance(item, Visualization) for item in items):
-        raise ConfigError("evaluate() needs a Gallery, a list of Visualizations, a gallery folder "
-                          "or a Hub dataset id.")
+        raise ConfigError(
+            "evaluate() needs a Gallery, a list of Visualizations, a gallery folder or a Hub dataset id."
+        )
     keyed: dict[str, Visualization] = {}
     for index, item in enumerate(items):
         keyed.setdefault(_key(item, index), item)
     if len(keyed) < len(items):
-        logger.info("%d rows repeat the key of an earlier row; each key is evaluated once.",
-                    len(items) - len(keyed))
+        logger.info(
+            "%d rows repeat the key of an earlier row; each key is evaluated once.", len(items) - len(keyed)
+        )
     return list(keyed.items())
 
 
@@ -182,8 +195,10 @@ def _load_judges(judges: Any, device: Any) -> list[tuple[str, LoadedModel]]:
         judges = [judges]
     pairs = list(judges.items()) if isinstance(judges, Mapping) else [(None, j) for j in judges]
     if not pairs:
-        raise ConfigError("judges=[] is empty: pass at least one image classifier (Hub id, folder "
-                          "or loaded model) to judge the gallery.")
+        raise ConfigError(
+            "judges=[] is empty: pass at least one image classifier (Hub id, folder "
+            "or loaded model) to judge the gallery."
+        )
     named: list[tuple[str, LoadedModel]] = []
     for given, judge in pairs:
         loaded = judge if isinstance(judge, LoadedModel) else load_model(judge, device=device)
@@ -191,7 +206,8 @@ def _load_judges(judges: Any, device: Any) -> list[tuple[str, LoadedModel]]:
             raise ConfigError(
                 f"Judge {loaded.model_id!r} is not an image classifier with class names (it has "
                 f"{'no trained head' if not loaded.has_classifier else 'no labels'}); judges must "
-                "classify into named classes.")
+                "classify into named classes."
+            )
         name = _slug(given if given is not None else loaded.model_id)
         base, n = name, 2
         while name in {existing for existing, _ in named}:
@@ -235,8 +251,9 @@ def _target(judge: LoadedModel, item: Visualization) -> tuple[int | None, str]:
 def _to_pixels(judge: LoadedModel, images: Sequence[Image.Image]) -> torch.Tensor:
     height, width = judge.preprocessing.size
     resample = getattr(Image.Resampling, judge.preprocessing.resample.upper(), Image.Resampling.BICUBIC)
-    arrays = [np.asarray(image.resize((width, height), resample), dtype=np.float32) / 255.0
-              for image in images]
+    arrays = [
+        np.asarray(image.resize((width, height), resample), dtype=np.float32) / 255.0 for image in images
+    ]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
     device, dtype = placement(judge.module)
     return judge.preprocessing.normalize(pixels.to(device=device, dtype=dtype))
@@ -257,15 +274,19 @@ def _reference_features(judge: LoadedModel, references: ReferenceSet) -> dict[in
         if index is None or not images:
             continue
         for start in range(0, len(images), 16):
-            batch = [_centre_square(image) for image in images[start:start + 16]]
+            batch = [_centre_square(image) for image in images[start : start + 16]]
             _, features = logits_and_features(judge, _to_pixels(judge, batch))
             by_class.setdefault(index, []).append(features.numpy())
     return {index: np.concatenate(parts) for index, parts in by_class.items()}
 
 
-def _judge_rows(judge: LoadedModel, items: Sequence[Visualization],
-                targets: Sequence[tuple[int | None, str]], boxes: Sequence[tuple[float, float, float]],
-                ref_features: Mapping[int, np.ndarray]) -> list[dict[str, Any]]:
+def _judge_rows(
+    judge: LoadedModel,
+    items: Sequence[Visualization],
+    targets: Sequence[tuple[int | None, str]],
+    boxes: Sequence[tuple[float, float, float]],
+    ref_features: Mapping[int, np.ndarray],
+) -> list[dict[str, Any]]:
     results = []
     for item, (index, status) in zip(items, targets, strict=True):
         values: dict[str, Any] = {"status": status}
@@ -277,12 +298,19 @@ def _judge_rows(judge: LoadedModel, items: Sequence[Visualization],
         top5 = (logits.topk(min(5, logits.shape[-1]), dim=-1).indices == index).any(dim=-1)
         top1 = logits.argmax(dim=-1) == index
         predicted = int(logits[0].argmax())
-        values.update(top1=bool(top1[0]), top5=bool(top5[0]), prob=float(probs[0, index]),
-                      pred=judge.label(predicted) or str(predicted), _features=features.numpy())
+        values.update(
+            top1=bool(top1[0]),
+            top5=bool(top5[0]),
+            prob=float(probs[0, index]),
+            pred=judge.label(predicted) or str(predicted),
+            _features=features.numpy(),
+        )
         if len(boxes):
-            values.update(crops_top1=float(top1[1:].float().mean()),
-                          crops_top5=float(top5[1:].float().mean()),
-                          crops_prob=float(probs[1:, index].mean()))
+            values.update(
+                crops_top1=float(top1[1:].float().mean()),
+                crops_top5=float(top5[1:].float().mean()),
+                crops_prob=float(probs[1:, index].mean()),
+            )
         reference = ref_features.get(index)
         values["reference_images"] = 0 if reference is None else len(reference)
         if reference is not None:
@@ -294,14 +322,21 @@ def _judge_rows(judge: LoadedModel, items: Sequence[Visualization],
     return results
 
 
-def _summarize(name: str, judge: LoadedModel, results: Sequence[dict[str, Any]],
-               targets: Sequence[tuple[int | None, str]],
-               ref_features: Mapping[int, np.ndarray]) -> dict[str, Any]:
+def _summarize(
+    name: str,
+    judge: LoadedModel,
+    results: Sequence[dict[str, Any]],
+    targets: Sequence[tuple[int | None, str]],
+    ref_features: Mapping[int, np.ndarray],
+) -> dict[str, Any]:
     statuses = Counter(values["status"] for values in results)
     class_rows = len(results) - statuses["not a class row"]
     summary: dict[str, Any] = {
-        "judge": name, "model_id": judge.model_id, "model_revision": judge.revision,
-        "rows": class_rows, "judged": statuses["ok"],
+        "judge": name,
+        "model_id": judge.model_id,
+        "model_revision": judge.revision,
+        "rows": class_rows,
+        "judged": statuses["ok"],
         "not_judged": {k: n for k, n in statuses.items() if k not in ("ok", "not a class row")},
     }
     for metric in (*TRANSFER_METRICS, *FEATURE_METRICS):
@@ -312,9 +347,11 @@ def _summarize(name: str, judge: LoadedModel, results: Sequence[dict[str, Any]],
         if index is not None and index in ref_features:
             whole.append(values["_features"][0])
             classes.add(index)
-    summary["frechet_pooled"] = (frechet_distance(np.stack(whole),
-                                                  np.concatenate([ref_features[c] for c in sorted(classes)]))
-                                 if whole else None)
+    summary["frechet_pooled"] = (
+        frechet_distance(np.stack(whole), np.concatenate([ref_features[c] for c in sorted(classes)]))
+        if whole
+        else None
+    )
     summary["reference_classes"] = len(ref_features)
     summary["reference_images"] = int(sum(len(v) for v in ref_features.values()))
     for values in results:

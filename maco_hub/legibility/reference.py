@@ -48,22 +48,33 @@ class ReferenceSet:
         return f"{self.source}: {count} images of {len(self.images)} classes{cap}"
 
 
-def load_reference(source: str | Path | Mapping[str, Sequence[Any]] | ReferenceSet, *,
-                   keep: Callable[[str], bool] | None = None, per_class: int = 16,
-                   split: str | None = None, revision: str | None = None,
-                   image_column: str | None = None, label_column: str | None = None) -> ReferenceSet:
+def load_reference(
+    source: str | Path | Mapping[str, Sequence[Any]] | ReferenceSet,
+    *,
+    keep: Callable[[str], bool] | None = None,
+    per_class: int = 16,
+    split: str | None = None,
+    revision: str | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
+) -> ReferenceSet:
     """The reference images of the classes ``keep`` accepts (all when None); see the module doc."""
     if isinstance(source, ReferenceSet):
         return source
     per_class = check_per_class(per_class)
     keep = keep or (lambda name: True)
     if isinstance(source, Mapping):
-        images = {str(name): tuple(_rgb(image) for image in values)
-                  for name, values in source.items() if keep(str(name))}
+        images = {
+            str(name): tuple(_rgb(image) for image in values)
+            for name, values in source.items()
+            if keep(str(name))
+        }
         return ReferenceSet(images, "in-memory")
     if not isinstance(source, (str, Path)) or not str(source).strip():
-        raise ConfigError(f"reference={source!r} must be a folder of class folders, a Hub dataset id "
-                          "or a mapping {class name: images}.")
+        raise ConfigError(
+            f"reference={source!r} must be a folder of class folders, a Hub dataset id "
+            "or a mapping {class name: images}."
+        )
     path = Path(source)
     if path.is_dir() and not _is_dataset_folder(path):
         return _from_folder(path, keep, per_class)
@@ -83,22 +94,31 @@ def _is_dataset_folder(path: Path) -> bool:
 def _from_folder(root: Path, keep: Callable[[str], bool], per_class: int) -> ReferenceSet:
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ConfigError(f"Reference folder {str(root)!r} holds no class folders; lay it out as "
-                          "ROOT/<class name>/<image files> (like torchvision's ImageFolder).")
+        raise ConfigError(
+            f"Reference folder {str(root)!r} holds no class folders; lay it out as "
+            "ROOT/<class name>/<image files> (like torchvision's ImageFolder)."
+        )
     images = {}
     for folder in classes:
         if not keep(folder.name):
             continue
-        loaded = [image for image in map(read_image_file, image_files(folder)[:per_class])
-                  if image is not None]
+        loaded = [
+            image for image in map(read_image_file, image_files(folder)[:per_class]) if image is not None
+        ]
         if loaded:
             images[folder.name] = tuple(loaded)
     return ReferenceSet(images, f"folder {root.name}", per_class)
 
 
-def _from_dataset(dataset_id: str, keep: Callable[[str], bool], per_class: int, split: str | None,
-                  revision: str | None, image_column: str | None,
-                  label_column: str | None) -> ReferenceSet:
+def _from_dataset(
+    dataset_id: str,
+    keep: Callable[[str], bool],
+    per_class: int,
+    split: str | None,
+    revision: str | None,
+    image_column: str | None,
+    label_column: str | None,
+) -> ReferenceSet:
     import datasets
 
     try:
@@ -133,25 +153,29 @@ def _from_dataset(dataset_id: str, keep: Callable[[str], bool], per_class: int, 
         full += len(kept) == per_class
         if full == len(wanted):
             break
-    details = {"split": split, "revision": revision or "main", "label_column": labels,
-               "image_column": pixels}
-    return ReferenceSet({k: tuple(v) for k, v in images.items()}, f"dataset {dataset_id} ({split})",
-                        per_class, details)
+    details = {"split": split, "revision": revision or "main", "label_column": labels, "image_column": pixels}
+    return ReferenceSet(
+        {k: tuple(v) for k, v in images.items()}, f"dataset {dataset_id} ({split})", per_class, details
+    )
 
 
 def _column(features: Mapping, chosen: str | None, kind: type, what: str, dataset_id: str) -> str:
     if chosen is not None:
         if not isinstance(features.get(chosen), kind):
-            raise ConfigError(f"Reference dataset {dataset_id!r}: column {chosen!r} is not a "
-                              f"{kind.__name__} column; columns: {dict(features)}.")
+            raise ConfigError(
+                f"Reference dataset {dataset_id!r}: column {chosen!r} is not a "
+                f"{kind.__name__} column; columns: {dict(features)}."
+            )
         return chosen
     for name, feature in features.items():
         if isinstance(feature, kind):
             return name
     raise ConfigError(
         f"Reference dataset {dataset_id!r} has no {kind.__name__} column (columns: {list(features)}); "
-        f"the reference needs {what}s" + (" with class names" if what == "label" else "")
-        + f". Name the column with {what}_column=... or pass a folder of class folders.")
+        f"the reference needs {what}s"
+        + (" with class names" if what == "label" else "")
+        + f". Name the column with {what}_column=... or pass a folder of class folders."
+    )
 
 
 def _rgb(image: Any) -> Image.Image:

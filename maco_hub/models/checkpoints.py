@@ -39,13 +39,18 @@ logger = logging.getLogger(__name__)
 
 _BUILTIN_MODEL_TYPES = {"maco_efficientnet_lite": "maco_hub.models.efficientnet_lite.modeling"}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
-_CONFIG_FILES = ("config.json", "preprocessor_config.json", "processor_config.json",
-                 "video_preprocessor_config.json", "tokenizer_config.json",
-                 "feature_extractor_config.json", "image_processor_config.json")
+_CONFIG_FILES = (
+    "config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    "tokenizer_config.json",
+    "feature_extractor_config.json",
+    "image_processor_config.json",
+)
 """Configuration files transformers may read from a Hub repo (a folder: every *config.json)."""
 _CODE_KEYS = frozenset({"auto_map", "custom_pipelines"})  # classes/pipelines from repo code
-_KERNEL_KEYS = frozenset({"attn_implementation", "_attn_implementation",
-                          "_attn_implementation_internal"})
+_KERNEL_KEYS = frozenset({"attn_implementation", "_attn_implementation", "_attn_implementation_internal"})
 _MAX_CONFIG_BYTES = 64 << 20  # a large tokenizer_config.json has a few MiB
 SUPPORTED = (
     "image classifiers and image backbones (ViT, DeiT, Swin, ConvNeXt, ResNet, RegNet, "
@@ -58,8 +63,9 @@ def is_path(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or "\\" in name or name.count("/") > 1
 
 
-def load_checkpoint(name: str, hub: dict, trust: bool,
-                    dtype: torch.dtype | None) -> tuple[nn.Module, Any, bool]:
+def load_checkpoint(
+    name: str, hub: dict, trust: bool, dtype: torch.dtype | None
+) -> tuple[nn.Module, Any, bool]:
     """(module, config, has_head) for a Hub id or folder; ``hub`` holds from_pretrained options."""
     import transformers
     from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
@@ -87,7 +93,8 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
     load = {**hub, "dtype": dtype or torch.float32}
     architectures = list(getattr(config, "architectures", None) or [])
     wants_head = any("ForImageClassification" in a for a in architectures) or (
-        not architectures and not _is_dual(config)
+        not architectures
+        and not _is_dual(config)
         and type(config) in AutoModelForImageClassification._model_mapping
     )
     if wants_head:
@@ -97,8 +104,10 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
         if not lost:
             return module, config, True
         logger.warning(
-            "Checkpoint %r has no trained classification head (missing: %s); using it as a "
-            "backbone.", name, ", ".join(sorted(lost)[:4]))
+            "Checkpoint %r has no trained classification head (missing: %s); using it as a backbone.",
+            name,
+            ", ".join(sorted(lost)[:4]),
+        )
         return module.base_model, config, False
     module, _ = _from_pretrained(AutoModel, name, load, config)
     if _is_dual(config):
@@ -106,7 +115,8 @@ def load_checkpoint(name: str, hub: dict, trust: bool,
         if not isinstance(tower, nn.Module):
             raise NotAVisionModelError(
                 f"Model {name!r} ({config.model_type}) has a vision_config but no vision tower "
-                f"this library can use. Supported: {SUPPORTED}.")
+                f"this library can use. Supported: {SUPPORTED}."
+            )
         module = tower
         config = getattr(tower, "config", config)
     return module, config, False
@@ -122,7 +132,8 @@ def refuse_remote_code(name: str, hub: dict) -> None:
             raise ModelLoadError(
                 f"Model {name!r} ships its own code ({file} has {pointer}). maco_hub never "
                 "runs a checkpoint's code unless asked: pass trust_remote_code=True "
-                "(--trust-remote-code) only if you trust that repository's code.")
+                "(--trust-remote-code) only if you trust that repository's code."
+            )
 
 
 def remote_code_pointer(data: Any) -> str | None:
@@ -131,15 +142,20 @@ def remote_code_pointer(data: Any) -> str | None:
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         where, value = stack.pop()
-        items = value.items() if isinstance(value, dict) else (
-            enumerate(value) if isinstance(value, list) else ())
+        items = (
+            value.items()
+            if isinstance(value, dict)
+            else (enumerate(value) if isinstance(value, list) else ())
+        )
         for key, item in items:
             path = f"{where}.{key}" if where else str(key)
             if key in _CODE_KEYS and item:
                 return reprlib.repr(path)[1:-1]
             if key in _KERNEL_KEYS and _names_kernel(item):
-                return (f"{reprlib.repr(path)[1:-1]}={reprlib.repr(item)}, an attention kernel "
-                        "transformers may fetch from the Hub")
+                return (
+                    f"{reprlib.repr(path)[1:-1]}={reprlib.repr(item)}, an attention kernel "
+                    "transformers may fetch from the Hub"
+                )
             stack.append((path, item))
     return None
 
@@ -163,8 +179,13 @@ def _config_files(name: str, hub: dict) -> list[Path]:
     found = []
     for filename in _CONFIG_FILES:
         try:
-            path = cached_file(name, filename, local_files_only=bool(hub.get("local_files_only")),
-                               _raise_exceptions_for_missing_entries=False, **options)
+            path = cached_file(
+                name,
+                filename,
+                local_files_only=bool(hub.get("local_files_only")),
+                _raise_exceptions_for_missing_entries=False,
+                **options,
+            )
         except (OSError, ValueError):  # unreachable now: transformers cannot read the rest either,
             return found  # and is told not to trust what it reads
         if path:
@@ -175,14 +196,17 @@ def _config_files(name: str, hub: dict) -> list[Path]:
 def _read_config_file(name: str, path: Path) -> Any:
     """A configuration file's JSON (None when it is not JSON: transformers cannot read it either)."""
     if not path.is_file():  # a FIFO would hang every reader, a folder is no config
-        raise ModelLoadError(f"{str(path)!r} of model {name!r} is not a regular file; replace it "
-                             "with the JSON file it should be.")
+        raise ModelLoadError(
+            f"{str(path)!r} of model {name!r} is not a regular file; replace it "
+            "with the JSON file it should be."
+        )
     size = path.stat().st_size
     if size > _MAX_CONFIG_BYTES:
         raise ModelLoadError(
             f"{str(path)!r} of model {name!r} is {size / 2**20:.0f} MiB, more than the "
             f"{_MAX_CONFIG_BYTES >> 20} MiB a configuration file may have; it is not a checkpoint "
-            "file transformers wrote: replace it.")
+            "file transformers wrote: replace it."
+        )
     try:
         return json.loads(path.read_bytes())
     except (ValueError, RecursionError):
@@ -211,15 +235,18 @@ def _raw_config(name: str, hub: dict) -> dict:
         raw, _ = PretrainedConfig.get_config_dict(name, **options)
     except (OSError, ValueError) as exc:
         if path.is_dir():
-            raise ModelLoadError(f"Folder {name!r} holds no readable config.json ({exc}); pass the "
-                                 "folder a model was saved to with save_pretrained.") from exc
+            raise ModelLoadError(
+                f"Folder {name!r} holds no readable config.json ({exc}); pass the "
+                "folder a model was saved to with save_pretrained."
+            ) from exc
         if path.exists() or (len(path.parts) > 1 and path.parent.is_dir()):
             raise ModelLoadError(_missing_folder(name, " (nor is it a Hub repo id)")) from exc
         if not constants.HF_HUB_OFFLINE and not hub.get("local_files_only") and _unreachable(exc):
             raise ModelLoadError(
                 f"Could not reach the Hugging Face Hub ({constants.ENDPOINT}) to download {name!r}, "
                 "and it is not in the local cache. Check the network connection (or proxy), or set "
-                "HF_HUB_OFFLINE=1 to use cached models only.") from exc
+                "HF_HUB_OFFLINE=1 to use cached models only."
+            ) from exc
         raise ModelLoadError(
             f"Could not find model {name!r} on the Hugging Face Hub or in the local cache. "
             "Check the spelling of the repo id (org/name) and the revision; when offline "
@@ -231,8 +258,10 @@ def _raw_config(name: str, hub: dict) -> dict:
 
 def _missing_folder(name: str, extra: str = "") -> str:
     kind = " (it is a file)" if Path(name).expanduser().exists() else ""
-    return (f"Model folder {name!r} does not exist{kind}{extra}. Pass a folder that holds config.json "
-            "and the weights, or a Hub repo id (org/name).")
+    return (
+        f"Model folder {name!r} does not exist{kind}{extra}. Pass a folder that holds config.json "
+        "and the weights, or a Hub repo id (org/name)."
+    )
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -242,8 +271,9 @@ def _unreachable(exc: BaseException) -> bool:
         seen.add(id(exc))
         kind = f"{type(exc).__module__}.{type(exc).__name__}"
         if isinstance(exc, (ConnectionError, TimeoutError)) or any(
-                word in kind for word in ("ConnectError", "ConnectTimeout", "NetworkError",
-                                          "OfflineModeIsEnabled")):
+            word in kind
+            for word in ("ConnectError", "ConnectTimeout", "NetworkError", "OfflineModeIsEnabled")
+        ):
             return True
         if "couldn't connect" in str(exc).lower():
             return True
@@ -264,28 +294,34 @@ def _from_pretrained(cls: Any, name: str, load: dict, config: Any) -> tuple[nn.M
 def _mismatch_message(cls: Any, name: str, load: dict, config: Any) -> str:
     """Which weights have other shapes than the config gives them (loaded again to find out)."""
     try:
-        _, info = cls.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True,
-                                      **load)
-        found = sorted(item for item in info.get("mismatched_keys") or ()
-                       if isinstance(item, tuple) and len(item) == 3)
+        _, info = cls.from_pretrained(name, output_loading_info=True, ignore_mismatched_sizes=True, **load)
+        found = sorted(
+            item for item in info.get("mismatched_keys") or () if isinstance(item, tuple) and len(item) == 3
+        )
     except Exception:  # the message below still names the cause
         found = []
-    shapes = "; ".join(f"{key!r} is {tuple(weights)} in the weights, {tuple(wanted)} by the config"
-                       for key, weights, wanted in found[:3])
-    return (f"The weights of {name!r} do not fit its config.json{': ' + shapes if shapes else ''}. "
-            f"When the classifier differs, config.json's id2label/num_labels "
-            f"({getattr(config, 'num_labels', '?')} classes) disagrees with the checkpoint's head: "
-            "fix config.json, or re-save the model with save_pretrained.")
+    shapes = "; ".join(
+        f"{key!r} is {tuple(weights)} in the weights, {tuple(wanted)} by the config"
+        for key, weights, wanted in found[:3]
+    )
+    return (
+        f"The weights of {name!r} do not fit its config.json{': ' + shapes if shapes else ''}. "
+        f"When the classifier differs, config.json's id2label/num_labels "
+        f"({getattr(config, 'num_labels', '?')} classes) disagrees with the checkpoint's head: "
+        "fix config.json, or re-save the model with save_pretrained."
+    )
 
 
 def _weights_message(name: str, hub: dict, exc: Exception) -> str:
     files = _weight_files(name, hub)
     where = ", ".join(repr(str(f)) for f in files) if files else f"the weights of {name!r}"
     first_line = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().split("\n")[0][:160]
-    return (f"Could not read {where} ({type(exc).__name__}: {first_line}). The file is "
-            "truncated, corrupted or not a format transformers loads safely (pickled .bin weights "
-            "are refused): download the checkpoint again, or re-save it as model.safetensors with "
-            "save_pretrained.")
+    return (
+        f"Could not read {where} ({type(exc).__name__}: {first_line}). The file is "
+        "truncated, corrupted or not a format transformers loads safely (pickled .bin weights "
+        "are refused): download the checkpoint again, or re-save it as model.safetensors with "
+        "save_pretrained."
+    )
 
 
 def _weight_files(name: str, hub: dict) -> list[Path]:
@@ -296,8 +332,9 @@ def _weight_files(name: str, hub: dict) -> list[Path]:
 
     found = []
     for filename in ("model.safetensors", "pytorch_model.bin"):
-        path = try_to_load_from_cache(name, filename, cache_dir=hub.get("cache_dir"),
-                                      revision=hub.get("revision"))
+        path = try_to_load_from_cache(
+            name, filename, cache_dir=hub.get("cache_dir"), revision=hub.get("revision")
+        )
         if isinstance(path, str):
             found.append(Path(path))
     return found
@@ -314,13 +351,16 @@ def _check_vision(name: str, config: Any) -> None:
     )
     model_type = str(config.model_type)
     image_like = hasattr(config, "num_channels") and hasattr(config, "image_size")
-    if (model_type in vision_types or _is_dual(config) or image_like
-            or model_type.endswith("_vision_model")
-            or type(config) in AutoModelForImageClassification._model_mapping):
+    if (
+        model_type in vision_types
+        or _is_dual(config)
+        or image_like
+        or model_type.endswith("_vision_model")
+        or type(config) in AutoModelForImageClassification._model_mapping
+    ):
         return
     raise NotAVisionModelError(
-        f"Model {name!r} is a {config.model_type!r} model, which takes no images. "
-        f"Supported: {SUPPORTED}."
+        f"Model {name!r} is a {config.model_type!r} model, which takes no images. Supported: {SUPPORTED}."
     )
 
 

@@ -24,8 +24,7 @@ Labels = Mapping[int, str]
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
-def class_index(labels: Labels | None, cls: object, *, model_id: str,
-                num_classes: int | None = None) -> int:
+def class_index(labels: Labels | None, cls: object, *, model_id: str, num_classes: int | None = None) -> int:
     """The index ``cls`` names: an int (numpy/torch ints too), a digit string or a label."""
     if isinstance(cls, str):
         found = _by_name(labels, cls, model_id)
@@ -42,7 +41,8 @@ def class_index(labels: Labels | None, cls: object, *, model_id: str,
     if cls < 0 or (num_classes is not None and cls >= num_classes):
         limit = f"0..{num_classes - 1}" if num_classes else "non-negative"
         raise ClassNotFoundError(
-            f"Class index {cls} is out of range for {model_id!r}: valid indices are {limit}.")
+            f"Class index {cls} is out of range for {model_id!r}: valid indices are {limit}."
+        )
     return cls
 
 
@@ -74,24 +74,30 @@ def _by_name(labels: Labels | None, name: str, model_id: str) -> int | None:
     if not key or not labels:
         return None
     for whole_label_only in (True, False):
-        hits = sorted(index for index, label in labels.items()
-                      if key in _label_keys(label, whole_label_only))
+        hits = sorted(index for index, label in labels.items() if key in _label_keys(label, whole_label_only))
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
             names = ", ".join(f"{i} {labels[i]!r}" for i in hits)
-            raise ClassNotFoundError(f"Class name {name!r} is ambiguous for {model_id!r}: it matches "
-                                     f"{names}. Pass the class index instead.")
+            raise ClassNotFoundError(
+                f"Class name {name!r} is ambiguous for {model_id!r}: it matches "
+                f"{names}. Pass the class index instead."
+            )
     return None
 
 
 def _unknown_name_message(labels: Labels | None, name: str, model_id: str) -> str:
     if not labels:
-        return (f"Class name {name!r} cannot be looked up: {model_id!r} has no class names. "
-                "Pass the class index instead.")
+        return (
+            f"Class name {name!r} cannot be looked up: {model_id!r} has no class names. "
+            "Pass the class index instead."
+        )
     hint = ", ".join(f"{i} {labels[i]!r}" for i in suggestions(labels, name))
-    return (f"Class name {name!r} is not a label of {model_id!r}" + (f"; closest: {hint}." if hint else ".")
-            + " Pass a class index or an exact label (list them with `maco-hub labels MODEL --grep WORD`).")
+    return (
+        f"Class name {name!r} is not a label of {model_id!r}"
+        + (f"; closest: {hint}." if hint else ".")
+        + " Pass a class index or an exact label (list them with `maco-hub labels MODEL --grep WORD`)."
+    )
 
 
 def _key(text: str) -> str:

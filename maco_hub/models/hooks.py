@@ -123,8 +123,10 @@ def unknown_layer_message(name: str, valid: Sequence[str]) -> str:
     """The error text for a layer name that is not a module path, with the closest ones."""
     close = close_names(name, valid)
     hint = f" Closest: {', '.join(close)}." if close else ""
-    return (f"Layer {name!r} is not a hookable module of this model.{hint} List all layers with "
-            "maco_hub.layers(model) or `maco-hub layers MODEL`.")
+    return (
+        f"Layer {name!r} is not a hookable module of this model.{hint} List all layers with "
+        "maco_hub.layers(model) or `maco-hub layers MODEL`."
+    )
 
 
 def close_names(name: str, valid: Sequence[str], count: int = 5) -> list[str]:
@@ -186,8 +188,7 @@ def _probe(loaded: LoadedModel) -> dict[str, LayerInfo]:
     return table
 
 
-def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | None,
-              size: tuple[int, int]):
+def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | None, size: tuple[int, int]):
     cls_name = type(mod).__name__
     if any(s in cls_name for s in _SKIPPED_TYPES) or out.ndim not in (2, 3, 4):
         return None
@@ -209,6 +210,7 @@ def _describe(name: str, mod: nn.Module, out: torch.Tensor, patch_tokens: int | 
 def _channels_last(shape: tuple[int, ...], size: tuple[int, int]) -> bool:
     """Whether (A, B, C) is (H, W, C) rather than (C, H, W): the pair closer to the input's
     aspect ratio is the spatial one (channels-first on a tie)."""
+
     def off(height: int, width: int) -> float:
         return abs(math.log((height / width) / (size[0] / size[1])))
 

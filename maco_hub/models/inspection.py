@@ -23,8 +23,9 @@ from .loader import LoadedModel, load_model
 KINDS = ("conv", "tokens", "vector")
 
 
-def layers(model: Any, *, grep: str | None = None, kind: str | None = None,
-           **load_options: Any) -> list[LayerInfo]:
+def layers(
+    model: Any, *, grep: str | None = None, kind: str | None = None, **load_options: Any
+) -> list[LayerInfo]:
     """Hookable layers of ``model`` in module order; ``grep`` keeps names containing it (case
     folded), ``kind`` keeps one of "conv", "tokens", "vector".
 

@@ -137,14 +137,16 @@ def load_model(
     if isinstance(model, nn.Module):
         return _from_module(model, preprocessing=preprocessing, device=device, dtype=dtype)
     if not isinstance(model, (str, Path)):
-        raise ConfigError(
-            f"model={model!r} must be a Hub repo id, a local folder or a torch nn.Module."
-        )
+        raise ConfigError(f"model={model!r} must be a Hub repo id, a local folder or a torch nn.Module.")
     if not isinstance(trust_remote_code, bool):
         raise ConfigError(f"trust_remote_code={trust_remote_code!r} must be True or False.")
     name, model_id, is_local, source = _locate(str(model))
-    hub = {"cache_dir": cache_dir, "revision": revision, "token": token,
-           "trust_remote_code": trust_remote_code}  # always explicit: transformers never asks
+    hub = {
+        "cache_dir": cache_dir,
+        "revision": revision,
+        "token": token,
+        "trust_remote_code": trust_remote_code,
+    }  # always explicit: transformers never asks
     if local_files_only is not None:
         hub["local_files_only"] = local_files_only
     module, config, has_head = load_checkpoint(name, hub, trust_remote_code, dtype)
@@ -173,8 +175,11 @@ def folder_fingerprint(folder: str | os.PathLike) -> str:
     weight files (names, sizes, first and last MiB), so two folders of the same name but other
     weights never share row keys. Constant time whatever the size of the weights."""
     digest = hashlib.sha256()
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file()
-                   and (p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".pth")))
+    files = sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".pth"))
+    )
     for path in files:
         size = path.stat().st_size
         digest.update(f"{path.name}\0{size}\0".encode())

@@ -38,8 +38,10 @@ class Preprocessing:
         for name in ("mean", "std"):
             object.__setattr__(self, name, _channels(name, getattr(self, name)))
         if any(s < _MIN_STD for s in self.std):
-            raise ConfigError(f"Preprocessing std={self.std!r} must be positive (at least "
-                              f"{_MIN_STD:g}): the spread of the model's pixels on the [0, 1] scale.")
+            raise ConfigError(
+                f"Preprocessing std={self.std!r} must be positive (at least "
+                f"{_MIN_STD:g}): the spread of the model's pixels on the [0, 1] scale."
+            )
         object.__setattr__(self, "size", _input_size(self.size))
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -54,8 +56,12 @@ class Preprocessing:
         return low, high
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "size": list(self.size),
-                "resample": self.resample}
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "size": list(self.size),
+            "resample": self.resample,
+        }
 
 
 def _channels(name: str, value: Any) -> tuple[float, float, float]:
@@ -66,20 +72,30 @@ def _channels(name: str, value: Any) -> tuple[float, float, float]:
         floats = tuple(float(v) for v in values)
         if all(math.isfinite(v) and abs(v) <= _MAX_VALUE for v in floats):
             return floats
-        raise ConfigError(f"Preprocessing {name}={_shown(value)} must be finite numbers between "
-                          f"{-_MAX_VALUE:g} and {_MAX_VALUE:g} (R, G, B on the [0, 1] scale).")
-    raise ConfigError(f"Preprocessing {name}={_shown(value)} must be 3 numbers (R, G, B on the [0, 1] "
-                      "scale) or one number for all three.")
+        raise ConfigError(
+            f"Preprocessing {name}={_shown(value)} must be finite numbers between "
+            f"{-_MAX_VALUE:g} and {_MAX_VALUE:g} (R, G, B on the [0, 1] scale)."
+        )
+    raise ConfigError(
+        f"Preprocessing {name}={_shown(value)} must be 3 numbers (R, G, B on the [0, 1] "
+        "scale) or one number for all three."
+    )
 
 
 def _input_size(value: Any) -> tuple[int, int]:
     """(height, width) from one side or a pair of integers between 8 and MAX_INPUT_SIZE."""
     size = (value, value) if _is_integer(value) else value
-    if (isinstance(size, (list, tuple)) and len(size) == 2 and all(map(_is_integer, size))
-            and all(8 <= s <= MAX_INPUT_SIZE for s in size)):
+    if (
+        isinstance(size, (list, tuple))
+        and len(size) == 2
+        and all(map(_is_integer, size))
+        and all(8 <= s <= MAX_INPUT_SIZE for s in size)
+    ):
         return int(size[0]), int(size[1])
-    raise ConfigError(f"Preprocessing size={_shown(value)} must be the model's input (height, width) in "
-                      f"pixels, integers from 8 to {MAX_INPUT_SIZE}.")
+    raise ConfigError(
+        f"Preprocessing size={_shown(value)} must be the model's input (height, width) in "
+        f"pixels, integers from 8 to {MAX_INPUT_SIZE}."
+    )
 
 
 def _shown(value: Any) -> str:
@@ -114,12 +130,9 @@ def coerce_preprocessing(value: Preprocessing | Mapping[str, Any]) -> Preprocess
             return Preprocessing(**value)
         except TypeError as exc:
             raise ConfigError(
-                f"preprocessing={dict(value)!r} must have keys mean, std, size (and optionally "
-                "resample)."
+                f"preprocessing={dict(value)!r} must have keys mean, std, size (and optionally resample)."
             ) from exc
-    raise ConfigError(
-        f"preprocessing={value!r} must be a Preprocessing or a dict with mean, std and size."
-    )
+    raise ConfigError(f"preprocessing={value!r} must be a Preprocessing or a dict with mean, std and size.")
 
 
 def checkpoint_preprocessing(name: str, hub: dict, config: Any) -> Preprocessing:
@@ -136,20 +149,28 @@ def checkpoint_preprocessing(name: str, hub: dict, config: Any) -> Preprocessing
             if size is None:
                 where += " and config.json"
                 size = _config_size(config)
-            return Preprocessing(mean=values["image_mean"], std=values["image_std"], size=size,
-                                 resample=_resample_name(values.get("resample")))
+            return Preprocessing(
+                mean=values["image_mean"],
+                std=values["image_std"],
+                size=size,
+                resample=_resample_name(values.get("resample")),
+            )
         if timm:
             where = "its config.json (pretrained_cfg)"
             return _timm_preprocessing(timm)
         size = _config_size(config)
         logger.warning(
             "Model %r has no image processor config; assuming ImageNet mean/std and %sx%s input. "
-            "Pass preprocessing=... if the model expects something else.", name, *size)
+            "Pass preprocessing=... if the model expects something else.",
+            name,
+            *size,
+        )
         return Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD, size=size)
     except ConfigError as error:
         raise ModelLoadError(
             f"Model {name!r}: {where} gives no usable input convention: {error} Fix the file, or "
-            "pass preprocessing={'mean': ..., 'std': ..., 'size': ...} to load_model.") from None
+            "pass preprocessing={'mean': ..., 'std': ..., 'size': ...} to load_model."
+        ) from None
 
 
 def _processor_values(name: str, hub: dict) -> dict:
@@ -165,7 +186,8 @@ def _processor_values(name: str, hub: dict) -> dict:
     values: dict = {}
     try:  # trust_remote_code given explicitly, so transformers never asks on stdin
         processor = AutoImageProcessor.from_pretrained(
-            name, trust_remote_code=hub.get("trust_remote_code") is True, **options)
+            name, trust_remote_code=hub.get("trust_remote_code") is True, **options
+        )
         for key in ("image_mean", "image_std", "size", "crop_size", "do_center_crop", "resample"):
             values[key] = getattr(processor, key, None)
     except Exception as exc:  # processor classes fail in many ways; the raw json rules
@@ -212,8 +234,9 @@ def _timm_config(config: Any) -> dict | None:
 def _timm_preprocessing(cfg: Mapping[str, Any]) -> Preprocessing:
     shape = cfg.get("input_size") or cfg.get("test_input_size") or (3, 224, 224)
     size = tuple(shape[-2:]) if isinstance(shape, (list, tuple)) and len(shape) >= 2 else shape
-    return Preprocessing(mean=cfg.get("mean"), std=cfg.get("std"), size=size,
-                         resample=_resample_name(cfg.get("interpolation")))
+    return Preprocessing(
+        mean=cfg.get("mean"), std=cfg.get("std"), size=size, resample=_resample_name(cfg.get("interpolation"))
+    )
 
 
 def _resample_name(value: Any) -> str:

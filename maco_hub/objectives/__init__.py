@@ -22,5 +22,14 @@ Reductions over a layer output (N, C, H, W), (N, T, D) or (N, D):
 from .base import Objective, Sum
 from .builtin import COSINE_FLOOR, Channel, ClassLogit, Direction, LayerEnergy, Neuron, parse
 
-__all__ = ["COSINE_FLOOR", "Channel", "ClassLogit", "Direction", "LayerEnergy", "Neuron", "Objective",
-           "Sum", "parse"]
+__all__ = [
+    "COSINE_FLOOR",
+    "Channel",
+    "ClassLogit",
+    "Direction",
+    "LayerEnergy",
+    "Neuron",
+    "Objective",
+    "Sum",
+    "parse",
+]

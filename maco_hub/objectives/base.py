@@ -136,7 +136,6 @@ class Sum(Objective):
         return sum(w * objective.score(acts, logits, table) for w, objective in self.terms)
 
 
-
 def _checked_terms(terms: Any) -> tuple[tuple[float, Objective], ...]:
     """``terms`` as a tuple of (weight, objective) pairs whose weights float32 scores can carry."""
     try:
@@ -148,14 +147,16 @@ def _checked_terms(terms: Any) -> tuple[tuple[float, Objective], ...]:
     checked = []
     for weight, objective in pairs:
         if not isinstance(objective, Objective):
-            raise ConfigError(f"Sum term {objective!r} is not an objective; build one with "
-                              "maco_hub.objectives.")
+            raise ConfigError(
+                f"Sum term {objective!r} is not an objective; build one with maco_hub.objectives."
+            )
         number = as_finite(weight)
         if number is None or not fits_float32(number):
             raise ConfigError(
                 f"Objective weight {weight!r} of {objective.description!r} is unusable: scores are "
                 f"float32, so use a finite weight of magnitude {FLOAT32_TINY:.2g} to "
-                f"{FLOAT32_MAX:.2g}, or 0.")
+                f"{FLOAT32_MAX:.2g}, or 0."
+            )
         checked.append((number, objective))
     return tuple(checked)
 

@@ -27,8 +27,17 @@ from .checks import (
 if TYPE_CHECKING:
     from ..models.loader import LoadedModel
 
-__all__ = ["COSINE_FLOOR", "Channel", "ClassLogit", "Direction", "LayerEnergy", "Neuron", "Objective",
-           "Sum", "parse"]
+__all__ = [
+    "COSINE_FLOOR",
+    "Channel",
+    "ClassLogit",
+    "Direction",
+    "LayerEnergy",
+    "Neuron",
+    "Objective",
+    "Sum",
+    "parse",
+]
 
 COSINE_FLOOR = 0.1
 
@@ -94,8 +103,9 @@ class Channel(Objective):
             return f"{self.layer} unit {self.unit}"
         if self.layer_kind == "conv":
             return f"{self.layer} channel {self.unit} (mean over space)"
-        over = {"all": "mean over all tokens", "patch": "mean over patch tokens",
-                "cls": "CLS token"}[self.tokens]
+        over = {"all": "mean over all tokens", "patch": "mean over patch tokens", "cls": "CLS token"}[
+            self.tokens
+        ]
         if self.layer_kind is None and self.tokens == "all":
             over = "mean over space or tokens"
         return f"{self.layer} channel {self.unit} ({over})"
@@ -141,8 +151,7 @@ class Neuron(Objective):
     def validate(self, loaded: LoadedModel) -> Neuron:
         info = layer_info(loaded, self.layer)
         check_unit(info, self.unit)
-        return replace(self, position=neuron_position(info, self.position),
-                       layer_kind=info.kind)
+        return replace(self, position=neuron_position(info, self.position), layer_kind=info.kind)
 
     def score(self, acts: Activations, logits: torch.Tensor | None, table: Table) -> torch.Tensor:
         act = acts[self.layer].float()
@@ -193,8 +202,10 @@ class Direction(Objective):
         object.__setattr__(self, "vector", _direction_vector(self.vector))
         power = as_finite(self.cosine_power)
         if power is None or power < 0:
-            raise ConfigError(f"cosine_power={self.cosine_power!r} is invalid: use a finite number >= 0 "
-                              "(0: the plain dot product; 1 and more favour aligned activations).")
+            raise ConfigError(
+                f"cosine_power={self.cosine_power!r} is invalid: use a finite number >= 0 "
+                "(0: the plain dot product; 1 and more favour aligned activations)."
+            )
         object.__setattr__(self, "cosine_power", float(power))
         check_tokens(self.tokens)
         check_label(self.label)
@@ -209,7 +220,8 @@ class Direction(Objective):
         if len(self.vector) != info.units:
             raise ConfigError(
                 f"Direction vector has {len(self.vector)} values but layer {self.layer!r} has "
-                f"{info.units} units; pass one value per unit.")
+                f"{info.units} units; pass one value per unit."
+            )
         check_token_choice(info, self.tokens)
         return self
 
@@ -228,21 +240,29 @@ def _direction_vector(vector: object) -> tuple[float, ...]:
     except (TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"Direction vector {vector!r} must be 1-D numbers.") from exc
     if values.ndim != 1 or values.numel() == 0:
-        raise ConfigError(f"Direction vector of shape {tuple(values.shape)} must be 1-D and non-empty "
-                          "(one value per unit of the layer).")
+        raise ConfigError(
+            f"Direction vector of shape {tuple(values.shape)} must be 1-D and non-empty "
+            "(one value per unit of the layer)."
+        )
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):
         index = int(bad[0])
-        raise ConfigError(f"Direction vector entry {index} is {values[index].item()} (non-finite): every "
-                          "entry must be a finite number, one value per unit of the layer.")
+        raise ConfigError(
+            f"Direction vector entry {index} is {values[index].item()} (non-finite): every "
+            "entry must be a finite number, one value per unit of the layer."
+        )
     single = values.float()
     if not (torch.isfinite(single).all() and torch.isfinite(single.norm())):
-        raise ConfigError(f"Direction vector (largest entry {values.abs().max().item():g}) does not fit "
-                          f"float32, in which layers are scored (entries and their norm at most "
-                          f"{FLOAT32_MAX:.2g}): rescale it.")
+        raise ConfigError(
+            f"Direction vector (largest entry {values.abs().max().item():g}) does not fit "
+            f"float32, in which layers are scored (entries and their norm at most "
+            f"{FLOAT32_MAX:.2g}): rescale it."
+        )
     if not bool(single.abs().sum() > 0):
-        raise ConfigError("Direction vector is zero (in float32): give a non-zero direction, one value "
-                          "per unit of the layer.")
+        raise ConfigError(
+            "Direction vector is zero (in float32): give a non-zero direction, one value "
+            "per unit of the layer."
+        )
     return tuple(values.tolist())
 
 
@@ -260,9 +280,9 @@ def parse(text: str, *, model: LoadedModel | None = None) -> Objective:
     return objective.validate(model) if model is not None else objective
 
 
-
-_FORMS = ("'LAYER:UNIT' (channel), 'LAYER' (mean squared activation), 'class:INDEX' or "
-          "'class:NAME' (class logit)")
+_FORMS = (
+    "'LAYER:UNIT' (channel), 'LAYER' (mean squared activation), 'class:INDEX' or 'class:NAME' (class logit)"
+)
 
 
 def _parse(text: str) -> Objective:
@@ -271,7 +291,7 @@ def _parse(text: str) -> Objective:
     text = text.strip()
     head, sep, tail = text.rpartition(":") if ":" in text else (text, "", "")
     if text.lower().startswith("class:"):
-        target = text[len("class:"):].strip()
+        target = text[len("class:") :].strip()
         if not target:
             raise ConfigError(f"Objective {text!r} names no class. Accepted forms: {_FORMS}.")
         return ClassLogit(int(target) if target.isdigit() else target)

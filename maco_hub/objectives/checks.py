@@ -36,15 +36,19 @@ def check_class(class_id: Any) -> int | str:
         return class_id
     index = as_integer(class_id)
     if index is None:
-        raise ConfigError(f"class_id={class_id!r} must be a class index (an integer) or a class name "
-                          "(a string), e.g. 281 or 'tabby cat'.")
+        raise ConfigError(
+            f"class_id={class_id!r} must be a class index (an integer) or a class name "
+            "(a string), e.g. 281 or 'tabby cat'."
+        )
     return index
 
 
 def check_layer(layer: Any) -> None:
     if not isinstance(layer, str) or not layer.strip():
-        raise ConfigError(f"layer={layer!r} must be a module path (a non-empty string), as listed "
-                          "by maco_hub.layers(model).")
+        raise ConfigError(
+            f"layer={layer!r} must be a module path (a non-empty string), as listed "
+            "by maco_hub.layers(model)."
+        )
 
 
 def check_label(label: Any) -> None:
@@ -60,8 +64,9 @@ def check_position(position: Any) -> int | tuple[int, int] | None:
         return check_index("position y", position[0]), check_index("position x", position[1])
     if as_integer(position) is not None:
         return check_index("position", position)
-    raise ConfigError(f"position={position!r} must be None (the centre), a token index or a (y, x) "
-                      "pair of integers.")
+    raise ConfigError(
+        f"position={position!r} must be None (the centre), a token index or a (y, x) pair of integers."
+    )
 
 
 def check_tokens(tokens: str) -> None:
@@ -79,7 +84,8 @@ def layer_info(loaded: LoadedModel, layer: str) -> LayerInfo:
         hint = f" Closest usable: {', '.join(close)}." if close else ""
         raise LayerNotFoundError(
             f"Layer {layer!r} exists but its output is not a conv map, token sequence or vector "
-            f"this library can read (or it only repeats its input).{hint}")
+            f"this library can read (or it only repeats its input).{hint}"
+        )
     raise LayerNotFoundError(unknown_layer_message(layer, names))
 
 
@@ -87,18 +93,21 @@ def check_unit(info: LayerInfo, unit: int) -> None:
     if not 0 <= unit < info.units:
         raise UnitOutOfRangeError(
             f"Unit {unit} is out of range for layer {info.name!r}, which has {info.units} units "
-            f"(valid: 0..{info.units - 1}).")
+            f"(valid: 0..{info.units - 1})."
+        )
 
 
 def check_token_choice(info: LayerInfo, tokens: str) -> None:
     if tokens != "all" and info.kind != "tokens":
         raise ConfigError(
             f"tokens={tokens!r} applies to token layers, but layer {info.name!r} is a {info.kind} "
-            f"output {info.shape}: leave tokens at 'all' (its mean over space is used).")
+            f"output {info.shape}: leave tokens at 'all' (its mean over space is used)."
+        )
     if tokens == "cls" and info.kind == "tokens" and info.prefix_tokens == 0:
         raise ConfigError(
             f"tokens='cls' on layer {info.name!r}: this model has no CLS token there "
-            f"({info.shape[0]} tokens, all patches). Use tokens='all' or tokens='patch'.")
+            f"({info.shape[0]} tokens, all patches). Use tokens='all' or tokens='patch'."
+        )
 
 
 def positions(act: torch.Tensor, info: LayerInfo, tokens: str) -> torch.Tensor:
@@ -109,7 +118,7 @@ def positions(act: torch.Tensor, info: LayerInfo, tokens: str) -> torch.Tensor:
     if act.ndim == 3:
         if tokens == "cls":
             return act[:, :1]
-        return act[:, info.prefix_tokens:] if tokens == "patch" else act
+        return act[:, info.prefix_tokens :] if tokens == "patch" else act
     return act[:, None, :]
 
 
@@ -124,12 +133,13 @@ def neuron_position(info: LayerInfo, position: Any) -> int | tuple[int, int] | N
         if not (0 <= y < height and 0 <= x < width):
             raise UnitOutOfRangeError(
                 f"Position {(y, x)} is outside layer {info.name!r}'s {height}x{width} map "
-                f"(valid: y 0..{height - 1}, x 0..{width - 1}).")
+                f"(valid: y 0..{height - 1}, x 0..{width - 1})."
+            )
         return y, x
     count, prefix = info.shape[0], info.prefix_tokens
     if position is None:
         patches = count - prefix
-        side = int(patches ** 0.5)
+        side = int(patches**0.5)
         centre = (side // 2) * side + side // 2 if side * side == patches else patches // 2
         return prefix + centre
     if not isinstance(position, int):
@@ -137,7 +147,8 @@ def neuron_position(info: LayerInfo, position: Any) -> int | tuple[int, int] | N
     if not 0 <= position < count:
         raise UnitOutOfRangeError(
             f"Token {position} is out of range for layer {info.name!r}, which has {count} tokens "
-            f"(valid: 0..{count - 1}).")
+            f"(valid: 0..{count - 1})."
+        )
     return int(position)
 
 

@@ -71,8 +71,10 @@ def spread(total: int, count: int) -> list[int]:
 def _classes(loaded: LoadedModel, count: int) -> DefaultObjectives:
     total = loaded.num_classes
     if not total:
-        raise ConfigError(f"Model {loaded.model_id!r} has a classifier head with no known class "
-                          "count; pass classes=[...] explicitly.")
+        raise ConfigError(
+            f"Model {loaded.model_id!r} has a classifier head with no known class "
+            "count; pass classes=[...] explicitly."
+        )
     picked = _imagenet_picks(loaded, count)
     how = f"{len(picked or ())} hand-picked ImageNet-1k classes"
     if picked is None:
@@ -103,12 +105,17 @@ def _channels(loaded: LoadedModel, count: int) -> DefaultObjectives:
     units = list(range(min(count, info.units)))
     tokens = "patch" if info.kind == "tokens" and info.prefix_tokens else "all"
     objectives = tuple(Channel(info.name, unit, tokens=tokens).validate(loaded) for unit in units)
-    where = "mean over patch tokens" if tokens == "patch" else (
-        "mean over tokens" if info.kind == "tokens" else "mean over space")
+    where = (
+        "mean over patch tokens"
+        if tokens == "patch"
+        else ("mean over tokens" if info.kind == "tokens" else "mean over space")
+    )
     which = f"channels 0-{units[-1]}" if len(units) > 1 else "channel 0"
     return DefaultObjectives(
-        objectives, f"{which} of {info.name!r}, the last block ({info.kind} output "
-                    f"{info.shape}, {where}); the model has no trained classification head")
+        objectives,
+        f"{which} of {info.name!r}, the last block ({info.kind} output "
+        f"{info.shape}, {where}); the model has no trained classification head",
+    )
 
 
 def last_block(loaded: LoadedModel) -> LayerInfo:
@@ -116,8 +123,10 @@ def last_block(loaded: LoadedModel) -> LayerInfo:
     table = layer_table(loaded)
     spatial = [info for info in table.values() if info.kind in ("conv", "tokens")]
     if not spatial:
-        raise ConfigError(f"Model {loaded.model_id!r} has no layer with a channel map or token "
-                          "output to visualize; pass objectives=[...] explicitly.")
+        raise ConfigError(
+            f"Model {loaded.model_id!r} has no layer with a channel map or token "
+            "output to visualize; pass objectives=[...] explicitly."
+        )
     numbered = [info.name for info in spatial if _NUMBERED.search(info.name)]
     if not numbered:
         return spatial[-1]

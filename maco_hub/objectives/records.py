@@ -8,8 +8,10 @@ from typing import Any
 from ..errors import ConfigError
 from . import builtin as obj
 
-_TYPES = {cls.__name__: cls for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy,
-                                        obj.Direction, obj.Sum)}
+_TYPES = {
+    cls.__name__: cls
+    for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy, obj.Direction, obj.Sum)
+}
 
 
 def objective_to_record(objective: obj.Objective) -> dict[str, Any]:
@@ -19,8 +21,7 @@ def objective_to_record(objective: obj.Objective) -> dict[str, Any]:
         raise ConfigError(f"objective type {name!r} cannot be recorded; use one of {sorted(_TYPES)}")
     if isinstance(objective, obj.Sum):
         return {"type": name, "terms": [[w, objective_to_record(o)] for w, o in objective.terms]}
-    values = {f.name: getattr(objective, f.name) for f in dataclasses.fields(objective)
-              if f.name != "_"}
+    values = {f.name: getattr(objective, f.name) for f in dataclasses.fields(objective) if f.name != "_"}
     return {"type": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
 
@@ -30,8 +31,9 @@ def objective_from_record(record: dict[str, Any]) -> obj.Objective:
     name = values.pop("type", None)
     cls = _TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise ConfigError(f"objective record {record!r} has no known 'type'; expected one of "
-                          f"{sorted(_TYPES)}")
+        raise ConfigError(
+            f"objective record {record!r} has no known 'type'; expected one of {sorted(_TYPES)}"
+        )
     try:
         if cls is obj.Sum:
             return obj.Sum(tuple((float(w), objective_from_record(r)) for w, r in values["terms"]))
@@ -41,5 +43,7 @@ def objective_from_record(record: dict[str, Any]) -> obj.Objective:
     except (TypeError, ValueError, KeyError) as error:
         if isinstance(error, ConfigError):
             raise
-        raise ConfigError(f"objective record {record!r} is malformed ({error}); it was not written by "
-                          "this version of maco_hub.") from None
+        raise ConfigError(
+            f"objective record {record!r} is malformed ({error}); it was not written by "
+            "this version of maco_hub."
+        ) from None

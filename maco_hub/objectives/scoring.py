@@ -30,8 +30,7 @@ class BatchScorer:
     def __call__(self, pixel_values: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
         index = torch.as_tensor(image_index).long().reshape(-1)
         if index.numel() != pixel_values.shape[0]:
-            raise ConfigError(
-                f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
+            raise ConfigError(f"image_index has {index.numel()} entries for {pixel_values.shape[0]} rows.")
         on_host = index.device.type == "cpu"
         if on_host:
             self._check_index(index)
@@ -50,10 +49,12 @@ class BatchScorer:
         if index.numel() and (int(index.min()) < 0 or int(index.max()) >= len(self.objectives)):
             raise ConfigError(
                 f"image_index values must lie in 0..{len(self.objectives) - 1} (one per "
-                f"objective); got {int(index.min())}..{int(index.max())}.")
+                f"objective); got {int(index.min())}..{int(index.max())}."
+            )
 
-    def _grouped(self, index: torch.Tensor, device: torch.device, acts: dict, logits: torch.Tensor | None
-                 ) -> torch.Tensor:
+    def _grouped(
+        self, index: torch.Tensor, device: torch.device, acts: dict, logits: torch.Tensor | None
+    ) -> torch.Tensor:
         """Each objective scores only its own rows (``index`` on the host, where they are read)."""
         scores = torch.zeros(index.numel(), device=device, dtype=torch.float32)
         for j in index.unique().tolist():

@@ -20,10 +20,14 @@ def spectrum_card(spectrum: Spectrum, repo_id: str, name: str) -> str:
     """Model card of a pushed spectrum file ``name`` (a checked repo path) in ``repo_id``."""
     from huggingface_hub import ModelCard, ModelCardData
 
-    data = ModelCardData(library_name="maco_hub", tags=["maco", "feature-visualization", "spectrum"],
-                         license="other")
-    rows = "\n".join(f"| {_code(k)} | {markdown_text(v)} |" for k, v in sorted(spectrum.metadata.items())
-                      if k not in LOADED_FROM_KEYS)
+    data = ModelCardData(
+        library_name="maco_hub", tags=["maco", "feature-visualization", "spectrum"], license="other"
+    )
+    rows = "\n".join(
+        f"| {_code(k)} | {markdown_text(v)} |"
+        for k, v in sorted(spectrum.metadata.items())
+        if k not in LOADED_FROM_KEYS
+    )
     body = f"""# Natural-image magnitude spectrum for MACO
 
 {_code(name)} holds a float32 tensor `magnitude` of shape {tuple(spectrum.magnitude.shape)}: the mean Fourier

@@ -37,8 +37,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 __all__ = [
-    "ESTIMATOR_VERSION", "IMAGENET_MEAN", "IMAGENET_STD", "augmented_views", "compare_magnitudes",
-    "estimate_spectrum", "radial_slope",
+    "ESTIMATOR_VERSION",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "augmented_views",
+    "compare_magnitudes",
+    "estimate_spectrum",
+    "radial_slope",
 ]
 
 MAX_RESOLUTION = 8192  # pixels: an estimate at 8192 needs about 8 GiB (BYTES_PER_PIXEL)
@@ -81,7 +86,8 @@ def estimate_spectrum(
         if min(pixels.shape[-2:]) < min_size:
             warnings.warn(
                 f"Skipping image {index}: {pixels.shape[-2]}x{pixels.shape[-1]} px is below "
-                f"min_size={min_size}.", stacklevel=2,
+                f"min_size={min_size}.",
+                stacklevel=2,
             )
             skipped += 1
             continue
@@ -114,13 +120,15 @@ def check_estimate_memory(resolution: int, available: int | None = None) -> None
     ``available`` defaults to the free CPU memory (no check where it is unknown).
     """
     available = memory_available() if available is None else available
-    need = BYTES_PER_PIXEL * resolution ** 2
+    need = BYTES_PER_PIXEL * resolution**2
     if available is None or need <= available:
         return
     fits = max(8, math.isqrt(available // BYTES_PER_PIXEL) // 8 * 8)
-    raise ConfigError(f"resolution={resolution} needs about {need / 2**30:.1f} GiB of memory to "
-                      f"estimate, but only {available / 2**30:.1f} GiB is available: use "
-                      f"resolution={fits} or less, or free memory.")
+    raise ConfigError(
+        f"resolution={resolution} needs about {need / 2**30:.1f} GiB of memory to "
+        f"estimate, but only {available / 2**30:.1f} GiB is available: use "
+        f"resolution={fits} or less, or free memory."
+    )
 
 
 def augmented_views(
@@ -150,7 +158,7 @@ def augmented_views(
         for _ in range(count):
             top = int(rng.integers(0, room_y + 1))
             left = int(rng.integers(0, room_x + 1))
-            crop = array[top:top + side, left:left + side]
+            crop = array[top : top + side, left : left + side]
             yield crop
             if flip:
                 yield crop[:, ::-1]
@@ -161,8 +169,9 @@ def _to_float_rgb(image: Any, index: int) -> torch.Tensor:
     if hasattr(image, "convert") and hasattr(image, "mode"):  # PIL
         image = image.convert("RGB")
     array = np.asarray(image)
-    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
-                                   or np.issubdtype(array.dtype, np.floating)):
+    if array.dtype == bool or not (
+        np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
         raise ConfigError(
             f"Image {index} has dtype {array.dtype}; pass uint8/uint16 or float (in [0, 1]) pixels."
         )
@@ -182,13 +191,15 @@ def _resize_crop(pixels: torch.Tensor, resolution: int) -> torch.Tensor:
     height, width = pixels.shape[-2:]
     if (height, width) != (resolution, resolution):
         factor = resolution / min(height, width)
-        size = (max(resolution, math.floor(height * factor + 0.5)),
-                max(resolution, math.floor(width * factor + 0.5)))
+        size = (
+            max(resolution, math.floor(height * factor + 0.5)),
+            max(resolution, math.floor(width * factor + 0.5)),
+        )
         pixels = torch.nn.functional.interpolate(
             pixels[None], size=size, mode="bicubic", antialias=True, align_corners=False
         )[0]
         top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2
-        pixels = pixels[:, top:top + resolution, left:left + resolution]
+        pixels = pixels[:, top : top + resolution, left : left + resolution]
     return pixels
 
 
@@ -203,8 +214,7 @@ def radial_frequency(height: int, width: int) -> torch.Tensor:
     return torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
 
 
-def radial_slope(magnitude: torch.Tensor, low: float, high: float, *, width: int | None = None
-                 ) -> float:
+def radial_slope(magnitude: torch.Tensor, low: float, high: float, *, width: int | None = None) -> float:
     """Least-squares slope of log-magnitude vs log-frequency over ``low <= f <= high``.
 
     ``magnitude`` is (..., H, W//2+1) (channels are pooled); frequencies in cycles per image.
@@ -241,8 +251,7 @@ def compare_magnitudes(ours: torch.Tensor, reference: torch.Tensor) -> dict[str,
     no_dc[0, 0] = False
     result: dict[str, float] = {}
     for channel in range(3):
-        result[f"corr_c{channel}"] = _pearson(ours[channel][no_dc].log(),
-                                              reference[channel][no_dc].log())
+        result[f"corr_c{channel}"] = _pearson(ours[channel][no_dc].log(), reference[channel][no_dc].log())
     result["corr_all"] = _pearson(ours[:, no_dc].log(), reference[:, no_dc].log())
     low = no_dc & (radial_frequency(height, 2 * (ours.shape[-1] - 1)) <= 128)
     result["corr_all_128"] = _pearson(ours[:, low].log(), reference[:, low].log())

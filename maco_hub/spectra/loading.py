@@ -52,8 +52,14 @@ def load_spectrum(
             )
         return Spectrum.load(path)
     if isinstance(source, str) and looks_like_repo_id(source):
-        return download_spectrum(source, filename=name or DEFAULT_FILENAME, revision=revision,
-                              cache_dir=cache_dir, token=token, local_files_only=local_files_only)
+        return download_spectrum(
+            source,
+            filename=name or DEFAULT_FILENAME,
+            revision=revision,
+            cache_dir=cache_dir,
+            token=token,
+            local_files_only=local_files_only,
+        )
     raise SpectrumError(
         f"Spectrum source {str(source)!r} is neither an existing file or folder nor a Hub repo id "
         "('org/name'); check the path, or pass None for the shipped default."
@@ -62,8 +68,13 @@ def load_spectrum(
 
 def looks_like_repo_id(value: str) -> bool:
     """Whether ``value`` has the form of a Hub repo id (``org/name``), not of a path."""
-    return (bool(_REPO_ID_RE.match(value)) and ".." not in value and "--" not in value
-            and not value.endswith((".safetensors", ".npy", ".git")) and len(value) <= 96)
+    return (
+        bool(_REPO_ID_RE.match(value))
+        and ".." not in value
+        and "--" not in value
+        and not value.endswith((".safetensors", ".npy", ".git"))
+        and len(value) <= 96
+    )
 
 
 def _default_path() -> Path:

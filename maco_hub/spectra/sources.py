@@ -28,8 +28,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
 __all__ = [
-    "DEFAULT_SCALES", "IMAGE_SUFFIXES", "PHOTOS_EXTRA", "Photo", "augmented", "builtin_photos",
-    "dataset_images", "folder_images", "select_images",
+    "DEFAULT_SCALES",
+    "IMAGE_SUFFIXES",
+    "PHOTOS_EXTRA",
+    "Photo",
+    "augmented",
+    "builtin_photos",
+    "dataset_images",
+    "folder_images",
+    "select_images",
 ]
 
 DEFAULT_SCALES = (0.9, 0.8, 0.7, 0.6, 0.5)  # crop sides of the shipped default, fractions of the short side
@@ -65,15 +72,21 @@ def builtin_photos() -> list[Photo]:
         ) from error
 
     version = f"scikit-image {skimage.__version__}"
-    photos = [Photo(name, version, licence, getattr(skdata, name)())
-              for name, licence in (("astronaut", "public domain (NASA)"),
-                                    ("chelsea", "CC0 (Stefan van der Walt)"),
-                                    ("coffee", "CC0 (Rachel Michetti)"),
-                                    ("rocket", "public domain (SpaceX)"))]
+    photos = [
+        Photo(name, version, licence, getattr(skdata, name)())
+        for name, licence in (
+            ("astronaut", "public domain (NASA)"),
+            ("chelsea", "CC0 (Stefan van der Walt)"),
+            ("coffee", "CC0 (Rachel Michetti)"),
+            ("rocket", "public domain (SpaceX)"),
+        )
+    ]
     left, right, _ = skdata.stereo_motorcycle()
     licence = "Middlebury 2014 stereo benchmark (no licence stated)"
-    photos += [Photo("motorcycle_left", version, licence, left),
-               Photo("motorcycle_right", version, licence, right)]
+    photos += [
+        Photo("motorcycle_left", version, licence, left),
+        Photo("motorcycle_right", version, licence, right),
+    ]
     photos += _sklearn_photos() + _matplotlib_photos()
     return photos
 
@@ -83,13 +96,13 @@ def _sklearn_photos() -> list[Photo]:
         import sklearn
         from sklearn.datasets import load_sample_images
     except ImportError:
-        _log.warning("scikit-learn is not installed: photos china and flower left out (%s)",
-                     PHOTOS_EXTRA)
+        _log.warning("scikit-learn is not installed: photos china and flower left out (%s)", PHOTOS_EXTRA)
         return []
     samples = load_sample_images()
-    return [Photo(Path(filename).stem, f"scikit-learn {sklearn.__version__}", "CC BY 2.0 (Flickr)",
-                  pixels)
-            for filename, pixels in zip(samples.filenames, samples.images, strict=True)]
+    return [
+        Photo(Path(filename).stem, f"scikit-learn {sklearn.__version__}", "CC BY 2.0 (Flickr)", pixels)
+        for filename, pixels in zip(samples.filenames, samples.images, strict=True)
+    ]
 
 
 def _matplotlib_photos() -> list[Photo]:
@@ -104,12 +117,10 @@ def _matplotlib_photos() -> list[Photo]:
 
     with get_sample_data("grace_hopper.jpg") as handle, Image.open(handle) as image:
         pixels = np.asarray(image.convert("RGB"))
-    return [Photo("grace_hopper", f"matplotlib {matplotlib.__version__}", "public domain (US Navy)",
-                  pixels)]
+    return [Photo("grace_hopper", f"matplotlib {matplotlib.__version__}", "public domain (US Navy)", pixels)]
 
 
-def folder_images(folder: str | Path, *, count: int | None = None, seed: int = 0
-                  ) -> Iterator[Image.Image]:
+def folder_images(folder: str | Path, *, count: int | None = None, seed: int = 0) -> Iterator[Image.Image]:
     """RGB images under ``folder`` (recursively; sorted, shuffled with ``seed``, first ``count``).
 
     Files are listed at the call (regular files named like images only); each is read when
@@ -121,8 +132,10 @@ def folder_images(folder: str | Path, *, count: int | None = None, seed: int = 0
         raise ConfigError(f"Image folder {str(folder)!r} does not exist; pass a folder of images.")
     paths = image_files(folder, recursive=True)
     if not paths:
-        raise ConfigError(f"Image folder {str(folder)!r} holds no image file "
-                          f"({', '.join(IMAGE_SUFFIXES)}); pass a folder with image files.")
+        raise ConfigError(
+            f"Image folder {str(folder)!r} holds no image file "
+            f"({', '.join(IMAGE_SUFFIXES)}); pass a folder with image files."
+        )
     random.Random(seed).shuffle(paths)
     return _read_images(paths[:count])
 
@@ -134,9 +147,16 @@ def _read_images(paths: Sequence[Path]) -> Iterator[Image.Image]:
             yield image
 
 
-def dataset_images(dataset_id: str, *, split: str = "train", revision: str | None = None,
-                   column: str | None = None, count: int | None = None, seed: int = 0,
-                   buffer_size: int = 10_000) -> Iterator:
+def dataset_images(
+    dataset_id: str,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    column: str | None = None,
+    count: int | None = None,
+    seed: int = 0,
+    buffer_size: int = 10_000,
+) -> Iterator:
     """Images streamed from a Hub dataset (or a local folder ``datasets`` reads).
 
     Shuffled with ``seed`` in a buffer of ``buffer_size`` rows, first ``count`` taken; ``column``
@@ -155,17 +175,16 @@ def dataset_images(dataset_id: str, *, split: str = "train", revision: str | Non
             )
         column = columns[0]
     elif features and column not in features:
-        raise ConfigError(
-            f"Image column {column!r} is not a column of {dataset_id!r}: {list(features)}."
-        )
+        raise ConfigError(f"Image column {column!r} is not a column of {dataset_id!r}: {list(features)}.")
     stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
     if count is not None:
         stream = stream.take(count)
     return (row[column] for row in stream)
 
 
-def augmented(images: Iterable, *, scales: Sequence[float], crops_per_scale: int, flip: bool,
-              seed: int) -> Iterator[np.ndarray]:
+def augmented(
+    images: Iterable, *, scales: Sequence[float], crops_per_scale: int, flip: bool, seed: int
+) -> Iterator[np.ndarray]:
     """Square crops (and mirrors) of each image, one ``numpy.random.default_rng(seed)`` for all."""
     import numpy as np
 
@@ -173,16 +192,27 @@ def augmented(images: Iterable, *, scales: Sequence[float], crops_per_scale: int
 
     rng = np.random.default_rng(seed)
     for image in images:
-        yield from augmented_views(np.asarray(image), scales=scales, crops_per_scale=crops_per_scale,
-                                   flip=flip, rng=rng)
+        yield from augmented_views(
+            np.asarray(image), scales=scales, crops_per_scale=crops_per_scale, flip=flip, rng=rng
+        )
 
 
-def select_images(*, dataset: str | None = None, folder: str | Path | None = None,
-                  builtin: bool = False, split: str = "train", dataset_revision: str | None = None,
-                  image_column: str | None = None, count: int | None = None, seed: int = 0,
-                  buffer_size: int = 10_000, augment: bool | None = None,
-                  scales: Sequence[float] = DEFAULT_SCALES, crops_per_scale: int = 3, flip: bool = True,
-                  ) -> tuple[Iterable, dict[str, str]]:
+def select_images(
+    *,
+    dataset: str | None = None,
+    folder: str | Path | None = None,
+    builtin: bool = False,
+    split: str = "train",
+    dataset_revision: str | None = None,
+    image_column: str | None = None,
+    count: int | None = None,
+    seed: int = 0,
+    buffer_size: int = 10_000,
+    augment: bool | None = None,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    crops_per_scale: int = 3,
+    flip: bool = True,
+) -> tuple[Iterable, dict[str, str]]:
     """The images of one source (a ``dataset`` id, a ``folder`` or the ``builtin`` photos), and
     their provenance metadata for the spectrum file.
 
@@ -196,25 +226,38 @@ def select_images(*, dataset: str | None = None, folder: str | Path | None = Non
         raise ConfigError(f"scales={list(scales)} must be fractions in (0, 1], e.g. 0.9,0.7,0.5.")
     seed = check_int("seed", seed, 0, MAX_RNG_SEED, "the shuffle and crop seed")
     count = None if count is None else check_int("count", count, 1, sys.maxsize, "images to use")
-    crops_per_scale = check_int("crops_per_scale", crops_per_scale, 1, MAX_CROPS_PER_SCALE,
-                                "crop positions per scale")
+    crops_per_scale = check_int(
+        "crops_per_scale", crops_per_scale, 1, MAX_CROPS_PER_SCALE, "crop positions per scale"
+    )
     buffer_size = check_int("buffer_size", buffer_size, 1, MAX_BUFFER_SIZE, "rows in the shuffle buffer")
     metadata = {"seed": str(seed)}
     if builtin:
         photos = builtin_photos()
         random.Random(seed).shuffle(photos)
         photos = photos[:count]
-        metadata.update(dataset="builtin-photos",
-                        photos="; ".join(f"{p.name} ({p.package}, {p.licence})" for p in photos))
+        metadata.update(
+            dataset="builtin-photos", photos="; ".join(f"{p.name} ({p.package}, {p.licence})" for p in photos)
+        )
         images: Iterable = (p.pixels for p in photos)
     elif folder is not None:
         images = folder_images(folder, count=count, seed=seed)
         metadata.update(dataset=f"folder:{Path(folder).name}")
     else:
-        images = dataset_images(dataset, split=split, revision=dataset_revision, column=image_column,
-                                count=count, seed=seed, buffer_size=buffer_size)
-        metadata.update(dataset=dataset, dataset_split=split, dataset_revision=dataset_revision or "main",
-                        shuffle=f"streaming shuffle seed={seed} buffer_size={buffer_size}")
+        images = dataset_images(
+            dataset,
+            split=split,
+            revision=dataset_revision,
+            column=image_column,
+            count=count,
+            seed=seed,
+            buffer_size=buffer_size,
+        )
+        metadata.update(
+            dataset=dataset,
+            dataset_split=split,
+            dataset_revision=dataset_revision or "main",
+            shuffle=f"streaming shuffle seed={seed} buffer_size={buffer_size}",
+        )
     if builtin if augment is None else augment:
         images = augmented(images, scales=scales, crops_per_scale=crops_per_scale, flip=flip, seed=seed)
         metadata["augmentation"] = (

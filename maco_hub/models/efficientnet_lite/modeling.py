@@ -104,26 +104,31 @@ class EfficientNetLiteConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs) -> None:
         super().__post_init__(**kwargs)
-        stage_lists = ("kernel_sizes", "strides", "expand_ratios", "out_channels",
-                       "num_block_repeats")
+        stage_lists = ("kernel_sizes", "strides", "expand_ratios", "out_channels", "num_block_repeats")
         lengths = {name: len(getattr(self, name)) for name in stage_lists}
         if len(set(lengths.values())) != 1 or not lengths["out_channels"]:
-            raise ConfigError(f"EfficientNetLiteConfig stage lists must have one equal, non-zero "
-                              f"length; got lengths {lengths}.")
+            raise ConfigError(
+                f"EfficientNetLiteConfig stage lists must have one equal, non-zero "
+                f"length; got lengths {lengths}."
+            )
         if self.hidden_act not in ACT2FN:
-            raise ConfigError(f"EfficientNetLiteConfig hidden_act={self.hidden_act!r} is unknown; "
-                              f"use one of transformers' activations such as 'relu6'.")
+            raise ConfigError(
+                f"EfficientNetLiteConfig hidden_act={self.hidden_act!r} is unknown; "
+                f"use one of transformers' activations such as 'relu6'."
+            )
         if self.width_coefficient <= 0 or self.depth_coefficient <= 0:
             raise ConfigError(
                 f"EfficientNetLiteConfig width_coefficient={self.width_coefficient!r} and "
-                f"depth_coefficient={self.depth_coefficient!r} must be positive.")
+                f"depth_coefficient={self.depth_coefficient!r} must be positive."
+            )
 
     @classmethod
     def from_variant(cls, variant: str, **kwargs) -> EfficientNetLiteConfig:
         """The configuration of a published variant (``"lite0"`` ... ``"lite4"``)."""
         if variant not in VARIANTS:
-            raise ConfigError(f"Unknown EfficientNet-Lite variant {variant!r}; "
-                              f"choose one of {sorted(VARIANTS)}.")
+            raise ConfigError(
+                f"Unknown EfficientNet-Lite variant {variant!r}; choose one of {sorted(VARIANTS)}."
+            )
         scaling = VARIANTS[variant]
         defaults = {
             "width_coefficient": scaling.width_coefficient,
@@ -161,9 +166,16 @@ def _stage_specs(config: EfficientNetLiteConfig) -> list[_StageSpec]:
     specs = []
     in_channels = config.stem_channels
     last = len(config.out_channels) - 1
-    for index, (kernel, stride, expand, out, repeats) in enumerate(zip(
-            config.kernel_sizes, config.strides, config.expand_ratios, config.out_channels,
-            config.num_block_repeats, strict=True)):
+    for index, (kernel, stride, expand, out, repeats) in enumerate(
+        zip(
+            config.kernel_sizes,
+            config.strides,
+            config.expand_ratios,
+            config.out_channels,
+            config.num_block_repeats,
+            strict=True,
+        )
+    ):
         if index not in (0, last):
             repeats = math.ceil(config.depth_coefficient * repeats)
         out_channels = _round_channels(out, config)
@@ -175,19 +187,28 @@ def _stage_specs(config: EfficientNetLiteConfig) -> list[_StageSpec]:
 class _SameConv2d(nn.Conv2d):
     """Bias-free Conv2d with TensorFlow "SAME" padding: output size = ceil(input / stride)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 stride: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1, groups: int = 1
+    ) -> None:
         # Stride 1 with an odd kernel pads symmetrically, which nn.Conv2d does by itself.
         symmetric = stride == 1 and kernel_size % 2 == 1
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, groups=groups,
-                         bias=False, padding=kernel_size // 2 if symmetric else 0)
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            groups=groups,
+            bias=False,
+            padding=kernel_size // 2 if symmetric else 0,
+        )
         self._dynamic = not symmetric
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._dynamic:
             pads = []
-            for size, kernel, stride in zip(x.shape[:-3:-1], self.kernel_size[::-1],
-                                            self.stride[::-1], strict=True):
+            for size, kernel, stride in zip(
+                x.shape[:-3:-1], self.kernel_size[::-1], self.stride[::-1], strict=True
+            ):
                 total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
                 pads += [total // 2, total - total // 2]
             x = F.pad(x, pads)
@@ -197,14 +218,20 @@ class _SameConv2d(nn.Conv2d):
 class _ConvNormAct(nn.Module):
     """SAME convolution, BatchNorm, then the activation (or none)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
-                 config: EfficientNetLiteConfig, *, stride: int = 1, groups: int = 1,
-                 activation: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        config: EfficientNetLiteConfig,
+        *,
+        stride: int = 1,
+        groups: int = 1,
+        activation: bool = True,
+    ) -> None:
         super().__init__()
-        self.conv = _SameConv2d(in_channels, out_channels, kernel_size, stride=stride,
-                                groups=groups)
-        self.bn = nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps,
-                                 momentum=config.batch_norm_momentum)
+        self.conv = _SameConv2d(in_channels, out_channels, kernel_size, stride=stride, groups=groups)
+        self.bn = nn.BatchNorm2d(out_channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.act = ACT2FN[config.hidden_act] if activation else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,15 +241,21 @@ class _ConvNormAct(nn.Module):
 class EfficientNetLiteBlock(nn.Module):
     """Inverted bottleneck: 1x1 expand, depthwise, 1x1 project; residual when shapes allow."""
 
-    def __init__(self, in_channels: int, out_channels: int, config: EfficientNetLiteConfig, *,
-                 kernel_size: int, stride: int, expand_ratio: int,
-                 drop_path_rate: float) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        config: EfficientNetLiteConfig,
+        *,
+        kernel_size: int,
+        stride: int,
+        expand_ratio: int,
+        drop_path_rate: float,
+    ) -> None:
         super().__init__()
         hidden = in_channels * expand_ratio
-        self.expand = (_ConvNormAct(in_channels, hidden, 1, config)
-                       if expand_ratio != 1 else None)
-        self.depthwise = _ConvNormAct(hidden, hidden, kernel_size, config, stride=stride,
-                                      groups=hidden)
+        self.expand = _ConvNormAct(in_channels, hidden, 1, config) if expand_ratio != 1 else None
+        self.depthwise = _ConvNormAct(hidden, hidden, kernel_size, config, stride=stride, groups=hidden)
         self.project = _ConvNormAct(hidden, out_channels, 1, config, activation=False)
         self.residual = stride == 1 and in_channels == out_channels
         self.drop_path_rate = drop_path_rate
@@ -242,14 +275,20 @@ class EfficientNetLiteBlock(nn.Module):
 class EfficientNetLiteStage(nn.Module):
     """Blocks at one resolution; the first may change stride and width."""
 
-    def __init__(self, spec: _StageSpec, config: EfficientNetLiteConfig,
-                 drop_path_rates: list[float]) -> None:
+    def __init__(
+        self, spec: _StageSpec, config: EfficientNetLiteConfig, drop_path_rates: list[float]
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            EfficientNetLiteBlock(spec.in_channels if i == 0 else spec.out_channels,
-                                  spec.out_channels, config, kernel_size=spec.kernel_size,
-                                  stride=spec.stride if i == 0 else 1,
-                                  expand_ratio=spec.expand_ratio, drop_path_rate=rate)
+            EfficientNetLiteBlock(
+                spec.in_channels if i == 0 else spec.out_channels,
+                spec.out_channels,
+                config,
+                kernel_size=spec.kernel_size,
+                stride=spec.stride if i == 0 else 1,
+                expand_ratio=spec.expand_ratio,
+                drop_path_rate=rate,
+            )
             for i, rate in enumerate(drop_path_rates)
         )
 
@@ -287,17 +326,20 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         self.stages = nn.ModuleList()
         start = 0
         for spec in specs:
-            rates = [config.drop_connect_rate * (start + i) / total
-                     for i in range(spec.num_blocks)]
+            rates = [config.drop_connect_rate * (start + i) / total for i in range(spec.num_blocks)]
             self.stages.append(EfficientNetLiteStage(spec, config, rates))
             start += spec.num_blocks
         self.head = _ConvNormAct(specs[-1].out_channels, config.head_channels, 1, config)
         self.pooler = nn.AdaptiveAvgPool2d(1)
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool | None = None,
-                return_dict: bool | None = None,
-                **kwargs) -> BaseModelOutputWithPoolingAndNoAttention | tuple:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPoolingAndNoAttention | tuple:
         """``hidden_states``: the stem output, then each stage's output."""
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
@@ -313,7 +355,8 @@ class EfficientNetLiteModel(EfficientNetLitePreTrainedModel):
         if not return_dict:
             return tuple(v for v in (last_hidden_state, pooled, states) if v is not None)
         return BaseModelOutputWithPoolingAndNoAttention(
-            last_hidden_state=last_hidden_state, pooler_output=pooled, hidden_states=states)
+            last_hidden_state=last_hidden_state, pooler_output=pooled, hidden_states=states
+        )
 
 
 class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
@@ -324,24 +367,32 @@ class EfficientNetLiteForImageClassification(EfficientNetLitePreTrainedModel):
         self.num_labels = config.num_labels
         self.efficientnet_lite = EfficientNetLiteModel(config)
         self.dropout = nn.Dropout(config.dropout_rate)
-        self.classifier = (nn.Linear(config.head_channels, config.num_labels)
-                           if config.num_labels > 0 else nn.Identity())
+        self.classifier = (
+            nn.Linear(config.head_channels, config.num_labels) if config.num_labels > 0 else nn.Identity()
+        )
         self.post_init()
 
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                output_hidden_states: bool | None = None, return_dict: bool | None = None,
-                **kwargs) -> ImageClassifierOutputWithNoAttention | tuple:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageClassifierOutputWithNoAttention | tuple:
         """Logits for each class; ``loss`` too when ``labels`` are given."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        outputs = self.efficientnet_lite(pixel_values, output_hidden_states=output_hidden_states,
-                                         return_dict=True)
+        outputs = self.efficientnet_lite(
+            pixel_values, output_hidden_states=output_hidden_states, return_dict=True
+        )
         logits = self.classifier(self.dropout(outputs.pooler_output))
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         if not return_dict:
             rest = (outputs.hidden_states,) if outputs.hidden_states is not None else ()
             return ((loss,) if loss is not None else ()) + (logits, *rest)
-        return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits,
-                                                    hidden_states=outputs.hidden_states)
+        return ImageClassifierOutputWithNoAttention(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states
+        )
 
 
 def register() -> None:
@@ -351,9 +402,9 @@ def register() -> None:
     """
     AutoConfig.register(MODEL_TYPE, EfficientNetLiteConfig, exist_ok=True)
     AutoModel.register(EfficientNetLiteConfig, EfficientNetLiteModel, exist_ok=True)
-    AutoModelForImageClassification.register(EfficientNetLiteConfig,
-                                             EfficientNetLiteForImageClassification,
-                                             exist_ok=True)
+    AutoModelForImageClassification.register(
+        EfficientNetLiteConfig, EfficientNetLiteForImageClassification, exist_ok=True
+    )
 
 
 @cache
