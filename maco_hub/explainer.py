@@ -12,22 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import objectives as obj
-from ._numbers import as_integer, check_seed
+from ._numbers import check_seed
 from ._version import __version__
+from .choices import checked_batch_size, requested, resolved_objectives, unique
 from .distributed import barrier, current_world, my_share, process_group, rank_device
 from .engine.devices import check_memory, use_channels_last
 from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError
 from .gallery.folder import GalleryFolder
-from .gallery.keys import canonical_json, seed_for
+from .gallery.keys import seed_for
 from .gallery.pages import write_pages
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
 from .models.loader import LoadedModel, load_model
 from .models.placement import placement
-from .objectives.defaults import default_objectives
 from .objectives.records import objective_to_record
 from .objectives.scoring import scoring, validated
 from .spectra.loading import load_spectrum
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from .objectives.builtin import Objective
 
 logger = logging.getLogger(__name__)
-
-ALL_CLASSES = "all"  # classes="all": every class of the model's head, in label order
 
 
 def explain(
@@ -91,8 +88,8 @@ def explain(
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    requested = _requested(classes, layer, channels, objectives)
-    batch_size = _batch_size(batch_size)
+    wanted = requested(classes, layer, channels, objectives)
+    batch_size = checked_batch_size(batch_size)
     seed = check_seed(seed)
     config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
     world = current_world()
@@ -109,7 +106,7 @@ def explain(
     else:
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
-    resolved = _unique(validated(loaded, _objectives(loaded, requested, classes)))
+    resolved = unique(validated(loaded, resolved_objectives(loaded, wanted, classes)))
     check_memory(
         config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size, device
     )  # once, before any work (run_batch tells the engine)
@@ -226,116 +223,6 @@ def run_batch(
             names=[objective.description for objective in objectives],
         )
     return _visualizations(result, batch, loaded, spectrum, config, device)
-
-
-def _check_choice(classes, layer, channels, objectives) -> None:
-    """Refuse combinations of what to visualize that cannot work (before any model is loaded)."""
-    if objectives is not None and (classes is not None or channels is not None or layer is not None):
-        raise ConfigError(
-            "Give either objectives=[...] or classes=/layer=+channels=, not both; "
-            "add class objectives to the list with maco_hub.objectives.ClassLogit."
-        )
-    if channels is not None and layer is None:
-        raise ConfigError(
-            f"channels={channels!r} needs layer=...; list layers with "
-            "maco_hub.layers(model) or `maco-hub layers MODEL`."
-        )
-    if layer is not None and channels is None:
-        raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
-    if isinstance(classes, str) and classes != ALL_CLASSES:
-        raise ConfigError(
-            f"classes={classes!r} is a single string: pass a list such as [{classes!r}], "
-            f"or {ALL_CLASSES!r} for every class of the head."
-        )
-
-
-def _requested(classes, layer, channels, objectives) -> list[Objective]:
-    """The objectives named by ``classes``, ``layer`` + ``channels`` or ``objectives``, checked before
-    any model is loaded (``classes="all"`` and the defaults need the model: :func:`_objectives`)."""
-    _check_choice(classes, layer, channels, objectives)
-    if objectives is not None:
-        return [_objective(item) for item in _items("objectives", objectives)]
-    wanted = (
-        []
-        if classes is None or _all_classes(classes)
-        else [obj.ClassLogit(c) for c in _items("classes", classes)]
-    )
-    if channels is not None:
-        wanted += [obj.Channel(layer, c) for c in _items("channels", channels, "layer= and channels=")]
-    return wanted
-
-
-def _all_classes(classes: Any) -> bool:
-    return isinstance(classes, str) and classes == ALL_CLASSES
-
-
-def _items(name: str, values: Any, omit: str | None = None) -> list:
-    """``values`` (a list, tuple, range or array) as a non-empty list."""
-    if isinstance(values, (str, bytes, dict, obj.Objective)) or not hasattr(values, "__iter__"):
-        raise ConfigError(f"{name}={values!r} is not a list: pass a list such as {name}=[{values!r}].")
-    items = list(values)
-    if not items:
-        raise ConfigError(
-            f"{name}=[] is empty: pass {name} to visualize, or leave {omit or name} out "
-            "for the model's documented defaults."
-        )
-    return items
-
-
-def _objective(item: Any) -> Objective:
-    """An objectives entry: an objective, or a string read with :func:`maco_hub.objectives.parse`."""
-    if isinstance(item, str):
-        return obj.parse(item)
-    if not isinstance(item, obj.Objective):
-        raise ConfigError(
-            f"objectives entry {item!r} is not an objective: build one with "
-            "maco_hub.objectives (e.g. ClassLogit(3)) or write it as 'LAYER:UNIT', 'LAYER' "
-            "or 'class:NAME'."
-        )
-    return item
-
-
-def _objectives(loaded: LoadedModel, requested: list[Objective], classes: Any) -> list[Objective]:
-    """What to visualize: the requested objectives after every class of the head when ``classes``
-    is "all" (in label order), or, when nothing was chosen, the model's documented defaults (logged)."""
-    wanted = list(requested)
-    if _all_classes(classes):
-        loaded.require_head()
-        wanted = [obj.ClassLogit(c) for c in range(loaded.num_classes)] + wanted
-        logger.info("Visualizing all %d classes of %s.", loaded.num_classes, loaded.model_id)
-    if not wanted:
-        choice = default_objectives(loaded)
-        logger.info("Nothing chosen to visualize; using the defaults: %s.", choice.description)
-        wanted = list(choice.objectives)
-    return wanted
-
-
-def _unique(objectives: list[Objective]) -> list[Objective]:
-    """``objectives`` in order, each once: a repeat would be the same row (same record and seed)."""
-    kept: dict[str, Objective] = {}
-    repeated = []
-    for objective in objectives:
-        record = canonical_json(objective_to_record(objective))
-        if record in kept:
-            repeated.append(objective.description)
-        else:
-            kept[record] = objective
-    if repeated:
-        logger.warning(
-            "%d repeated objective(s) dropped, each is visualized once: %s.",
-            len(repeated),
-            "; ".join(dict.fromkeys(repeated)),
-        )
-    return list(kept.values())
-
-
-def _batch_size(batch_size: Any) -> int:
-    size = as_integer(batch_size)
-    if size is None or size < 1:
-        raise ConfigError(
-            f"batch_size={batch_size!r} is invalid: use an integer number of images per batch, 1 or more."
-        )
-    return size
 
 
 def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:

@@ -200,7 +200,8 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from ..explainer import ALL_CLASSES, explain
+    from ..choices import ALL_CLASSES
+    from ..explainer import explain
 
     classes = ALL_CLASSES if args.classes == [ALL_CLASSES] else args.classes
     gallery = explain(

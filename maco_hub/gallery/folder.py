@@ -35,14 +35,12 @@ from .format import (
     MAX_EVALUATION_BYTES,
     eval_columns,
     parquet_bytes,
-    read_manifest,
     read_table,
     require_record,
     shard_batches,
     shard_bytes,
     shard_chunks,
     shard_names,
-    write_manifest,
 )
 from .keys import canonical_json
 from .layout import (
@@ -60,6 +58,7 @@ from .layout import (
     writing,
 )
 from .lock import LOCK_NAME, folder_lock
+from .manifest import read_manifest, write_manifest
 from .repair import FolderRepairs, log_report
 from .row_checks import check_rows, visualization_from_row
 from .rows import Gallery, Visualization, image_names, png_bytes

@@ -27,18 +27,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._files import atomic_write, read_regular
+from .._files import read_regular
 from .._text import short_repr
 from ..errors import ConfigError, GalleryError
-from .keys import is_row_key
 from .layout import (
     DATA_DIR,
-    EVALUATION_NAME,
-    FORMAT_VERSION,
     MANIFEST_NAME,
     MAX_SHARD_BYTES,
-    gallery_path,
-    read_file,
 )
 from .record import BatchMember, RowRecord, batch_table, read_batch_table
 from .rows import Visualization, png_bytes
@@ -88,7 +83,6 @@ EVAL_DTYPES = ("bool", "float64", "int64", "string")
 
 MAX_EVAL_COLUMNS = 32 * 12  # judges x fields per judge
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
@@ -260,86 +254,6 @@ def parse_json(text: Any, what: str, limit: int) -> Any:
         raise GalleryError(f"{what[0].upper()}{what[1:]} is not valid JSON ({error}).") from None
 
 
-def read_manifest(folder: Path, *, links_within: Path | None = None) -> dict[str, Any]:
-    """The manifest, with every entry checked: a shard name of ours, well-formed keys and sha256."""
-    path = gallery_path(folder, MANIFEST_NAME, links_within=links_within)
-    fix = "it was written by another tool or version, or is damaged; run `maco-hub gallery repair`"
-    try:
-        data = read_file(path, MAX_MANIFEST_BYTES, "it")
-        manifest = parse_json(data.decode("utf-8"), "the manifest", MAX_MANIFEST_BYTES)
-        if (
-            not isinstance(manifest, dict)
-            or manifest.get("format") != FORMAT_VERSION
-            or not isinstance(manifest.get("shards"), list)
-        ):
-            version = manifest.get("format") if isinstance(manifest, dict) else None
-            raise GalleryError(f"unsupported format {short_repr(version)}")
-        files: set[str] = set()
-        keys: set[str] = set()
-        for index, entry in enumerate(manifest["shards"]):
-            if (
-                not isinstance(entry, dict)
-                or not isinstance(entry.get("file"), str)
-                or not SHARD_RE.match(entry["file"])
-            ):
-                file = entry.get("file") if isinstance(entry, dict) else entry
-                raise GalleryError(
-                    f"shard entry {index} names {file!r}, not a file data/train-*.parquet inside the gallery"
-                )
-            if not isinstance(entry.get("sha256"), str) or not _SHA256_RE.match(entry["sha256"]):
-                raise GalleryError(f"shard {entry['file']!r} has no valid sha256")
-            if not isinstance(entry.get("keys"), list) or not all(is_row_key(k) for k in entry["keys"]):
-                bad = next((k for k in entry.get("keys") or [None] if not is_row_key(k)), entry.get("keys"))
-                raise GalleryError(
-                    f"shard {entry['file']!r} lists the row key {short_repr(bad)}, not a "
-                    "maco_hub row key (20 hex digits)"
-                )
-            if entry["file"] in files or keys & set(entry["keys"]):
-                raise GalleryError(f"shard {entry['file']!r} or its rows are listed twice")
-            files.add(entry["file"])
-            keys.update(entry["keys"])
-        check_evaluation_entry(manifest)
-    except (UnicodeDecodeError, GalleryError) as error:
-        raise GalleryError(
-            f"Gallery manifest {str(folder / MANIFEST_NAME)!r} is unreadable or invalid ({error}); {fix}."
-        ) from None
-    return manifest
-
-
-def check_evaluation_entry(manifest: dict[str, Any]) -> None:
-    """The manifest's ``evaluation``: absent, or its columns with dtypes and evaluation.json's sha256."""
-    entry = manifest.get("evaluation")
-    if entry is None:
-        return
-    columns = entry.get("columns") if isinstance(entry, dict) else None
-    if not isinstance(columns, list) or len(columns) > MAX_EVAL_COLUMNS:
-        raise GalleryError(f"its evaluation entry lists no columns or more than {MAX_EVAL_COLUMNS}")
-    names = {name for name, _ in COLUMNS}
-    for column in columns:
-        if not (
-            isinstance(column, list)
-            and len(column) == 2
-            and isinstance(column[0], str)
-            and EVAL_COLUMN_RE.match(column[0])
-            and column[1] in EVAL_DTYPES
-            and column[0] not in names
-        ):
-            raise GalleryError(
-                f"its evaluation column {str(column)[:80]!r} is not [eval_NAME, dtype] with "
-                f"a dtype among {EVAL_DTYPES}, or is listed twice"
-            )
-        names.add(column[0])
-    if "file" in entry and (
-        entry["file"] != EVALUATION_NAME
-        or not isinstance(entry.get("sha256"), str)
-        or not _SHA256_RE.match(entry["sha256"])
-    ):
-        raise GalleryError(
-            f"its evaluation entry names {str(entry['file'])[:80]!r} or a sha256 that is not "
-            f"{EVALUATION_NAME} with a valid sha256"
-        )
-
-
 def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
     """The evaluation columns ``(name, dtype)`` a shard's parquet schema holds (unchecked names)."""
     import pyarrow as pa
@@ -356,10 +270,6 @@ def shard_eval_columns(data: bytes) -> list[tuple[str, str]]:
         for f in schema
         if f.name not in known
     ]
-
-
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    atomic_write(gallery_path(folder, MANIFEST_NAME), json.dumps(manifest, indent=1))
 
 
 def parquet_bytes(

@@ -18,16 +18,7 @@ from typing import Any
 
 from .._files import is_own_temp_file, read_regular
 from ..errors import GalleryError
-from .format import (
-    MAX_EVALUATION_BYTES,
-    check_evaluation_entry,
-    eval_columns,
-    is_own_shard,
-    read_manifest,
-    read_table,
-    shard_eval_columns,
-    write_manifest,
-)
+from .format import MAX_EVALUATION_BYTES, eval_columns, is_own_shard, read_table, shard_eval_columns
 from .keys import is_row_key
 from .layout import (
     DATA_DIR,
@@ -45,6 +36,7 @@ from .layout import (
     writing,
 )
 from .lock import folder_lock
+from .manifest import check_evaluation_entry, read_manifest, write_manifest
 from .row_checks import visualization_from_row
 from .rows import image_names, png_bytes
 
