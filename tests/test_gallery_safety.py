@@ -368,7 +368,7 @@ def test_files_maco_hub_did_not_write_are_kept_and_reported(good_gallery, tmp_pa
     ]
     for stray in strays:
         stray.write_bytes(b"not maco_hub's")
-    with caplog.at_level(logging.WARNING, logger="maco_hub.gallery.folder"):
+    with caplog.at_level(logging.WARNING, logger="maco_hub.gallery.repair"):
         GalleryFolder.open(folder)
     assert all(stray.read_bytes() == b"not maco_hub's" for stray in strays)
     assert "train-0123456789abcdef.parquet" in caplog.text and "mine.jpg" in caplog.text

@@ -40,7 +40,7 @@ def test_a_single_class_string_is_not_read_as_its_letters(tiny_zoo):
 
 
 def test_nothing_chosen_visualizes_the_documented_defaults(tiny_zoo, caplog):
-    with caplog.at_level(logging.INFO, logger="maco_hub.explainer"):
+    with caplog.at_level(logging.INFO, logger="maco_hub.choices"):
         classifier = maco_hub.explain(loaded("resnet"), **QUICK)
         backbone = maco_hub.explain(loaded("dinov2"), **QUICK)
     assert {item.kind for item in classifier} == {"class"} and len(classifier) == len(LABELS)
