@@ -89,20 +89,20 @@ def joint_space(loaded: LoadedModel) -> JointSpace:
     """The :class:`JointSpace` of ``loaded``'s checkpoint, loaded on first use (cached per model).
 
     :class:`~maco_hub.errors.NoTextTowerError` for a model without a CLIP/SigLIP text tower."""
-    space = _SPACES.get(loaded.module)
-    if space is None:
-        space = _load(loaded)
-        _SPACES[loaded.module] = space
-    return space
-
-
-def _load(loaded: LoadedModel) -> JointSpace:
     source = loaded.checkpoint
     if source is None:
         raise NoTextTowerError(
             f"Model {loaded.model_id!r} was passed as a module, so its text tower is unknown: text "
             f"objectives need a CLIP or SigLIP checkpoint by name, e.g. {EXAMPLES}."
         )
+    cached = _SPACES.get(loaded.module)
+    if cached is None or cached[0] != source:
+        cached = source, _load(loaded, source)
+        _SPACES[loaded.module] = cached
+    return cached[1]
+
+
+def _load(loaded: LoadedModel, source: CheckpointSource) -> JointSpace:
     family = _family(loaded, source)
     if source.fingerprint is not None:
         from .loader import folder_fingerprint
@@ -118,6 +118,7 @@ def _load(loaded: LoadedModel) -> JointSpace:
     hub = {**source.hub, "trust_remote_code": bool(trust)}  # explicit: transformers never prompts
     parts = _text_parts(loaded, source.name, hub)
     tokenizer = _tokenizer(loaded, source.name, hub)
+    _check_vocabulary(loaded, tokenizer, parts["vocabulary"])
     return JointSpace(loaded.model_id, family, pooled_layer(loaded), parts, tokenizer)
 
 
@@ -147,7 +148,11 @@ def _text_parts(loaded: LoadedModel, name: str, hub: dict) -> dict[str, Any]:
     except (OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"Could not read the config of {loaded.model_id!r}: {exc}") from exc
     full, _ = _from_pretrained(AutoModel, name, {**hub, "dtype": torch.float32}, config)
-    parts: dict[str, Any] = {"positions": config.text_config.max_position_embeddings}
+    text_config = config.text_config
+    parts: dict[str, Any] = {
+        "positions": text_config.max_position_embeddings,
+        "vocabulary": text_config.vocab_size,
+    }
     for part in ("text_model", "text_projection", "visual_projection"):
         module = getattr(full, part, None)
         if isinstance(module, nn.Module):
@@ -170,6 +175,23 @@ def _tokenizer(loaded: LoadedModel, name: str, hub: dict) -> Any:
             "A text objective needs the checkpoint's tokenizer files (tokenizer.json, or vocab.json "
             "and merges.txt; SigLIP's spiece.model also needs `pip install sentencepiece`)."
         ) from exc
+
+
+def _check_vocabulary(loaded: LoadedModel, tokenizer: Any, size: int) -> None:
+    """A tokenizer with words (transformers builds one of special tokens only when the files are
+    missing) and no id beyond the text tower's embedding table."""
+    count = len(tokenizer)
+    if count <= len(set(tokenizer.all_special_tokens)):
+        raise ModelLoadError(
+            f"The tokenizer of {loaded.model_id!r} has no vocabulary ({count} special tokens only): the "
+            "checkpoint lacks its tokenizer files (tokenizer.json, or vocab.json and merges.txt); "
+            "download the full checkpoint again."
+        )
+    if count > size:
+        raise ModelLoadError(
+            f"The tokenizer of {loaded.model_id!r} has {count} tokens but its text tower embeds "
+            f"{size}: the tokenizer files belong to another model; download the checkpoint again."
+        )
 
 
 def pooled_layer(loaded: LoadedModel) -> str:
