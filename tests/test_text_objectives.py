@@ -223,7 +223,7 @@ def test_a_tokenizer_of_another_model_is_refused(tiny_zoo, tmp_path):
     shutil.copytree(tiny_zoo["clip"].path, folder)
     vocab = {f"w{i}": i for i in range(600)}
     T.CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(folder)
-    with pytest.raises(ModelLoadError, match="has 60[0-9] tokens but its text tower embeds 514"):
+    with pytest.raises(ModelLoadError, match=r"has 60[0-9] tokens but its text tower embeds 514"):
         maco_hub.explain(str(folder), texts=["a car"], **QUICK)
 
 
