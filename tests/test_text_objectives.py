@@ -4,7 +4,10 @@ algebra, records and keys, hostile prompts and models without a text tower."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -263,3 +266,26 @@ def test_cli_text_and_its_errors(tiny_zoo, tmp_path, maco_cli):
     refused = maco_cli("explain", str(tiny_zoo["resnet"].path), "--text", "a red car", "--out", str(out))
     assert refused.returncode == 2
     assert "CLIP or SigLIP checkpoint" in refused.stderr and "openai/clip-vit-base-patch32" in refused.stderr
+
+
+def test_the_cosine_benchmark_script_at_toy_size(tiny_zoo):
+    """scripts/benchmark_text.py, the README's cosine vs dot × cos^p table, on the tiny towers."""
+    from conftest import PROJECT_ROOT
+
+    done = subprocess.run(
+        [
+            sys.executable, str(PROJECT_ROOT / "scripts" / "benchmark_text.py"),
+            str(tiny_zoo["clip"].path), str(tiny_zoo["siglip"].path),
+            "--steps", "2", "--canvas", "32", "--crops", "2", "--prompts", "a car", "a dog", "--powers", "2",
+            "--device", "cpu",
+        ],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(" | ") for line in done.stdout.splitlines()[2:]]
+    assert [(row[0], row[1]) for row in rows] == [
+        (f"| {model}", form) for model in ("clip", "siglip") for form in ("cosine", "dot × cos^2")
+    ]
+    for row in rows:
+        whole, crops = float(row[2]), float(row[3])
+        assert -1 <= whole <= 1 and -1 <= crops <= 1
