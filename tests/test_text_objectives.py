@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import transformers as T
@@ -116,6 +117,10 @@ def test_texts_with_classes_and_channels_on_a_hub_repo(tiny_zoo, hf_cache):
     assert {item.record.model_revision for item in gallery} == {commit}
     model = maco_hub.load_model("tiny-org/clip-text")
     assert model.checkpoint.hub["revision"] == commit
+    again = maco_hub.regenerate(gallery[1])  # from the record: the repo at its commit, the prompt
+    assert again.key == gallery[1].key and again.label == "a red car"
+    difference = np.abs(np.asarray(again.image, float) - np.asarray(gallery[1].image, float))
+    assert difference.mean() < 1.0  # the same picture, up to float rounding
 
 
 @pytest.mark.parametrize(
