@@ -29,7 +29,7 @@ class Visualization:
     alpha: Image.Image  # "L": attribution normalized to 0–255 (see maco_hub.engine.pictures)
     score: float  # objective on the whole image resized to the model input
     objective: str  # human-readable description, used as caption
-    kind: str  # "class", "channel", "neuron", "layer", "direction" or "sum"
+    kind: str  # "class", "channel", "neuron", "layer", "direction", "text" or "sum"
     layer: str | None = None  # module path the objective reads, if one
     unit: int | None = None  # channel / neuron index, if any
     class_id: int | None = None  # class index for class objectives

@@ -17,10 +17,14 @@ Reductions over a layer output (N, C, H, W), (N, T, D) or (N, D):
 * :class:`Direction`: at each position / chosen token, ``dot(a, v) * max(cos(a, v), 0.1) ** p``,
   averaged. The cosine is clamped at 0.1 (Lucid's floor) so any power p, fractional included, is
   defined (no NaN) and anti-aligned activations are never rewarded; ``p = 0`` is the plain dot.
+
+On CLIP and SigLIP checkpoints, :class:`Text` (kind ``"text"``) pushes every crop's image embedding
+toward a text prompt's (:mod:`maco_hub.objectives.text`).
 """
 
 from .base import Objective, Sum
 from .builtin import COSINE_FLOOR, Channel, ClassLogit, Direction, LayerEnergy, Neuron, parse
+from .text import Text
 
 __all__ = [
     "COSINE_FLOOR",
@@ -31,5 +35,6 @@ __all__ = [
     "Neuron",
     "Objective",
     "Sum",
+    "Text",
     "parse",
 ]

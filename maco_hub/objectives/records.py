@@ -7,10 +7,11 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import builtin as obj
+from .text import Text
 
 _TYPES = {
     cls.__name__: cls
-    for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy, obj.Direction, obj.Sum)
+    for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy, obj.Direction, obj.Sum, Text)
 }
 
 
