@@ -78,6 +78,7 @@ class GalleryFolder(FolderRepairs):
         self._links = links_within  # a downloaded gallery's cache folder: links to its blobs are read
         self._subjects: dict[str, dict[str, tuple]] = {}  # shard file -> subject -> settings
         self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
+        self._identities: dict[tuple[str, str], frozenset[str]] = {}  # (file, sha256) -> identity keys
 
     @classmethod
     def open(
@@ -143,8 +144,17 @@ class GalleryFolder(FolderRepairs):
 
     def identity_keys(self) -> set[str]:
         """The identity keys of the gallery's rows: a new row whose key is among them is already
-        there (rows written before execution settings left the identity included)."""
-        return {row["record"].identity_key for row in self.metadata_rows()}
+        there (rows written before execution settings left the identity included). Hashed once
+        per shard (shards are named by their content), so appending a batch does not cost more
+        as the gallery grows."""
+        keys: set[str] = set()
+        for entry in self._manifest["shards"]:
+            name = (entry["file"], entry["sha256"])
+            if name not in self._identities:
+                rows = self._load_shard(entry, images=False)
+                self._identities[name] = frozenset(row["record"].identity_key for row in rows)
+            keys |= self._identities[name]
+        return keys
 
     def __len__(self) -> int:
         return sum(len(shard["keys"]) for shard in self._manifest["shards"])
