@@ -95,12 +95,21 @@ class Gallery(Sequence[Visualization]):
 
 def image_names(key: str) -> tuple[str, str]:
     """File names of a row's image and of its RGBA version: derived from its key, never from data."""
+    return _file_names(key, ".png", ".png")
+
+
+def thumbnail_names(key: str) -> tuple[str, str]:
+    """File names of a row's thumbnails (``thumbs/``, see :mod:`maco_hub.gallery.thumbnails`)."""
+    return _file_names(key, ".jpg", ".webp")
+
+
+def _file_names(key: str, suffix: str, transparent_suffix: str) -> tuple[str, str]:
     if not is_row_key(key):
         raise GalleryError(
             f"Row key {key!r} is not a maco_hub row key (20 hex digits); it cannot "
             "name a file. The row was crafted or damaged."
         )
-    return f"{key}.png", f"{key}-transparent.png"
+    return f"{key}{suffix}", f"{key}-transparent{transparent_suffix}"
 
 
 def png_bytes(image: Image.Image) -> bytes:
