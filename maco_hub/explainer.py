@@ -22,7 +22,7 @@ from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError
 from .gallery.folder import GalleryFolder
 from .gallery.keys import seed_for
-from .gallery.pages import write_pages
+from .gallery.pages import PageWriter
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
 from .models.loader import LoadedModel, load_model
@@ -154,15 +154,16 @@ def explain(
                 len(pending),
                 device,
             )
+        pages = PageWriter(folder)  # during a one-process run; at the end by rank 0
         for batch_items in _run_plan(
             loaded, mine, batch_size, spectrum, config, device, progress, by_batch=True
         ):
             folder.append(batch_items)
             if world.size == 1:
-                write_pages(folder)
+                pages.batch_done()
         barrier(world)  # every rank's rows are in before the pages describe the gallery
-        if world.is_main and (world.size > 1 or not pending):
-            write_pages(folder)
+        if world.is_main:
+            pages.finish()
         barrier(world)
         return folder.read()
 

@@ -3,7 +3,7 @@ opens the folder, and :meth:`FolderRepairs.repair` drops what is damaged (a reru
 command recomputes the dropped rows).
 
 Only maco_hub's own leftovers are removed (its temporary files, shards named by the hash of their
-content that no manifest lists, images of unlisted rows; regular files only); anything else is
+content that no manifest lists, images and thumbnails of unlisted rows; regular files only); anything else is
 reported and kept. A lost manifest is rebuilt from the shards named by their hash.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from .._files import is_own_temp_file, read_regular
 from ..errors import GalleryError
 from .format import MAX_EVALUATION_BYTES, eval_columns, is_own_shard, read_table, shard_eval_columns
-from .keys import is_row_key
+from .keys import KEY_LENGTH, is_row_key
 from .layout import (
     DATA_DIR,
     EVALUATION_NAME,
@@ -28,6 +28,7 @@ from .layout import (
     KNOWN_TOP,
     MANIFEST_NAME,
     MAX_SHARD_BYTES,
+    THUMBS_DIR,
     check_layout,
     entries,
     entry_mode,
@@ -38,7 +39,7 @@ from .layout import (
 from .lock import folder_lock
 from .manifest import check_evaluation_entry, read_manifest, write_manifest
 from .row_checks import visualization_from_row
-from .rows import image_names, png_bytes
+from .rows import image_names, png_bytes, thumbnail_names
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +119,15 @@ class FolderRepairs:
             else:
                 report.left.append(relative)
         keys = self.keys
-        for file in entries(self.path / IMAGES_DIR):
-            key = file.name.removesuffix(".png").removesuffix("-transparent")
-            ours = is_row_key(key) and file.name in image_names(key)
-            if is_regular(file) and (is_own_temp_file(file) or (ours and key not in keys)):
-                file.unlink()
-                report.removed.append(f"{IMAGES_DIR}/{file.name}")
-            elif not (ours and is_regular(file)):
-                report.left.append(f"{IMAGES_DIR}/{file.name}")
+        for folder, names in ((IMAGES_DIR, image_names), (THUMBS_DIR, thumbnail_names)):
+            for file in entries(self.path / folder):
+                key = file.name[:KEY_LENGTH]
+                ours = is_row_key(key) and file.name in names(key)
+                if is_regular(file) and (is_own_temp_file(file) or (ours and key not in keys)):
+                    file.unlink()
+                    report.removed.append(f"{folder}/{file.name}")
+                elif not (ours and is_regular(file)):
+                    report.left.append(f"{folder}/{file.name}")
         for file in sorted(self.path.iterdir()):  # the folder itself may be a link the user named
             if is_own_temp_file(file) and is_regular(file):
                 file.unlink()
