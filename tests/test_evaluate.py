@@ -19,6 +19,7 @@ from maco_hub.errors import ConfigError
 from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
 from maco_hub.gallery.rows import Gallery, Visualization
 from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
+from maco_hub.legibility.artifacts import MEASURES
 from maco_hub.legibility.features import frechet_distance, logits_and_features, plausibility
 
 CANVAS = 64
@@ -146,7 +147,9 @@ def test_evaluation_of_an_explained_gallery_folder(tiny_zoo, tmp_path):
     assert names[1:] == ["deit", "deit_2"] and len(set(names)) == 3
     assert list(result.rows) == [item.record.key for item in gallery]
     assert all(list(values) == result.columns for values in result.rows.values())
-    assert len(result.columns) == 3 * len(ROW_FIELDS)
+    assert len(result.columns) == 3 * len(ROW_FIELDS) + len(MEASURES)
+    assert result.artifacts == MEASURES
+    assert all(values[f"eval_artifact_{m}"] is None for values in result.rows.values() for m in MEASURES)
     for item in gallery:
         values = result.rows[item.record.key]
         for name in names:
