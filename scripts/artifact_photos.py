@@ -12,8 +12,9 @@ each photo scaled to 512 px, nearest neighbour, bilinear or bicubic (what readin
 a larger model input does). Random phase: MACO images of the shipped spectrum and of each
 ``--spectrum LABEL=FILE`` (a .npy magnitude, a spectrum file or a Hub repo id; as
 scripts/benchmark_quality.py reads them) with the engine's initial phase of seeds 0-2, no
-optimization. The Markdown table (median [min, max] per set) goes to stdout; ``--json`` keeps
-every measured image.
+optimization. Pictures: every row of a gallery folder, or every image of a folder, of each
+``--pictures LABEL=FOLDER``. The Markdown table (median [min, max] per set) goes to stdout;
+``--json`` keeps every measured image.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ import torch
 from benchmark_quality import _spectrum as spectrum_from  # .npy, spectrum file or repo id
 from PIL import Image
 
+import maco_hub
 from maco_hub.engine.param import FourierPhaseImage
+from maco_hub.gallery.layout import MANIFEST_NAME
 from maco_hub.legibility.artifacts import artifact_measures
 from maco_hub.spectra.loading import load_spectrum
 from maco_hub.spectra.sources import builtin_photos
@@ -36,6 +39,25 @@ LATTICES = ((3, 0.03), (3.5, 0.03), (4, 0.03), (4, 0.01))  # (period px, amplitu
 UPSCALES = ((256, "nearest"), (341, "nearest"), (292, "nearest"), (256, "bilinear"), (341, "bilinear"))
 UPSCALES += ((292, "bicubic"),)
 SEEDS = (0, 1, 2)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def pictures(folder: Path) -> list[tuple[str, Image.Image]]:
+    """(name, RGB picture) of every row of a gallery folder (its label, or its objective), or of
+    every image of a folder of images (its file name), in order."""
+    if (folder / MANIFEST_NAME).is_file():
+        return [
+            (item.label or item.objective, item.image.convert("RGB"))
+            for item in maco_hub.load_gallery(folder)
+        ]
+    if not folder.is_dir():
+        raise SystemExit(f"error: {folder} is neither a gallery folder nor a folder of images")
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            with Image.open(path) as image:
+                found.append((path.stem, image.convert("RGB")))
+    return found
 
 
 def square(pixels: np.ndarray) -> Image.Image:
@@ -60,7 +82,7 @@ def random_phase(magnitude: torch.Tensor, side: int, seed: int) -> np.ndarray:
         return FourierPhaseImage(magnitude, (side, side), [seed])()[0].permute(1, 2, 0).double().numpy()
 
 
-def measured(canvases: list[int], spectra: dict[str, torch.Tensor]) -> list[dict]:
+def measured(canvases: list[int], spectra: dict, folders: list[tuple[str, Path]]) -> list[dict]:
     rows = []
 
     def add(group: str, name: str, image) -> None:
@@ -84,6 +106,9 @@ def measured(canvases: list[int], spectra: dict[str, torch.Tensor]) -> list[dict
             magnitude = spectrum.resized(side, side).magnitude
             for seed in SEEDS:
                 add(f"random-phase {label} {side}", f"seed {seed}", random_phase(magnitude, side, seed))
+    for label, folder in folders:  # folders of the same label make one set
+        for name, image in pictures(folder):
+            add(f"pictures: {label}", name, image)
     return rows
 
 
@@ -122,15 +147,28 @@ def main() -> None:
         metavar="LABEL=FILE",
         help="also random-phase images of this spectrum (repeatable)",
     )
+    parser.add_argument(
+        "--pictures",
+        action="append",
+        default=[],
+        metavar="LABEL=FOLDER",
+        help="also every picture of this gallery folder or folder of images (repeatable)",
+    )
     parser.add_argument("--canvases", type=int, nargs="+", default=[384, 512, 1024])
     args = parser.parse_args()
-    spectra = {"shipped": load_spectrum()}
-    for item in args.spectrum:
+
+    def labelled(option: str, item: str) -> tuple[str, str]:
         label, sep, source = item.partition("=")
         if not sep or not label or not source:
-            parser.error(f"--spectrum {item!r} must be LABEL=FILE, e.g. public=imagenet_512.npy")
-        spectra[label] = spectrum_from(source)
-    rows = measured(args.canvases, spectra)
+            parser.error(f"--{option} {item!r} must be LABEL=SOURCE, e.g. public=imagenet_512.npy")
+        return label, source
+
+    spectra = {"shipped": load_spectrum()}
+    spectra.update(
+        (label, spectrum_from(source)) for label, source in (labelled("spectrum", s) for s in args.spectrum)
+    )
+    folders = [(label, Path(source)) for label, source in (labelled("pictures", p) for p in args.pictures)]
+    rows = measured(args.canvases, spectra, folders)
     print(table(rows), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")

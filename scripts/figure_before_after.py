@@ -5,8 +5,8 @@ picture and a 100 % crop side by side, captioned with its artifact measures.
         "before (0.1 defaults)=kept/0-shipped-seed0" "after=kept/1-shipped-seed0"
 
 Each ``LABEL=SOURCE`` is a gallery folder (its first row whose label starts with ``--name``,
-compared case-insensitively) or a folder of images (its first PNG, JPEG or WebP, by name, whose
-file name starts with ``--name``). One band per ``--name`` and source, top to bottom: a caption
+compared case-insensitively) or a folder of images (its first PNG, JPEG or WebP, by file name,
+whose name starts with ``--name``). One band per ``--name`` and source, top to bottom: a caption
 (label, class, grid dB, haze, contrast; :mod:`maco_hub.legibility.artifacts`), then the whole
 picture scaled to ``--thumb`` px and beside it a ``--crop`` px square of the picture's own pixels
 (the centre, or ``--at TOP,LEFT`` as fractions of the canvas) shown ``--zoom`` times larger by
@@ -20,35 +20,24 @@ import io
 import sys
 from pathlib import Path
 
+from artifact_photos import pictures  # every picture of a gallery folder or a folder of images
 from PIL import Image, ImageDraw
 
-import maco_hub
 from maco_hub._files import atomic_write
-from maco_hub.gallery.layout import MANIFEST_NAME
 from maco_hub.legibility.artifacts import artifact_measures
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 GAP = 8  # px between the whole picture and its crop, and between bands
 CAPTION = 18  # px of caption text above each band
 
 
 def picture(source: Path, name: str) -> tuple[str, Image.Image]:
-    """(class name, picture) of ``name`` in a gallery folder or a folder of images."""
-    wanted = name.casefold()
-    if (source / MANIFEST_NAME).is_file():
-        gallery = maco_hub.load_gallery(source)
-        for item in gallery:
-            if item.label and item.label.casefold().startswith(wanted):
-                return item.label, item.image.convert("RGB")
-        found = sorted({str(item.label) for item in gallery})
-        raise SystemExit(f"error: the gallery {source} has no row labelled {name!r}; labels: {found}")
-    if source.is_dir():
-        for path in sorted(source.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.name.casefold().startswith(wanted):
-                with Image.open(path) as image:
-                    return path.stem, image.convert("RGB")
-        raise SystemExit(f"error: {source} has no image whose file name starts with {name!r}")
-    raise SystemExit(f"error: {source} is neither a gallery folder nor a folder of images")
+    """(name, picture) of the first picture of ``source`` whose name starts with ``name``."""
+    found = pictures(source)
+    for found_name, image in found:
+        if found_name.casefold().startswith(name.casefold()):
+            return found_name, image
+    names = sorted({found_name for found_name, _ in found})
+    raise SystemExit(f"error: {source} has no picture named {name!r}...; it has {names}")
 
 
 def band(label: str, name: str, image: Image.Image, args: argparse.Namespace) -> Image.Image:

@@ -67,7 +67,7 @@ def test_the_figure_has_one_band_per_class_and_source_with_the_crop_at_full_size
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--name", "volcano"), "has no row labelled 'volcano'"),
+        (("--name", "volcano"), "has no picture named 'volcano'"),
         (("--name", "espresso", "--at", "2,0"), "must be TOP,LEFT with fractions"),
         (("--name", "espresso", "--zoom", "0"), "invalid choice"),
     ],
@@ -82,9 +82,13 @@ def test_bad_arguments_are_one_line_and_write_nothing(sources, tmp_path, args, m
     assert single.returncode == 2 and "two or more" in single.stderr
 
 
-def test_the_validation_table_separates_photos_from_lattices_and_upscales(tmp_path):
+def test_the_validation_table_separates_photos_from_lattices_and_upscales(sources, tmp_path):
     pytest.importorskip("skimage")
-    result = _run("artifact_photos.py", "--canvases", "128", "512", "--json", str(tmp_path / "rows.json"))
+    (gallery, _), images = sources
+    pictures = ["--pictures", f"ours={gallery}", "--pictures", f"ours={images}"]
+    result = _run(
+        "artifact_photos.py", "--canvases", "128", "512", *pictures, "--json", str(tmp_path / "rows.json")
+    )
     assert result.returncode == 0, result.stderr
     cells = {
         line.split(" | ")[0][2:]: line.split(" | ")
@@ -96,3 +100,4 @@ def test_the_validation_table_separates_photos_from_lattices_and_upscales(tmp_pa
     assert median("lattice P3 A0.03", 3) > median("photo-512", 3) + 3  # peak_db
     assert median("random-phase shipped 128", 2) > median("photo-native", 2)
     assert set(cells) >= {"photo-128", "lattice P4 A0.01", "upscaled 292->512 bicubic"}
+    assert cells["pictures: ours"][1] == "4"  # two gallery rows and two images, one set
