@@ -12,24 +12,24 @@ canvas 512, 256 steps) are given per measure:
   the coarse detail. Per ring of the spectrum, 10·log10(mean power on the axes (within 1 bin of
   ``fx = 0`` or ``fy = 0``) / mean power off them); the score is the mean over the rings of the top
   two octaves (1/8 to 1/2 cycle/px) minus the mean over the two octaves below. Photos keep their
-  orientation mix across scales: -0.6 to +1.3 at their own size (median -0.1). A lattice of lines a
-  few pixels apart, a nearest-neighbour upscale or a magnitude spectrum with a wrap-around "axis
-  cross" adds to the fine scales only: photos upscaled 1.5–2× (nearest) 4.1–4.4 (median), MACO
-  pictures with the spectrum shipped before issue 16 6.4–7.2, with a spectrum of periodic
-  components 1.0–1.4.
+  orientation mix across scales: -0.6 to +1.3 at their own size (median -0.1). A grain of lines a
+  few pixels apart all over the picture, a nearest-neighbour upscale or a magnitude spectrum with a
+  wrap-around "axis cross" adds to the fine scales only: photos upscaled 1.5–2× (nearest) 4.1–4.4
+  (median), MACO pictures with the spectrum shipped before issue 16 6.4–7.6, with a spectrum of
+  periodic components 0.9–1.5.
 * ``peak_db`` (:func:`peak_score`, dB): how far the strongest narrow peaks of the top two octaves
   stand out from a smooth background (a running median along the axis lines near them, a 9 × 9
-  median elsewhere): the mean excess of the strongest 1 % of the band's bins. A faint lattice
-  (lines every 3–4 px at 3 % amplitude) gives 7.4–9.8 on photos that score 4.4 without it; MACO
-  pictures 1.5–2.5 (their fixed magnitude spectrum is smooth).
+  median elsewhere): the mean excess of the strongest 1 % of the band's bins. A faint lattice of
+  thin lines (every 3–4 px, 3 % amplitude) gives 7.4–9.8 (medians) on photos that score 4.4
+  without it; MACO pictures 1.4–2.7 (their grain is broad-band).
 * ``haze`` (:func:`haze`): the dark channel (He et al., CVPR 2009): mean over the image of the
   minimum of R, G and B over a square window of 1/32 of the shorter side (odd, at least 3 px).
-  Photos 0.04–0.36 (median 0.18); a washed-out picture lifts it: MACO pictures 0.19–0.34.
+  Photos 0.04–0.36 (median 0.18); a washed-out picture lifts it: MACO pictures 0.15–0.35.
 * ``rms_contrast`` (:func:`rms_contrast`): the standard deviation of Y. Photos 0.12–0.32 (median
-  0.24); MACO pictures 0.11–0.21.
+  0.24); MACO pictures 0.10–0.22.
 * ``border_excess`` (:func:`border_excess`): mean Y of the outer frame (1/32 of the shorter side)
-  minus that of the interior; MACO's bright borders are positive (up to +0.07), photos -0.12 to
-  +0.06.
+  minus that of the interior; bright borders are positive. Photos -0.12 to +0.06; MACO pictures
+  -0.08 to +0.10, random-phase MACO images of the spectrum shipped before issue 16 +0.06 to +0.08.
 
 Images are PIL images or arrays (H, W) / (H, W, 3|4) of uint8 or floats on [0, 1], from
 :data:`MIN_SIDE` px a side to :data:`MAX_PIXELS` pixels; anything else is one ConfigError.
