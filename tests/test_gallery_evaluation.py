@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 
 import datasets
@@ -12,15 +13,18 @@ import helpers
 import numpy as np
 import pytest
 from browser import console_errors
+from conftest import PROJECT_ROOT
 from PIL import Image
 from tiny_models import loaded
 
 import maco_hub
 from maco_hub.errors import ConfigError, GalleryError
-from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation
+from maco_hub.gallery.evaluation import ROW_FIELDS, Evaluation, artifact_column
 from maco_hub.gallery.folder import GalleryFolder
 from maco_hub.gallery.layout import EVALUATION_NAME, MANIFEST_NAME
 from maco_hub.gallery.pages import write_pages
+from maco_hub.gallery.viewer import render_index_html
+from maco_hub.legibility.artifacts import MEASURES, artifact_measures
 
 QUICK = {**helpers.QUICK, "steps": 2, "canvas": 32}
 
@@ -290,7 +294,7 @@ def test_cli_evaluates_a_folder_in_place(folder, maco_cli, tiny_zoo, tmp_path):
     assert shown.returncode == 0 and "| swin (swin) | 2/2 |" in shown.stdout
     stored = maco_hub.load_gallery(folder).evaluation
     assert [s["judge"] for s in stored.summary] == ["deit", "swin"] and stored.settings["seed"] == 3
-    assert len(stored.columns) == 2 * len(ROW_FIELDS)
+    assert len(stored.columns) == 2 * len(ROW_FIELDS) + len(MEASURES)
 
 
 def test_cli_hub_gallery_needs_a_destination(maco_cli, tiny_zoo):
@@ -383,3 +387,120 @@ def test_viewer_shows_chips_and_the_summary_in_chromium(browser, folder):
     assert [row[1] for row in cells] == ["2/2", "2/2"]
     assert browser.find_elements(By.CSS_SELECTOR, "#legibility b") == []
     assert "4 random square crops" in table.text
+
+
+# ------------------------------------------------------------------ artifact measures (issue 16)
+
+
+@pytest.fixture
+def folder64(tiny_zoo, tmp_path):
+    """Like ``folder`` at canvas 64, the smallest picture the artifact measures take."""
+    out = tmp_path / "gallery64"
+    maco_hub.explain(
+        loaded("vit"),
+        classes=[0, 3],
+        layer=tiny_zoo["vit"].middle_layer,
+        channels=[1],
+        out=out,
+        **{**QUICK, "canvas": 64},
+    )
+    return out
+
+
+def test_artifact_measures_of_every_row_are_stored_and_summarized(folder64):
+    result = maco_hub.evaluate(folder64, {"deit": loaded("deit")}, crops=1, out=folder64)
+    assert result.artifacts == MEASURES
+    rows = datasets.load_dataset(str(folder64), split="train")
+    for row in rows:  # the channel row too: no judge is needed
+        found = {m: row[artifact_column(m)] for m in MEASURES}
+        assert found == pytest.approx(artifact_measures(row["image"]))
+        assert found == pytest.approx({m: result.rows[row["key"]][artifact_column(m)] for m in MEASURES})
+    assert maco_hub.load_gallery(folder64).evaluation == result
+    means = {m: np.mean(rows[artifact_column(m)]) for m in MEASURES}
+    sentence = (
+        f"Artifact measures, mean over 3 of 3 pictures: grid {means['grid_db']:.1f} dB, haze "
+        f"{means['haze']:.2f}, contrast {means['rms_contrast']:.2f}."
+    )
+    card = (folder64 / "README.md").read_text()
+    assert sentence in " ".join(card.split()) and "natural photos -0.6 to 1.3 dB" in card
+    assert sentence in result.to_markdown() and "name: eval_artifact_grid_db\n    dtype: float64" in card
+    page = (folder64 / "index.html").read_text()
+    assert page.count('"artifacts":"grid ') == 3 and sentence in page
+
+
+def test_pictures_the_measures_do_not_take_get_none(folder):
+    result = maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)  # canvas 32
+    assert all(values[artifact_column(m)] is None for values in result.rows.values() for m in MEASURES)
+    assert not any("Artifact measures" in note for note in result.notes())
+    assert '"artifacts":null' in (folder / "index.html").read_text()
+
+
+def test_an_evaluation_stored_before_the_measures_loads_and_gains_them(tiny_zoo, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(PROJECT_ROOT / "tests" / "data" / "compat-gallery", old)
+    stored = maco_hub.load_gallery(old).evaluation
+    assert stored.artifacts == () and not any(c.startswith("eval_artifact_") for c in stored.columns)
+    assert "artifacts" not in stored.to_record()
+    judge = maco_hub.load_model(str(PROJECT_ROOT / "tests" / "data" / "compat-vit"))
+    maco_hub.evaluate(old, {"other": judge}, crops=stored.settings["crops"], out=old)
+    both = maco_hub.load_gallery(old).evaluation
+    assert [s["judge"] for s in both.summary] == ["self", "other"] and both.artifacts == MEASURES
+    assert all(both.rows[k]["eval_self_prob"] == v["eval_self_prob"] for k, v in stored.rows.items())
+    columns = datasets.load_dataset(str(old), split="train").column_names
+    assert [c for c in columns if c.startswith("eval_artifact_")] == [artifact_column(m) for m in MEASURES]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: _first_row(r).update(eval_artifact_grid_db="<script>"), "eval_artifact_grid_db"),
+        (lambda r: _first_row(r).update(eval_artifact_grid_db=1e300), "1e\\+300"),
+        (lambda r: _first_row(r).update(eval_artifact_haze=1.5), "eval_artifact_haze"),
+        (lambda r: _first_row(r).update(eval_artifact_haze=True), "eval_artifact_haze"),
+        (lambda r: _first_row(r).update(eval_artifact_haze=float("nan")), "eval_artifact_haze"),
+        (lambda r: _first_row(r).update(eval_artifact_sharpness=1.0), "eval_artifact_sharpness"),
+        (lambda r: r.update(artifacts=["grid_db", "<b>"]), "artifact measures"),
+        (lambda r: r.update(artifacts=["haze", "haze"]), "artifact measures"),
+        (lambda r: r.update(artifacts="grid_db"), "artifact measures"),
+    ],
+)
+def test_crafted_artifact_values_are_refused(folder, change, message):
+    maco_hub.evaluate(folder, {"deit": loaded("deit")}, crops=1, out=folder)
+    record = _record(folder)
+    change(record)
+    _forge(folder, json.dumps(record))  # json.dumps writes NaN as the bare token NaN
+    with pytest.raises(GalleryError, match=message):
+        maco_hub.load_gallery(folder)
+
+
+def _first_row(record):
+    return record["rows"][next(iter(record["rows"]))]
+
+
+def test_viewer_tiles_show_the_measures_as_text_in_chromium(browser, folder64, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    maco_hub.evaluate(folder64, {"deit": loaded("deit")}, crops=1, out=folder64)
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    page = render_index_html([{"label": "x", "artifacts": "<b>grid</b><script>alert(1)</script>"}], title="t")
+    (hostile / "index.html").write_text(page)
+    for folder, expected in (
+        (folder64, r"^grid -?\d+\.\d dB, haze \d\.\d\d, contrast \d\.\d\d$"),
+        (hostile, None),
+    ):
+        browser.get((folder / "index.html").as_uri())
+        deadline = time.monotonic() + 10
+        while not browser.find_elements(By.CSS_SELECTOR, ".tile") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert console_errors(browser) == []
+        chips = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".chip.artifacts")]
+        if expected:
+            assert len(chips) == 3 and all(re.match(expected, c) for c in chips), chips
+            assert (
+                "Artifact measures, mean over 3 of 3 pictures"
+                in browser.find_element(By.ID, "legibility").text
+            )
+        else:
+            assert chips == ["<b>grid</b><script>alert(1)</script>"]
+            assert browser.find_elements(By.CSS_SELECTOR, ".chip.artifacts b") == []

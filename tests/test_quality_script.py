@@ -57,14 +57,35 @@ def test_runs_split_over_processes_merge_into_one_table(tmp_path):
     assert run["results"][0]["config"]["crop_scale"]["small_steps"] == 2
     assert len(run["results"][0]["evaluations"][0]["summary"]) == 2  # one per judge
 
-    merged = _run("--table-from", str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    means = run["results"][0]["artifact_means"]  # canvas 64: the smallest the measures take
+    assert set(means) == {"grid_db", "haze", "rms_contrast"} and 0 < means["haze"] < 1
+    older = json.loads((tmp_path / "b.json").read_text())  # as a run made before the measures
+    for evaluation in older["results"][0]["evaluations"]:
+        evaluation.pop("artifacts")
+        for values in evaluation["rows"].values():
+            for column in [c for c in values if c.startswith("eval_artifact_")]:
+                del values[column]
+    (tmp_path / "older.json").write_text(json.dumps(older))
+
+    merged = _run(
+        "--table-from", str(tmp_path / "a.json"), str(tmp_path / "b.json"), str(tmp_path / "older.json")
+    )
     assert merged.returncode == 0, merged.stderr
-    rows = [line for line in merged.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [row.split(" | ")[2] for row in rows] == ["2 × 2", "2 × 1"]
+    lines = [line for line in merged.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    head, rows = lines[0].split(" | "), lines[1:]
+    assert head[-4:] == ["grid dB", "haze", "contrast", "s / image |"]
+    assert [row.split(" | ")[2] for row in rows] == ["2 × 2", "2 × 1", "2 × 1"]
     assert "learning_rate 0.5" in rows[1]
     for row in rows:
         whole, crops = (float(cell.split(" ± ")[0]) for cell in row.split(" | ")[7:9])
         assert 0 <= whole <= 1 and 0 <= crops <= 1
+    grid, haze, contrast = rows[1].split(" | ")[-4:-1]
+    assert float(grid) == pytest.approx(means["grid_db"], abs=0.05)
+    assert float(haze) == pytest.approx(means["haze"], abs=0.005) and 0 <= float(contrast) < 0.5
+    assert (
+        rows[2].split(" | ")[-4:-1] == ["–", "–", "–"]
+        and rows[2].split(" | ")[7:9] == rows[1].split(" | ")[7:9]
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,11 @@ Per judge ``<judge>``, every row gets the columns ``eval_<judge>_<field>`` for e
   the row's class, when a reference was given;
 * ``pred`` (str): the judge's top-1 label on the whole canvas; ``status`` (str): one of
   :data:`STATUSES`; ``reference_images`` (int): reference images of the row's class.
+
+Every row also gets the artifact measures of its picture (no judge needed), the columns
+``eval_artifact_<measure>`` (float; None for pictures the measures do not take, under 64 px or over
+4096 × 4096 px) for each measure of :attr:`Evaluation.artifacts`, defined in
+:mod:`maco_hub.legibility.artifacts`. Evaluations stored before them have none (``artifacts == ()``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,18 @@ STATUSES = {
     "no label": "the row has no class name",
     "label not in judge": "the judge has no class of that name (or several)",
 }
+ARTIFACT_RANGES = {  # artifact measure -> the range a stored value must lie in
+    "grid_db": (-1000.0, 1000.0),
+    "peak_db": (-1000.0, 1000.0),
+    "haze": (0.0, 1.0),
+    "rms_contrast": (0.0, 1.0),
+    "border_excess": (-1.0, 1.0),
+}
+ARTIFACT_SUMMARY = (  # what a card, page or tile shows: (measure, name, unit, digits)
+    ("grid_db", "grid", " dB", 1),
+    ("haze", "haze", "", 2),
+    ("rms_contrast", "contrast", "", 2),
+)
 JUDGE_RE = re.compile(r"^[0-9a-z_]{1,64}$")  # judge names as evaluate() makes them
 MAX_JUDGES = 32
 MAX_TEXT = 1000  # characters of a string value (a model id, a predicted label, ...)
@@ -60,6 +77,7 @@ class Evaluation:
     rows: Mapping[str, Mapping[str, Any]]  # row key -> {"eval_<judge>_<field>": JSON value}
     summary: tuple[Mapping[str, Any], ...]  # one dict per judge: means and counts (see evaluate)
     settings: Mapping[str, Any] = field(default_factory=dict)  # crops, seed, reference, judges...
+    artifacts: tuple[str, ...] = ()  # the artifact measures every row has a column of (see above)
 
     @property
     def columns(self) -> list[str]:
@@ -72,7 +90,14 @@ class Evaluation:
             (column_name(s["judge"], f), FIELD_DTYPES.get(f, "float64"))
             for s in self.summary
             for f in ROW_FIELDS
-        ]
+        ] + [(artifact_column(m), "float64") for m in self.artifacts]
+
+    def artifact_means(self) -> tuple[dict[str, float | None], int]:
+        """The mean of each artifact measure over the rows that have it, and how many rows have one."""
+        values = {m: [v.get(artifact_column(m)) for v in self.rows.values()] for m in self.artifacts}
+        means = {m: _mean([x for x in numbers if x is not None]) for m, numbers in values.items()}
+        measured = max((sum(x is not None for x in numbers) for numbers in values.values()), default=0)
+        return means, measured
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         """The summary as plain-text cells: a header and one line per judge (escape to render)."""
@@ -119,7 +144,20 @@ class Evaluation:
             skipped.update(s.get("not_judged", {}))
         if skipped:
             text.append("Not judged: " + ", ".join(f"{n} × {k}" for k, n in sorted(skipped.items())) + ".")
-        return text
+        return text + self._artifact_notes()
+
+    def _artifact_notes(self) -> list[str]:
+        means, measured = self.artifact_means()
+        values = artifact_text(means)
+        if not values:
+            return []
+        return [
+            f"Artifact measures, mean over {measured} of {len(self.rows)} pictures: {values}. Grid is "
+            "how much more the finest detail is horizontal/vertical than coarser detail (a pixel "
+            "lattice; natural photos -0.6 to 1.3 dB), haze the dark channel (a veil; photos "
+            "0.04–0.36, median 0.18), contrast the RMS contrast of the luminance (photos 0.12–0.32, "
+            "median 0.24); columns eval_artifact_<measure>."
+        ]
 
     def to_markdown(self) -> str:
         """The summary as a Markdown table (one line per judge) with sentences on the settings."""
@@ -130,11 +168,12 @@ class Evaluation:
 
     def to_record(self) -> dict[str, Any]:
         """A JSON-able dict; :meth:`from_record` turns it back into an equal Evaluation."""
-        return {
+        record = {
             "rows": {k: dict(v) for k, v in self.rows.items()},
             "summary": [dict(s) for s in self.summary],
             "settings": dict(self.settings),
         }
+        return {**record, "artifacts": list(self.artifacts)} if self.artifacts else record
 
     @classmethod
     def from_record(cls, record: Any) -> Evaluation:
@@ -151,21 +190,29 @@ class Evaluation:
         judges = [s["judge"] for s in summary]
         if len(judges) > MAX_JUDGES or len(set(judges)) != len(judges):
             _refuse(f"has {len(judges)} judges or a judge twice (at most {MAX_JUDGES}, each once)")
-        evaluation = cls({}, summary, _checked_settings(record.get("settings", {})))
+        evaluation = cls(
+            {}, summary, _checked_settings(record.get("settings", {})), _checked_artifacts(record)
+        )
         dtypes = dict(evaluation.column_types())
+        ranges = {artifact_column(m): ARTIFACT_RANGES[m] for m in evaluation.artifacts}
         rows = {}
         for key, values in record["rows"].items():
             if not isinstance(key, str) or len(key) > 100 or not isinstance(values, Mapping):
                 _refuse(f"has the row {short_repr(key)} that is not a key with an object of columns")
             for column, value in values.items():
-                if column not in dtypes or not _has_dtype(value, dtypes[column]):
+                low, high = ranges.get(column, (None, None))
+                if (
+                    column not in dtypes
+                    or not _has_dtype(value, dtypes[column])
+                    or (low is not None and value is not None and not low <= value <= high)
+                ):
                     _refuse(
                         f"gives row {short_repr(key)} the column {short_repr(column)} = "
-                        f"{short_repr(value)}, not a column of its judges {judges} with a value of "
-                        "its type (finite numbers only)"
+                        f"{short_repr(value)}, not a column of its judges {judges} or artifact "
+                        "measures with a value of its type and range (finite numbers only)"
                     )
             rows[key] = dict(values)
-        return cls(rows, summary, evaluation.settings)
+        return cls(rows, summary, evaluation.settings, evaluation.artifacts)
 
     def replacing(self, previous: Evaluation | None) -> Evaluation:
         """This evaluation merged over ``previous``: its judges replace theirs of the same name,
@@ -177,22 +224,57 @@ class Evaluation:
         kept = [s for s in previous.summary if s["judge"] not in mine]
         if not kept:
             return self
+        artifacts = self.artifacts or previous.artifacts
         kept_columns = [column_name(s["judge"], f) for s in kept for f in ROW_FIELDS]
+        kept_columns += [artifact_column(m) for m in artifacts]
         rows = {key: {c: values.get(c) for c in kept_columns} for key, values in previous.rows.items()}
         for key, values in self.rows.items():
             rows[key] = {**rows.get(key, dict.fromkeys(kept_columns)), **values}
         judges = {**(previous.settings.get("judges") or {}), **(self.settings.get("judges") or {})}
-        return Evaluation(rows, (*kept, *self.summary), {**self.settings, "judges": judges})
+        return Evaluation(rows, (*kept, *self.summary), {**self.settings, "judges": judges}, artifacts)
 
     def restricted_to(self, keys: Iterable[str]) -> Evaluation:
         """The same evaluation with only the rows whose key is in ``keys``."""
         wanted = set(keys)
-        return Evaluation({k: v for k, v in self.rows.items() if k in wanted}, self.summary, self.settings)
+        rows = {k: v for k, v in self.rows.items() if k in wanted}
+        return Evaluation(rows, self.summary, self.settings, self.artifacts)
 
 
 def column_name(judge: str, field_name: str) -> str:
     """The gallery column of one judge's field: ``eval_<judge>_<field>``."""
     return f"eval_{judge}_{field_name}"
+
+
+def artifact_column(measure: str) -> str:
+    """The gallery column of one artifact measure: ``eval_artifact_<measure>`` (no judge field
+    ends that way, so it never meets a judge's column)."""
+    return f"eval_artifact_{measure}"
+
+
+def artifact_text(values: Mapping[str, Any]) -> str:
+    """``grid 6.8 dB, haze 0.33, contrast 0.11``: the measures of :data:`ARTIFACT_SUMMARY` that
+    ``values`` (measure -> number or None) has, as plain text ("" for none)."""
+    return ", ".join(
+        f"{name} {values[m]:.{digits}f}{unit}"
+        for m, name, unit, digits in ARTIFACT_SUMMARY
+        if isinstance(values.get(m), (int, float)) and not isinstance(values.get(m), bool)
+    )
+
+
+def _checked_artifacts(record: Mapping[str, Any]) -> tuple[str, ...]:
+    measures = record.get("artifacts", [])
+    if (
+        not isinstance(measures, list)
+        or not all(isinstance(m, str) and m in ARTIFACT_RANGES for m in measures)
+        or len(set(measures)) != len(measures)
+    ):
+        known = ", ".join(ARTIFACT_RANGES)
+        _refuse(f"lists the artifact measures {short_repr(measures)}, not distinct names among {known}")
+    return tuple(measures)
+
+
+def _mean(numbers: list[float]) -> float | None:
+    return math.fsum(numbers) / len(numbers) if numbers else None
 
 
 def _refuse(why: str) -> None:

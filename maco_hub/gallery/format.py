@@ -81,7 +81,7 @@ EVAL_COLUMN_RE = re.compile(r"^eval_[0-9a-z_]{1,100}$")
 
 EVAL_DTYPES = ("bool", "float64", "int64", "string")
 
-MAX_EVAL_COLUMNS = 32 * 12  # judges x fields per judge
+MAX_EVAL_COLUMNS = 32 * 12 + 16  # judges x fields per judge, plus the artifact measures
 
 
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)

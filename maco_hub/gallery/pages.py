@@ -19,7 +19,7 @@ from typing import Any
 
 from .._files import kill_point
 from .card import render_gallery_card
-from .evaluation import Evaluation, column_name
+from .evaluation import Evaluation, artifact_column, artifact_text, column_name
 from .folder import GalleryFolder
 from .format import eval_columns, features_yaml
 from .layout import CARD_NAME, IMAGES_DIR, INDEX_NAME, THUMBS_DIR
@@ -164,6 +164,7 @@ def _page_row(row: dict[str, Any], evaluation: Evaluation | None, thumbs: bool) 
         **{name: row[name] for name in PAGE_FIELDS},
         "record": row["record"].to_dict(),
         "evaluation": _chips(evaluation, row["key"]),
+        "artifacts": _artifacts(evaluation, row["key"]),
     }
 
 
@@ -176,3 +177,11 @@ def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | No
         {"judge": s["judge"], **{f: values.get(column_name(s["judge"], f)) for f in CHIP_FIELDS}}
         for s in evaluation.summary
     ]
+
+
+def _artifacts(evaluation: Evaluation | None, key: str) -> str | None:
+    """The artifact measures of the row ``key`` as a viewer tile shows them (None: not measured)."""
+    if evaluation is None or key not in evaluation.rows:
+        return None
+    values = evaluation.rows[key]
+    return artifact_text({m: values.get(artifact_column(m)) for m in evaluation.artifacts}) or None

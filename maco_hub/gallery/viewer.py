@@ -54,6 +54,7 @@ ROW_FIELDS = (
     "canvas",
     "record",
     "evaluation",
+    "artifacts",
 )  # others are ignored
 _PATH_FIELDS = ("image", "transparent", "thumb", "thumb_transparent")
 ASSETS = "assets"  # package data next to this module: page.html, viewer.css, viewer.js
@@ -76,8 +77,9 @@ def render_index_html(
     ``image``, ``transparent`` and their thumbnails ``thumb``, ``thumb_transparent`` (used by the
     dense grid when present) are paths relative to the page's folder; ``record`` is shown as
     JSON per tile; ``evaluation`` is a list of ``{judge, status, top1, prob, crops_top1}`` shown
-    as one chip per judge. ``title`` and ``description`` are plain text; ``summary`` (plain-text
-    ``header``, ``rows`` of cells and ``notes``) becomes the legibility table under the title.
+    as one chip per judge; ``artifacts`` (plain text) the chip of the picture's artifact measures.
+    ``title`` and ``description`` are plain text; ``summary`` (plain-text ``header``, ``rows`` of
+    cells and ``notes``) becomes the legibility table under the title.
     """
     if not isinstance(title, str) or not isinstance(description, str):
         raise ConfigError(f"title={title!r} and description={description!r} must be strings.")

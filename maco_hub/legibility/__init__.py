@@ -28,6 +28,11 @@ Feature space: each judge's penultimate features, the input of its classifier he
 ClassLabel column, or a mapping), matched to rows by class name through the judge, at most
 ``reference_per_class`` images per class. Without a reference only transferability is computed.
 
+* **Artifact measures** (:mod:`maco_hub.legibility.artifacts`, no model): per row, whether its
+  picture has a fine horizontal/vertical pixel lattice (``grid_db``), narrow periodic peaks
+  (``peak_db``), a veil (``haze``), low contrast (``rms_contrast``) or bright borders
+  (``border_excess``), with the values natural photos get; the summary shows their means.
+
 Pixels: every view goes to the judge the way a photo would, with the judge's own convention: the
 canvas (or crop) resized to its input size with its resampling filter, then its mean/std. Real
 reference photos are first centre-cropped to a square. Crop boxes are fractions of the canvas drawn
@@ -36,6 +41,7 @@ uniform over the canvas, borders included), so every row and every gallery evalu
 seed is judged on the same boxes.
 """
 
+from .artifacts import artifact_measures
 from .judging import CROP_SIDE, crop_fractions, evaluate, judge_views
 
-__all__ = ["CROP_SIDE", "crop_fractions", "evaluate", "judge_views"]
+__all__ = ["CROP_SIDE", "artifact_measures", "crop_fractions", "evaluate", "judge_views"]

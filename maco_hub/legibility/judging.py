@@ -18,11 +18,19 @@ from PIL import Image
 from .._numbers import MAX_RNG_SEED, check_int
 from .._version import __version__
 from ..errors import ClassNotFoundError, ConfigError
-from ..gallery.evaluation import FEATURE_METRICS, ROW_FIELDS, TRANSFER_METRICS, Evaluation, column_name
+from ..gallery.evaluation import (
+    FEATURE_METRICS,
+    ROW_FIELDS,
+    TRANSFER_METRICS,
+    Evaluation,
+    artifact_column,
+    column_name,
+)
 from ..gallery.rows import Gallery, Visualization
 from ..gallery.storage import load_gallery, save_evaluation
 from ..models.loader import LoadedModel, load_model
 from ..models.placement import placement
+from .artifacts import MEASURES, artifact_measures
 from .features import frechet_distance, logits_and_features, plausibility
 from .reference import ReferenceSet, check_per_class, load_reference
 
@@ -56,7 +64,9 @@ def evaluate(
     ``out``: a gallery folder holding these rows (usually the one evaluated) to store the results
     in, as :func:`maco_hub.save_evaluation` does: columns ``eval_<judge>_<field>`` in its shards,
     ``evaluation.json``, and a "Legibility" section in its card and page. Pushing the folder
-    (``push_gallery(load_gallery(out), repo)``) then shows them on the Hub.
+    (``push_gallery(load_gallery(out), repo)``) then shows them on the Hub. Every row, judged or
+    not, also gets the artifact measures of its picture (:mod:`maco_hub.legibility.artifacts`;
+    columns ``eval_artifact_<measure>``, None under 64 px a side).
 
     Summary keys per judge: ``judge``, ``model_id``, ``model_revision``, ``rows`` (class rows),
     ``judged``, ``not_judged`` ({status: count}), the mean of every row field over judged rows,
@@ -96,6 +106,8 @@ def evaluate(
         for key, values in zip(rows, results, strict=True):
             rows[key].update({column_name(name, f): values.get(f) for f in ROW_FIELDS})
         summary.append(_summarize(name, judge, results, targets[name], ref_features))
+    for key, item in keyed:
+        rows[key].update(_artifact_columns(item.image))
     settings = {
         "crops": crops,
         "crop_side": list(CROP_SIDE),
@@ -107,10 +119,20 @@ def evaluate(
         "judges": {name: {"model_id": j.model_id, "revision": j.revision} for name, j in named},
         "maco_hub_version": __version__,
     }
-    evaluation = Evaluation(rows, tuple(summary), settings)
+    evaluation = Evaluation(rows, tuple(summary), settings, MEASURES)
     if out is not None:
         save_evaluation(out, evaluation)
     return evaluation
+
+
+def _artifact_columns(image: Image.Image) -> dict[str, float | None]:
+    """The artifact measures of one picture as its columns (None for a picture they do not take)."""
+    try:
+        measures = artifact_measures(image)
+    except ConfigError as error:  # under 64 px a side, or over 4096 x 4096 px
+        logger.info("Artifact measures left empty for a picture of %dx%d px: %s", *image.size, error)
+        measures = {}
+    return {artifact_column(m): measures.get(m) for m in MEASURES}
 
 
 def check_options(crops: Any, seed: Any, reference_per_class: Any) -> tuple[int, int, int]:

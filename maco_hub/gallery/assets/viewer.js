@@ -94,6 +94,12 @@
       chip.title = "judge, top-1 on the whole canvas, probability of the class, top-1 rate on crops";
       meta.append(chip);
     }
+    if (typeof row.artifacts === "string") {
+      const chip = el("span", "chip artifacts", row.artifacts);
+      chip.title = "artifact measures of the picture: a fine pixel lattice (grid), a veil (haze), RMS contrast; "
+        + "what photos get is in the notes under the legibility table";
+      meta.append(chip);
+    }
     body.append(meta);
     const details = el("details", "record");
     details.append(el("summary", null, "Reproducibility record"),
