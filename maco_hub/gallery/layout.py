@@ -5,6 +5,7 @@ Layout of a gallery folder::
     manifest.json                 the finished shards, in order, with their row keys and sha256
     data/train-HASH.parquet       the shards: `image`/`alpha` columns + metadata (maco_hub.gallery.format)
     images/KEY.png                the image, and KEY-transparent.png with attribution as alpha
+    inputs/SHA.png                images rows were made from (maco_hub.gallery.inputs), if any
     README.md                     dataset card (YAML header tells `datasets` where the data is)
     index.html                    static viewer (search, transparency toggle, records)
     evaluation.json               legibility results (maco_hub.gallery.evaluation_store), if evaluated
@@ -39,8 +40,9 @@ CARD_NAME = "README.md"
 INDEX_NAME = "index.html"
 DATA_DIR = "data"
 IMAGES_DIR = "images"
+INPUTS_DIR = "inputs"
 MAX_SHARD_BYTES = 2 << 30  # a shard is read whole (sha256, then parquet): 8x what maco_hub writes
-OWN_FOLDERS = (DATA_DIR, IMAGES_DIR)
+OWN_FOLDERS = (DATA_DIR, IMAGES_DIR, INPUTS_DIR)
 OWN_FILES = (MANIFEST_NAME, CARD_NAME, INDEX_NAME, EVALUATION_NAME, LOCK_NAME)
 KNOWN_TOP = {*OWN_FOLDERS, *OWN_FILES, ".gitattributes"}  # what a gallery folder's top level holds
 

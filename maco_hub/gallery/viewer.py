@@ -48,10 +48,14 @@ ROW_FIELDS = (
     "canvas",
     "record",
     "evaluation",
+    "method",
+    "note",
+    "input",
+    "input_role",
 )  # others are ignored
-_PATH_FIELDS = ("image", "transparent")
+_PATH_FIELDS = ("image", "transparent", "input")
 ASSETS = "assets"  # package data next to this module: page.html, viewer.css, viewer.js
-_TEXT_FIELDS = ("objective", "kind", "layer", "label")
+_TEXT_FIELDS = ("objective", "kind", "layer", "label", "method", "note", "input_role")
 
 
 def render_index_html(

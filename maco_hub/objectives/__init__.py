@@ -17,16 +17,26 @@ Reductions over a layer output (N, C, H, W), (N, T, D) or (N, D):
 * :class:`Direction`: at each position / chosen token, ``dot(a, v) * max(cos(a, v), 0.1) ** p``,
   averaged. The cosine is clamped at 0.1 (Lucid's floor) so any power p, fractional included, is
   defined (no NaN) and anti-aligned activations are never rewarded; ``p = 0`` is the plain dot.
+
+Objectives that look at a given image (:mod:`maco_hub.objectives.guided`): :class:`Inversion`
+(feature inversion: the canvas's activations should match a given image's, seen through the same
+crops), :class:`Closeness` (the same agreement with the picture a run starts from: the layer
+regularizer of feature accentuation), and :class:`GramDiversity`, Lucid's penalty that keeps the
+variants of one objective apart.
 """
 
 from .base import Objective, Sum
 from .builtin import COSINE_FLOOR, Channel, ClassLogit, Direction, LayerEnergy, Neuron, parse
+from .guided import Closeness, GramDiversity, Inversion
 
 __all__ = [
     "COSINE_FLOOR",
     "Channel",
     "ClassLogit",
+    "Closeness",
     "Direction",
+    "GramDiversity",
+    "Inversion",
     "LayerEnergy",
     "Neuron",
     "Objective",

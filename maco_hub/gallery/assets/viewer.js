@@ -49,6 +49,7 @@
     if (row.seed !== null) meta.append(el("span", "chip seed", `seed ${row.seed}`));
     if (row.steps !== null) meta.append(el("span", "chip steps", `${row.steps} steps`));
     if (row.canvas !== null) meta.append(el("span", "chip canvas", `canvas ${row.canvas} px`));
+    if (row.note !== null) meta.append(el("span", "chip note", row.note));
     for (const v of Array.isArray(row.evaluation) ? row.evaluation : []) {
       if (v.status === "not a class row") continue;
       const judged = v.status === "ok" && typeof v.prob === "number";
@@ -60,12 +61,23 @@
       meta.append(chip);
     }
     body.append(meta);
+    if (row.input) {
+      const from = el("a", "input");
+      from.href = row.input;
+      const thumb = el("img");
+      thumb.loading = "lazy";
+      thumb.alt = row.input_role ?? "input image";
+      thumb.src = row.input;
+      from.append(thumb, el("span", null, row.input_role ?? "input image"));
+      body.append(from);
+    }
     const details = el("details", "record");
     details.append(el("summary", null, "Reproducibility record"),
                    el("pre", null, JSON.stringify(row.record ?? {}, null, 2)));
     body.append(details);
     tile.append(link, body);
-    const text = [row.label, row.objective, row.layer].filter((t) => t !== null).join(" ").toLowerCase();
+    const text = [row.label, row.objective, row.layer, row.note].filter((t) => t !== null && t !== undefined)
+      .join(" ").toLowerCase();
     return { row, tile, img, link, text };
   });
   const fragment = document.createDocumentFragment();
