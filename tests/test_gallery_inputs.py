@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from helpers import QUICK
 from PIL import Image
@@ -17,8 +18,10 @@ from tiny_models import loaded
 import maco_hub
 from maco_hub import objectives as obj
 from maco_hub._image_files import read_image
-from maco_hub.errors import GalleryError
+from maco_hub.errors import ConfigError, GalleryError
 from maco_hub.gallery.inputs import input_name
+from maco_hub.gallery.keys import key_of
+from maco_hub.gallery.record import RowRecord, read_batch_table
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +159,30 @@ def test_the_page_shows_the_method_variant_and_image_of_each_row(gallery, browse
     assert notes[2:] == [["variant 1 of 2"], ["variant 2 of 2"]] and notes[0][0].startswith("from image ")
     thumb = tiles[0].find_element(By.CSS_SELECTOR, "a.input img")
     assert thumb.get_attribute("src").endswith(".png") and "/inputs/" in thumb.get_attribute("src")
+
+
+def test_a_row_of_an_unknown_method_is_shown_but_not_regenerated(gallery):
+    def crafted(method):
+        def change(rows):
+            record = json.loads(rows[0]["record"])
+            record["config"]["method"] = method
+            record.pop("key", None)
+            rows[0]["record"] = json.dumps(record)
+            if isinstance(method, str):  # a record that checks out, keyed by its hash
+                rows[0]["key"] = key_of(RowRecord.from_dict(record, batches=batches).identity())
+            return rows
+
+        return change
+
+    table = pq.read_table(gallery / json.loads((gallery / "manifest.json").read_text())["shards"][2]["file"])
+    batches = read_batch_table(json.loads(table.schema.metadata[b"maco_hub_batches"]), "shard")
+    _rewrite_shard(gallery, 2, crafted("cbr"))
+    row = maco_hub.load_gallery(gallery)[2]  # a newer maco_hub's method: the picture is still data
+    assert row.record.method == "cbr"
+    with pytest.raises(
+        ConfigError, match=re.escape("method='cbr' is invalid: use one of ('maco', 'fourier')")
+    ):
+        maco_hub.regenerate(row, model=loaded("resnet"))
+    _rewrite_shard(gallery, 2, crafted(7))
+    with pytest.raises(GalleryError, match=re.escape("'config.method' is 7, not text")):
+        maco_hub.load_gallery(gallery)

@@ -326,6 +326,8 @@ class _Checker:
             value = config.get(name)
             if value is not None:
                 self.integer(f"config.{name}", value)
+        if not isinstance(config.get("method", ""), str):  # an unknown name: regenerate says so
+            raise self.fail("config.method", config["method"], "text")
         return config
 
     def spectrum(self) -> dict[str, Any]:
