@@ -32,6 +32,6 @@ METHOD_SETTINGS = {
     "fourier-d1.5-i1.0": _fourier(1.5, 1.0, "Horama's decay and step"),
     "fourier-d1.0-i0.2": _fourier(1.0, 0.2, "Lucid's decay and step"),
     "fourier-d1.5-i0.2": _fourier(1.5, 0.2, "Horama's decay, Lucid's step"),
-    "fourier-d1.25-i1.0": _fourier(1.25, 1.0, "the ImageNet slope, Horama's step"),
+    "fourier-d0.85-i1.0": _fourier(0.85, 1.0, "Xplique's decay, Horama's step"),
     "fourier-d1.0-i5.0": _fourier(1.0, 5.0, "Lucid's decay, smaller steps"),
 }
