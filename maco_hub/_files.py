@@ -73,10 +73,11 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
     return data
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it.
 
-    The file is flushed to disk before the rename and gets the usual 0644 permissions.
+    The file is flushed to disk before the rename (``durable``; derived files that are made again
+    when lost skip that wait) and gets the usual 0644 permissions.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         tmp.chmod(0o644)  # mkstemp creates 0600
         tmp.replace(path)
     except BaseException:

@@ -1,5 +1,5 @@
 """Text from data made safe to show: control, bidi and zero-width characters as visible escapes,
-Markdown and HTML escaped for cards, untrusted values shortened for messages.
+Markdown and HTML escaped for cards and pages, untrusted values shortened for messages.
 
 A label, id or file name read from a model or a gallery may hold terminal escapes (``\\x1b]0;...``),
 bidi overrides (U+202E) or zero-width characters. Wherever maco_hub shows such text (the terminal,
@@ -50,3 +50,10 @@ def markdown_text(value: Any) -> str:
     Markdown punctuation backslash-escaped, ``<``, ``>`` and ``&`` as entities."""
     text = visible(" ".join(str(value).split()))
     return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", text), quote=False)
+
+
+def html_text(value: Any, *, keep: str = "") -> str:
+    """``value`` as literal text in HTML (element content or a quoted attribute): control, bidi and
+    zero-width characters (but those in ``keep``) as visible escapes, then ``<``, ``>``, ``&`` and
+    quotes as entities."""
+    return html.escape(visible(str(value), keep=keep))

@@ -1,14 +1,17 @@
-"""What ``explain()`` is asked to visualize: classes, channels or objectives, checked and resolved.
+"""What ``explain()`` is asked to visualize: classes, channels, text prompts or objectives, checked
+and resolved.
 
 Everything a user passes is checked before any model loads (types, empty lists, a lone string);
 then, with the model, resolved into objectives: classes by name or index (``"all"`` for every class
-of the head), channels of a layer, objectives given as objects or as the CLI's strings, or the
-model's documented defaults when nothing is chosen; an objective asked twice is kept once.
+of the head), channels of one layer or several (``"all"`` for every unit, in unit order), text
+prompts (CLIP/SigLIP), objectives given as objects or as the CLI's strings, or the model's
+documented defaults when nothing is chosen; an objective asked twice is kept once.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import objectives as obj
@@ -16,6 +19,7 @@ from ._numbers import as_integer
 from .errors import ConfigError
 from .gallery.keys import canonical_json
 from .models.loader import LoadedModel
+from .objectives.checks import check_layer, layer_info
 from .objectives.defaults import default_objectives
 from .objectives.records import objective_to_record
 
@@ -25,13 +29,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ALL_CLASSES = "all"  # classes="all": every class of the model's head, in label order
+ALL_UNITS = "all"  # channels="all": every unit of each layer, in unit order
+
+
+@dataclass(frozen=True)
+class AllUnits:
+    """``channels="all"`` of one layer, until the model says how many units it has."""
+
+    layer: str
 
 
 def _check_choice(classes, layer, channels, objectives) -> None:
     """Refuse combinations of what to visualize that cannot work (before any model is loaded)."""
     if objectives is not None and (classes is not None or channels is not None or layer is not None):
         raise ConfigError(
-            "Give either objectives=[...] or classes=/layer=+channels=, not both; "
+            "Give either objectives=[...] or classes=/layer=+channels=/texts=, not both; "
             "add class objectives to the list with maco_hub.objectives.ClassLogit."
         )
     if channels is not None and layer is None:
@@ -40,7 +52,9 @@ def _check_choice(classes, layer, channels, objectives) -> None:
             "maco_hub.layers(model) or `maco-hub layers MODEL`."
         )
     if layer is not None and channels is None:
-        raise ConfigError(f"layer={layer!r} needs channels=[...] (unit indices to visualize).")
+        raise ConfigError(
+            f"layer={layer!r} needs channels=[...] (unit indices to visualize) or channels={ALL_UNITS!r}."
+        )
     if isinstance(classes, str) and classes != ALL_CLASSES:
         raise ConfigError(
             f"classes={classes!r} is a single string: pass a list such as [{classes!r}], "
@@ -48,20 +62,51 @@ def _check_choice(classes, layer, channels, objectives) -> None:
         )
 
 
-def requested(classes, layer, channels, objectives) -> list[Objective]:
-    """The objectives named by ``classes``, ``layer`` + ``channels`` or ``objectives``, checked before
-    any model is loaded (``classes="all"`` and the defaults need the model: :func:`resolved_objectives`)."""
-    _check_choice(classes, layer, channels, objectives)
+def requested(classes, layer, channels, objectives, *, layers=None, texts=None) -> list[Objective | AllUnits]:
+    """The objectives named by ``classes``, ``layer`` (or ``layers``) + ``channels``, ``texts`` or
+    ``objectives``, checked before any model is loaded (``classes="all"``, ``channels="all"`` and
+    the defaults need the model: :func:`resolved_objectives`)."""
+    names = _layer_names(layer, layers, channels)
+    _check_choice(classes, layer if layers is None else names, channels, objectives)
+    if objectives is not None and texts is not None:
+        raise ConfigError(
+            "Give either objectives=[...] or texts=[...], not both; add text objectives to the "
+            "list with maco_hub.objectives.Text."
+        )
     if objectives is not None:
         return [_objective(item) for item in _items("objectives", objectives)]
-    wanted = (
+    wanted: list[Objective | AllUnits] = (
         []
         if classes is None or _all_classes(classes)
         else [obj.ClassLogit(c) for c in _items("classes", classes)]
     )
-    if channels is not None:
-        wanted += [obj.Channel(layer, c) for c in _items("channels", channels, "layer= and channels=")]
+    if isinstance(channels, str):
+        if channels != ALL_UNITS:
+            raise ConfigError(
+                f"channels={channels!r} is a single string: pass a list of unit indices such as "
+                f"[0, 1], or {ALL_UNITS!r} for every unit of the layer."
+            )
+        for name in names:
+            check_layer(name)
+        wanted += [AllUnits(name) for name in names]
+    elif channels is not None:
+        units = _items("channels", channels, "layer= and channels=")
+        wanted += [obj.Channel(name, c) for name in names for c in units]
+    if texts is not None:
+        wanted += [obj.Text(text) for text in _items("texts", texts)]
     return wanted
+
+
+def _layer_names(layer: Any, layers: Any, channels: Any) -> list[str]:
+    """The layers ``channels`` apply to: ``layer`` or ``layers`` (a non-empty list), in order, each once."""
+    if layers is None:
+        return [layer] if layer is not None else []
+    if layer is not None:
+        raise ConfigError(f"Give layer={layer!r} or layers=[...], not both; put every layer in layers=[...].")
+    names = _items("layers", layers)
+    if channels is None:
+        raise ConfigError(f"layers={names!r} needs channels=[...] (unit indices) or channels={ALL_UNITS!r}.")
+    return list(dict.fromkeys(names))
 
 
 def _all_classes(classes: Any) -> bool:
@@ -94,10 +139,15 @@ def _objective(item: Any) -> Objective:
     return item
 
 
-def resolved_objectives(loaded: LoadedModel, requested: list[Objective], classes: Any) -> list[Objective]:
+def resolved_objectives(
+    loaded: LoadedModel, requested: list[Objective | AllUnits], classes: Any
+) -> list[Objective]:
     """What to visualize: the requested objectives after every class of the head when ``classes``
-    is "all" (in label order), or, when nothing was chosen, the model's documented defaults (logged)."""
-    wanted = list(requested)
+    is "all" (in label order), every unit of a layer in unit order where ``channels`` was "all",
+    or, when nothing was chosen, the model's documented defaults (logged)."""
+    wanted = []
+    for item in requested:
+        wanted += _units(loaded, item) if isinstance(item, AllUnits) else [item]
     if _all_classes(classes):
         loaded.require_head()
         wanted = [obj.ClassLogit(c) for c in range(loaded.num_classes)] + wanted
@@ -107,6 +157,13 @@ def resolved_objectives(loaded: LoadedModel, requested: list[Objective], classes
         logger.info("Nothing chosen to visualize; using the defaults: %s.", choice.description)
         wanted = list(choice.objectives)
     return wanted
+
+
+def _units(loaded: LoadedModel, item: AllUnits) -> list[Objective]:
+    """Every unit of ``item.layer``, in unit order."""
+    info = layer_info(loaded, item.layer)
+    logger.info("Visualizing all %d units of layer %s (%s %s).", info.units, info.name, info.kind, info.shape)
+    return [obj.Channel(item.layer, unit) for unit in range(info.units)]
 
 
 def unique(objectives: list[Objective]) -> list[Objective]:

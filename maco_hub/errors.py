@@ -34,6 +34,10 @@ class NoClassifierHeadError(MacoHubError, ValueError):
     """A class objective on a model whose checkpoint has no trained classification head."""
 
 
+class NoTextTowerError(MacoHubError, ValueError):
+    """A text objective on a model without a CLIP/SigLIP text tower."""
+
+
 class LayerNotFoundError(MacoHubError, KeyError):
     """A layer name that is not a module path of the loaded model."""
 

@@ -21,7 +21,7 @@ from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError
 from .gallery.folder import GalleryFolder
-from .gallery.pages import write_pages
+from .gallery.pages import PageWriter
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
 from .guidance import Guidance
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .objectives.builtin import Objective
 
 logger = logging.getLogger(__name__)
+LARGE_RUN = 256  # objectives beyond which a run without out= is warned about
 
 
 def explain(
@@ -43,8 +44,10 @@ def explain(
     *,
     classes: Sequence[int | str] | str | None = None,
     layer: str | None = None,
-    channels: Sequence[int] | None = None,
+    channels: Sequence[int] | str | None = None,
     objectives: Sequence[Objective | str] | None = None,
+    layers: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None,
     steps: int | None = None,
     batch_size: int = 8,
     canvas: int | None = None,
@@ -82,6 +85,10 @@ def explain(
     whose scores or images become NaN or infinite raises :class:`~maco_hub.errors.NonFiniteError`
     and adds no row.
 
+    Whole layers: ``channels="all"`` is every unit of the layer, in unit order; ``layers=[...]``
+    (instead of ``layer``) applies ``channels`` to each layer, layer by layer. ``texts`` (prompts;
+    CLIP and SigLIP checkpoints) adds one :class:`~maco_hub.objectives.Text` objective each.
+
     A passed :class:`~maco_hub.models.loader.LoadedModel` is moved to ``device`` (default: where it is).
 
     ``method`` (overrides ``config.method``): ``"maco"`` or ``"fourier"``, the classic full-spectrum
@@ -103,7 +110,7 @@ def explain(
     >>> gallery = maco_hub.explain("google/vit-base", classes=["tabby cat", 285])  # doctest: +SKIP
     >>> gallery[0].image  # PIL image; gallery[0].alpha is its attribution map  # doctest: +SKIP
     """
-    wanted = requested(classes, layer, channels, objectives)
+    wanted = requested(classes, layer, channels, objectives, layers=layers, texts=texts)
     batch_size = checked_batch_size(batch_size)
     seed = check_seed(seed)
     config = _engine_config(
@@ -140,6 +147,7 @@ def explain(
     )  # once, before any work (run_batch tells the engine)
     use_channels_last(loaded.module, device)
     spectrum = as_spectrum(spectrum)
+    _log_plan(len(plan), batch_size, out)
     if out is not None and not config.reproducible:
         logger.warning(
             "A schedule of this run is a plain callable: its rows are keyed by what it "
@@ -183,15 +191,16 @@ def explain(
                 len(pending),
                 device,
             )
+        pages = PageWriter(folder)  # during a one-process run; at the end by rank 0
         for batch_items in _run_plan(
             loaded, mine_batches, spectrum, config, device, progress, guidance, by_batch=True
         ):
             folder.append(batch_items)
             if world.size == 1:
-                write_pages(folder)
+                pages.batch_done()
         barrier(world)  # every rank's rows are in before the pages describe the gallery
-        if world.is_main and (world.size > 1 or not pending):
-            write_pages(folder)
+        if world.is_main:
+            pages.finish()
         barrier(world)
         return folder.read()
 
@@ -351,6 +360,20 @@ def _visualizations(
             )
         )
     return items
+
+
+def _log_plan(count: int, batch_size: int, out: Any) -> None:
+    """Say how a long run is cut (batches; in memory or resumable in ``out``)."""
+    if count <= batch_size:
+        return
+    batches = -(-count // batch_size)
+    logger.info("%d objectives in %d batches of up to %d images.", count, batches, batch_size)
+    if out is None and count > LARGE_RUN:
+        logger.warning(
+            "%d images will be kept in memory and lost if the run stops; pass out=DIR (--out) to "
+            "write each batch as it finishes and resume an interrupted run.",
+            count,
+        )
 
 
 def _progress_bar(total: int, progress: bool):

@@ -97,6 +97,19 @@ def builtin_photos() -> dict:
     return {photo.name: photo.pixels for photo in builtin_photos()}
 
 
+@pytest.fixture(scope="session")
+def three_row_gallery(tiny_zoo, tmp_path_factory) -> Path:
+    """A real gallery of 3 class rows in 2 shards, made once (tests copy it before they change it)."""
+    import maco_hub
+
+    out = tmp_path_factory.mktemp("three") / "g"
+    model = str(tiny_zoo["resnet"].path)
+    maco_hub.explain(
+        model, classes=[0, 1, 2], batch_size=2, out=out, steps=2, canvas=32, progress=False, device="cpu"
+    )
+    return out
+
+
 @pytest.fixture
 def hf_cache() -> Path:
     """The session's temporary Hugging Face hub cache (HF_HUB_CACHE)."""

@@ -352,9 +352,9 @@ def test_cuda_runs_and_improves_the_objective(spectrum, tiny_classifier, precisi
     assert result.history[-5:].mean() > result.history[:5].mean()
 
 
-@pytest.mark.gpu
-def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
-    """No host sync between the first and the final model call (torch's sync debug mode errors)."""
+def _sync_watched(tiny_classifier):
+    """A CUDA score function of a copy of the shared classifier (classes 1 and 3) that makes any
+    host sync after its first model call an error (torch's sync debug mode); and its call list."""
     net = copy.deepcopy(tiny_classifier).to("cuda")  # the fixture is shared: a copy moves
     target = torch.tensor([1, 3], device="cuda")
     calls = []
@@ -364,6 +364,13 @@ def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
         torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
         return net(pixels)[torch.arange(len(pixels), device="cuda"), target[index]]
 
+    return score, calls
+
+
+@pytest.mark.gpu
+def test_cuda_step_loop_never_waits_for_the_device(spectrum, tiny_classifier):
+    """No host sync between the first and the final model call (torch's sync debug mode errors)."""
+    score, _ = _sync_watched(tiny_classifier)
     try:
         result = optimize(
             score,
@@ -590,19 +597,11 @@ def test_a_non_finite_image_is_an_error_whatever_makes_it(spectrum):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_crop_chunks_reach_the_device_without_waiting(spectrum, tiny_classifier, monkeypatch):
     """Boxes drawn a step at a time still never make the step loop wait, and give the same pixels."""
     from maco_hub.engine import loop as engine
 
-    net = tiny_classifier.to("cuda")
-    target = torch.tensor([1, 3], device="cuda")
-    calls = []
-
-    def score(pixels, index):
-        calls.append(1)
-        torch.cuda.set_sync_debug_mode("error" if torch.is_grad_enabled() and len(calls) > 1 else 0)
-        return net(pixels)[torch.arange(len(pixels), device="cuda"), target[index]]
+    score, calls = _sync_watched(tiny_classifier)
 
     config = EngineConfig(steps=6, canvas=64, crops=3, crops_per_forward=6)
     whole = optimize(score, PRE, seeds=[0, 1], spectrum=spectrum, device="cuda", config=config)

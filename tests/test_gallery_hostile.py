@@ -43,35 +43,18 @@ ESCAPES = "\x1b]0;pwned\x07\x1b[2J"  # retitles and clears a terminal that print
 
 
 @pytest.fixture(scope="module")
-def three_rows(tiny_zoo, tmp_path_factory) -> Path:
-    """A real gallery of 3 class rows in 2 shards (copied by the tests)."""
-    out = tmp_path_factory.mktemp("three") / "g"
-    maco_hub.explain(
-        str(tiny_zoo["resnet"].path),
-        classes=[0, 1, 2],
-        batch_size=2,
-        out=out,
-        steps=2,
-        canvas=32,
-        progress=False,
-        device="cpu",
-    )
-    return out
-
-
-@pytest.fixture(scope="module")
-def three_rows_evaluated(three_rows, tmp_path_factory) -> Path:
+def three_rows_evaluated(three_row_gallery, tmp_path_factory) -> Path:
     """The same rows, evaluated by a tiny judge (shards with eval columns, evaluation.json)."""
     out = tmp_path_factory.mktemp("evaluated") / "g"
-    shutil.copytree(three_rows, out)
+    shutil.copytree(three_row_gallery, out)
     maco_hub.evaluate(out, {"deit": loaded("deit")}, crops=2, seed=0, out=out)
     return out
 
 
 @pytest.fixture
-def gallery(three_rows, tmp_path) -> Path:
+def gallery(three_row_gallery, tmp_path) -> Path:
     folder = tmp_path / "g"
-    shutil.copytree(three_rows, folder)
+    shutil.copytree(three_row_gallery, folder)
     return folder
 
 

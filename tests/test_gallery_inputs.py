@@ -141,10 +141,10 @@ def test_inputs_travel_with_a_pushed_gallery(gallery, photo, online_hub):
     assert np.abs(np.asarray(again.image, float) - np.asarray(back[0].image, float)).max() <= 1
 
 
-def test_the_page_shows_the_method_variant_and_image_of_each_row(gallery, browser):
+def test_the_page_shows_the_method_variant_and_image_of_each_row(gallery, photo, browser):
     from browser import console_errors
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get((gallery / "index.html").as_uri())
     loaded_all = (
@@ -159,6 +159,21 @@ def test_the_page_shows_the_method_variant_and_image_of_each_row(gallery, browse
     assert notes[2:] == [["variant 1 of 2"], ["variant 2 of 2"]] and notes[0][0].startswith("from image ")
     thumb = tiles[0].find_element(By.CSS_SELECTOR, "a.input img")
     assert thumb.get_attribute("src").endswith(".png") and "/inputs/" in thumb.get_attribute("src")
+    # the dense grid (large galleries) shows the same note under each cell and in its details
+    Select(browser.find_element(By.ID, "view")).select_by_value("grid")
+    cells = browser.find_elements(By.CSS_SELECTOR, ".cell")
+    assert [[n.text for n in c.find_elements(By.CSS_SELECTOR, ".cell-note")] for c in cells] == notes
+    cells[3].click()
+    dialog = browser.find_element(By.ID, "details")
+    assert dialog.find_element(By.CSS_SELECTOR, ".chip.note").text == "variant 2 of 2"
+    record = json.loads(dialog.find_element(By.CSS_SELECTOR, "pre").get_attribute("textContent"))
+    assert record["variant"] == 1 and record["diversity"]["variants"] == 2
+    dialog.find_element(By.ID, "details-close").click()
+    cells[0].click()
+    assert [a.text for a in dialog.find_elements(By.CSS_SELECTOR, "a.input")] == ["start image"]
+    record = json.loads(dialog.find_element(By.CSS_SELECTOR, "pre").get_attribute("textContent"))
+    assert record["accentuation"]["image_sha256"] == read_image(photo).sha256
+    assert console_errors(browser) == []
 
 
 def test_a_row_of_an_unknown_method_is_shown_but_not_regenerated(gallery):

@@ -59,23 +59,6 @@ def evil_model(tiny_zoo, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def good_gallery(tiny_zoo, tmp_path_factory) -> Path:
-    """A real gallery of 3 rows in 2 shards (the attacks below copy and rewrite it)."""
-    out = tmp_path_factory.mktemp("good") / "g"
-    maco_hub.explain(
-        str(tiny_zoo["resnet"].path),
-        classes=[0, 1, 2],
-        batch_size=2,
-        out=out,
-        steps=2,
-        canvas=32,
-        progress=False,
-        device="cpu",
-    )
-    return out
-
-
 def test_hostile_labels_stay_text(evil_model, tmp_path):
     out = tmp_path / "g"
     result = run_cli(
@@ -192,13 +175,13 @@ ATTACKS = {
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
-def test_crafted_galleries_are_refused_with_one_line(good_gallery, tmp_path, attack):
+def test_crafted_galleries_are_refused_with_one_line(three_row_gallery, tmp_path, attack):
     craft, named = ATTACKS[attack]
     root = tmp_path / "root"
     folder = root / "deep" / "gallery"
     outside = root / "outside"
     outside.mkdir(parents=True)
-    shutil.copytree(good_gallery, folder)
+    shutil.copytree(three_row_gallery, folder)
     craft(folder, outside)
     before = files_under(root)
     before.pop("deep/gallery/.maco_hub.lock", None)
@@ -247,9 +230,9 @@ def test_shard_replaced_by_another_is_caught_and_repair_then_rerun_completes(tin
     assert len(datasets.load_dataset(str(out), split="train")) == 3
 
 
-def test_record_key_in_data_never_names_a_file(good_gallery, tmp_path):
+def test_record_key_in_data_never_names_a_file(three_row_gallery, tmp_path):
     folder = tmp_path / "g"
-    shutil.copytree(good_gallery, folder)
+    shutil.copytree(three_row_gallery, folder)
 
     def poisoned(rows):  # the key column stays right; only the record's own "key" is hostile
         record = json.loads(rows[0]["record"])
@@ -357,9 +340,9 @@ def test_kill_9_at_any_point_then_rerun_completes(tiny_zoo, tmp_path, point):
     assert len(datasets.load_dataset(str(out), split="train")) == 3
 
 
-def test_files_maco_hub_did_not_write_are_kept_and_reported(good_gallery, tmp_path, caplog):
+def test_files_maco_hub_did_not_write_are_kept_and_reported(three_row_gallery, tmp_path, caplog):
     folder = tmp_path / "g"
-    shutil.copytree(good_gallery, folder)
+    shutil.copytree(three_row_gallery, folder)
     strays = [
         folder / "data" / "notes.parquet",
         folder / "data" / "train-0123456789abcdef.parquet",
@@ -375,9 +358,9 @@ def test_files_maco_hub_did_not_write_are_kept_and_reported(good_gallery, tmp_pa
     assert len(maco_hub.load_gallery(folder)) == 3
 
 
-def test_another_writers_in_flight_file_is_left_while_it_holds_the_lock(good_gallery, tmp_path):
+def test_another_writers_in_flight_file_is_left_while_it_holds_the_lock(three_row_gallery, tmp_path):
     folder = tmp_path / "g"
-    shutil.copytree(good_gallery, folder)
+    shutil.copytree(three_row_gallery, folder)
     in_flight = folder / "images" / ".x.png.abcd1234.maco_hub.tmp"
     holder_done = threading.Event()
     seen: list[bool] = []
@@ -445,9 +428,9 @@ def test_missing_shard_is_named_and_repair_then_rerun_completes(tiny_zoo, tmp_pa
     assert sorted(item.class_id for item in maco_hub.explain(model, **options)) == [0, 1, 2]
 
 
-def test_a_wrong_manifest_entry_loses_no_shard(good_gallery, tmp_path):
+def test_a_wrong_manifest_entry_loses_no_shard(three_row_gallery, tmp_path):
     folder = tmp_path / "g"
-    shutil.copytree(good_gallery, folder)
+    shutil.copytree(three_row_gallery, folder)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     real = manifest["shards"][0]["file"]
     manifest["shards"][0]["file"] = "data/train-00000.parquet"  # well-formed, but not the real file

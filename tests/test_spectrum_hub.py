@@ -89,13 +89,15 @@ def test_push_to_a_branch(online_hub, small: Spectrum) -> None:
     assert load_spectrum(repo_id).sha256 == small.sha256  # main untouched
 
 
-def test_cached_spectrum_loads_offline(online_hub, small: Spectrum, monkeypatch) -> None:
+def test_cached_spectrum_loads_offline(online_hub, small: Spectrum) -> None:
     from huggingface_hub import constants
 
     repo_id = online_hub.new_repo_id("spectrum")
     commit = _commit(push_spectrum(small, repo_id))
     assert load_spectrum(repo_id).sha256 == small.sha256  # downloads into the cache
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    # online_hub puts the suite's offline mode back when the test ends (a monkeypatch undone after
+    # that would restore the online value and leave every later test online)
+    constants.HF_HUB_OFFLINE = True
     with online_hub.unreachable():
         for revision in (None, commit):
             cached = load_spectrum(repo_id, revision=revision)

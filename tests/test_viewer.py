@@ -14,6 +14,7 @@ import pytest
 from browser import console_errors
 from PIL import Image
 
+from maco_hub._text import visible
 from maco_hub.errors import ConfigError
 from maco_hub.gallery import viewer
 from maco_hub.gallery.viewer import render_index_html, write_index_html
@@ -133,10 +134,22 @@ def gallery(tmp_path: Path) -> tuple[Path, list[dict]]:
     return tmp_path, rows
 
 
-def _embedded_rows(page: str) -> list[dict]:
+def _embedded_data(page: str) -> dict:
     match = re.search(r'<script id="rows" type="application/json">(.*?)</script>', page, re.S)
     assert match, "no JSON data script in the page"
     return json.loads(match.group(1))
+
+
+def _embedded_rows(page: str) -> list[dict]:
+    """The rows as the page's script sees them: each record its shared part plus its own fields."""
+    data = _embedded_data(page)
+    rows = []
+    for row in data["rows"]:
+        shared = row.pop("shared", None)
+        if shared is not None:
+            row["record"] = {**data["shared"][shared], **row["record"]}
+        rows.append(row)
+    return rows
 
 
 # --- Python side ------------------------------------------------------------------------------------
@@ -226,6 +239,13 @@ def _wait(driver, script: str, timeout: float = 10.0):
     return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
 
 
+def _shown(driver) -> list[str]:
+    """The row indices of the tiles or cells the page shows, in order."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#grid [data-index]')].map((t) => t.dataset.index);"
+    )
+
+
 def _corner_is_checkerboard(element) -> bool:
     """The top-left corner of a rendered image shows the dark grey checkerboard, not the image."""
     shot = np.asarray(Image.open(io.BytesIO(element.screenshot_as_png)).convert("RGB"), dtype=int)
@@ -285,12 +305,12 @@ def test_page_in_headless_chromium(browser, gallery):
     # Live, case-insensitive search over label, objective and layer.
     search = browser.find_element(By.ID, "search")
     search.send_keys("ESP")
-    shown = [t.get_attribute("data-index") for t in tiles if t.is_displayed()]
-    assert shown == ["0", "1"] and count.text == f"2 of {len(rows)} shown"
+    assert _shown(browser) == ["0", "1"] and count.text == f"2 of {len(rows)} shown"
     search.send_keys(Keys.BACKSPACE * 3)
-    assert all(t.is_displayed() for t in tiles) and count.text == f"{len(rows)} of {len(rows)} shown"
+    assert _shown(browser) == [str(i) for i in range(len(rows))]
+    assert count.text == f"{len(rows)} of {len(rows)} shown"
     search.send_keys("stages.2")
-    assert [t.get_attribute("data-index") for t in tiles if t.is_displayed()] == ["3"]
+    assert _shown(browser) == ["3"]
     search.send_keys("zzz")
     assert count.text == f"0 of {len(rows)} shown"
     assert browser.find_element(By.ID, "empty").is_displayed()
@@ -302,3 +322,47 @@ def test_page_in_headless_chromium(browser, gallery):
     blocked = browser.execute_async_script(_TRY_REMOTE_IMAGE)
     assert blocked == "img-src"
     assert any("Content Security Policy" in message for message in console_errors(browser))
+
+
+EVIL_LAYER = '</script><img src=x onerror="window.__pwned = 1">'
+
+
+def test_grid_view_groups_and_details_keep_hostile_text_as_text(browser, gallery):
+    """The dense grid's captions, the group menu, the atlas headings and the details dialog show
+    labels, layers and objectives as text (visible escapes for bidi and control characters)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    folder, rows = gallery
+    evil = {**rows[3], "layer": EVIL_LAYER, "label": None, "objective": "\u202eevil\x1b[2J"}
+    rows = [*rows, evil, {**rows[4], "label": '<img src=x onerror="window.__pwned = 1">'}]
+    page = write_index_html(folder, rows, title="t")
+    data = viewer.page_data(rows)
+    browser.get(page.as_uri())
+    Select(browser.find_element(By.ID, "view")).select_by_value("grid")
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".cell-caption")]
+    short = [
+        r["label"] or (f"{r['layer']}:{r['unit']}" if r["layer"] and r["unit"] is not None else None)
+        for r in rows
+    ]
+    assert captions == [visible(s or r["objective"]) for s, r in zip(short, rows, strict=True)]
+    options = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#group option")][1:]
+    assert options == [f"{g['name']} ({g['count']})" for g in data["groups"]]
+    assert visible(EVIL_LAYER) + " · channels (1)" in options
+    Select(browser.find_element(By.ID, "order")).select_by_value("atlas")
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, ".group-heading")]
+    assert headings == [f"{g['name']} ({g['count']})" for g in data["groups"]]  # every group in order
+    cell = browser.find_element(By.CSS_SELECTOR, f'.cell[data-index="{len(rows) - 2}"]')
+    cell.click()
+    dialog = browser.find_element(By.ID, "details")
+    assert dialog.is_displayed()
+    assert dialog.find_element(By.CSS_SELECTOR, ".caption").text == visible(evil["objective"])
+    assert dialog.find_element(By.CSS_SELECTOR, ".chip.layer").text == visible(EVIL_LAYER)
+    shown = json.loads(dialog.find_element(By.CSS_SELECTOR, "pre").get_attribute("textContent"))
+    assert shown == evil["record"]
+    assert dialog.find_element(By.CSS_SELECTOR, "img").get_attribute("src").endswith(evil["image"])
+    assert browser.execute_script("return window.__pwned === undefined") is True
+    assert browser.execute_script("return document.querySelectorAll('img:not(.frame img)').length") == 0
+    dialog.find_element(By.ID, "details-close").click()
+    assert not dialog.is_displayed()
+    assert console_errors(browser) == []

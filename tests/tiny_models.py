@@ -173,25 +173,62 @@ def _clip_vision_dims() -> dict:
     return _vit_dims(projection_dim=16)
 
 
-def _clip(folder: Path) -> None:
-    import transformers as T
+TEXT_POSITIONS = 32  # the tiny text towers' context, in tokens (CLIP's real one: 77)
 
-    text = dict(
+
+def _tiny_tokenizer():
+    """A CLIP BPE tokenizer built offline: its vocabulary is the 256 byte-level symbols, alone and
+    ending a word, with no merges (one token per character)."""
+    import transformers as T
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    symbols = sorted(ByteLevel.alphabet())
+    words = ["<|startoftext|>", "<|endoftext|>", *symbols, *(s + "</w>" for s in symbols)]
+    vocab = {word: i for i, word in enumerate(words)}
+    return T.CLIPTokenizer(vocab=vocab, merges=[], model_max_length=TEXT_POSITIONS)
+
+
+def _seeded(cls, config, seed: int = 0):
+    """``cls(config)`` with weights drawn from ``seed``, other builders' draws left as they were: the
+    text-objective tests need a tower whose image embedding follows its input (some draws of a
+    2-layer random ViT barely move it; the seeds used were picked by trying a few)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return cls(config)
+
+
+def _text_dims() -> dict:
+    return dict(
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=1,
         num_attention_heads=2,
-        vocab_size=100,
-        max_position_embeddings=16,
+        vocab_size=2 + 2 * 256,  # _tiny_tokenizer's vocabulary
+        max_position_embeddings=TEXT_POSITIONS,
         bos_token_id=0,
         eos_token_id=1,
         pad_token_id=1,
     )
-    config = T.CLIPConfig(text_config=text, vision_config=_clip_vision_dims(), projection_dim=16)
+
+
+def _clip(folder: Path) -> None:
+    import transformers as T
+
+    config = T.CLIPConfig(text_config=_text_dims(), vision_config=_clip_vision_dims(), projection_dim=16)
     processor = T.CLIPImageProcessor(
         **PROC, size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}
     )
-    _save(T.CLIPModel(config), processor, folder)
+    _save(_seeded(T.CLIPModel, config, seed=1), processor, folder)
+    _tiny_tokenizer().save_pretrained(folder)
+
+
+def _siglip(folder: Path) -> None:
+    import transformers as T
+
+    config = T.SiglipConfig(text_config=_text_dims(), vision_config=_vit_dims())
+    processor = T.SiglipImageProcessor(**PROC, size={"height": SIZE, "width": SIZE})
+    _save(_seeded(T.SiglipModel, config), processor, folder)
+    _tiny_tokenizer().save_pretrained(folder)
 
 
 def _clip_vision(folder: Path) -> None:
@@ -233,6 +270,7 @@ BUILDERS: dict[str, tuple[Callable[[Path], None], int, bool, str, str, int]] = {
     "efficientnet": (_efficientnet, SIZE, True, "efficientnet.encoder.blocks.2", "conv", 0),
     "dinov2": (_dinov2, SIZE, False, "encoder.layer.0", "tokens", 1),
     "clip": (_clip, SIZE, False, "encoder.layers.0", "tokens", 1),
+    "siglip": (_siglip, SIZE, False, "encoder.layers.0", "tokens", 0),
     "clip_vision": (_clip_vision, SIZE, False, "encoder.layers.0", "tokens", 1),
     "siglip_vision": (_siglip_vision, SIZE, False, "encoder.layers.0", "tokens", 0),
 }

@@ -27,6 +27,7 @@ from .options import (
     print_text,
     push_arguments,
     show_progress,
+    unit_choice,
 )
 from .spectrum import add_spectrum_commands
 
@@ -80,8 +81,25 @@ def _parser() -> argparse.ArgumentParser:
         help="class indices or names (see `maco-hub labels MODEL`), or `all` for "
         "every class; with nothing chosen, a documented default set",
     )
-    explain.add_argument("--layer", help="module path, see `maco-hub layers MODEL`")
-    explain.add_argument("--channels", nargs="+", type=int, metavar="UNIT", help="units of --layer")
+    explain.add_argument(
+        "--layer",
+        action="append",
+        help="module path, see `maco-hub layers MODEL`; repeat it for several layers",
+    )
+    explain.add_argument(
+        "--channels",
+        nargs="+",
+        type=unit_choice,
+        metavar="UNIT",
+        help="units of each --layer, or `all` for every unit in unit order",
+    )
+    explain.add_argument(
+        "--text",
+        nargs="+",
+        metavar="PROMPT",
+        dest="texts",
+        help='text prompts, e.g. "a red car" (CLIP and SigLIP checkpoints)',
+    )
     explain.add_argument(
         "--objective",
         nargs="+",
@@ -200,16 +218,18 @@ def _add_gallery_commands(commands: argparse._SubParsersAction, common: argparse
 
 
 def _run_explain(args: argparse.Namespace) -> int:
-    from ..choices import ALL_CLASSES
+    from ..choices import ALL_CLASSES, ALL_UNITS
     from ..explainer import explain
 
     classes = ALL_CLASSES if args.classes == [ALL_CLASSES] else args.classes
+    channels = ALL_UNITS if args.channels == [ALL_UNITS] else args.channels
     gallery = explain(
         args.model,
         classes=classes,
-        layer=args.layer,
-        channels=args.channels,
+        layers=args.layer,
+        channels=channels,
         objectives=args.objectives,
+        texts=args.texts,
         revision=args.revision,
         trust_remote_code=args.trust_remote_code,
         **explain_arguments(args),

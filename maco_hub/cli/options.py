@@ -135,6 +135,18 @@ def explain_arguments(args: argparse.Namespace) -> dict:
     }
 
 
+def unit_choice(text: str) -> int | str:
+    """A ``--channels`` value: a unit index, or ``all``."""
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{visible(repr(text))} is not a unit index: give integers such as 0 1 2, or all"
+        ) from None
+
+
 def add_push_options(
     parser: argparse.ArgumentParser, *, revision: str | None = "--revision", private: bool = True
 ) -> None:

@@ -27,6 +27,7 @@ KIND_NAMES = {
     "neuron": ("neuron", "neurons"),
     "layer": ("layer", "layers"),
     "direction": ("direction", "directions"),
+    "text": ("text prompt", "text prompts"),
     "sum": ("sum of objectives", "sums of objectives"),
     "inversion": ("inversion", "inversions"),
 }

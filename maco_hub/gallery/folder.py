@@ -9,10 +9,11 @@ Writers take the folder lock, re-read the manifest and merge into it, so concurr
 union of their rows. Every write is atomic and the manifest is written after the files it lists; an
 empty manifest marks a new folder before any data. A writer that opens a folder removes what
 maco_hub left unfinished (its own temporary files, shards whose name is the hash of their content
-but that no manifest lists, images of unlisted rows; regular files only) and reports, but keeps,
-anything else; :meth:`GalleryFolder.repair` also drops damaged shards (to be recomputed by a rerun)
-and rebuilds a lost manifest from the shards named by their hash. A failed write (read-only folder,
-full disk) is one GalleryError and leaves the gallery as it was before the failed batch.
+but that no manifest lists, images and thumbnails of unlisted rows; regular files only) and
+reports, but keeps, anything else; :meth:`GalleryFolder.repair` also drops damaged shards (to be
+recomputed by a rerun) and rebuilds a lost manifest from the shards named by their hash. A failed
+write (read-only folder, full disk) is one GalleryError and leaves the gallery as it was before the
+failed batch.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class GalleryFolder(FolderRepairs):
         self._links = links_within  # a downloaded gallery's cache folder: links to its blobs are read
         self._subjects: dict[str, dict[str, tuple]] = {}  # shard file -> subject -> settings
         self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
+        self._identities: dict[tuple[str, str], frozenset[str]] = {}  # (file, sha256) -> identity keys
         self._inputs: dict[str, Any] = {}  # checked input images, by sha256
 
     @classmethod
@@ -146,8 +148,17 @@ class GalleryFolder(FolderRepairs):
 
     def identity_keys(self) -> set[str]:
         """The identity keys of the gallery's rows: a new row whose key is among them is already
-        there (rows written before execution settings left the identity included)."""
-        return {row["record"].identity_key for row in self.metadata_rows()}
+        there (rows written before execution settings left the identity included). Hashed once
+        per shard (shards are named by their content), so appending a batch does not cost more
+        as the gallery grows."""
+        keys: set[str] = set()
+        for entry in self._manifest["shards"]:
+            name = (entry["file"], entry["sha256"])
+            if name not in self._identities:
+                rows = self._load_shard(entry, images=False)
+                self._identities[name] = frozenset(row["record"].identity_key for row in rows)
+            keys |= self._identities[name]
+        return keys
 
     def __len__(self) -> int:
         return sum(len(shard["keys"]) for shard in self._manifest["shards"])
@@ -174,28 +185,30 @@ class GalleryFolder(FolderRepairs):
     def read(self) -> Gallery:
         """Every row, in the order they were added (each shard's sha256, rows and images checked,
         and the input images rows were made from), with the stored evaluation."""
-        items: list[Visualization] = []
-        for entry in self._manifest["shards"]:
-            items.extend(
-                self._with_inputs(visualization_from_row(row)) for row in self._load_shard(entry, images=True)
-            )
+        items = [item for entry in self._manifest["shards"] for item in self.shard_items(entry)]
         return Gallery(tuple(items), evaluation=self.evaluation())
+
+    def shard_items(self, entry: dict[str, Any]) -> list[Visualization]:
+        """The rows of one listed shard (a manifest entry) as visualizations, checked, images and
+        input images decoded."""
+        return [
+            self._with_inputs(visualization_from_row(row)) for row in self._load_shard(entry, images=True)
+        ]
 
     def add_inputs(self, images) -> None:
         """Store input images (``inputs/SHA.png``) that are missing or damaged, under the lock."""
         with self.locked():
             write_inputs(self.path, images)
 
-    def _with_inputs(self, item: Visualization, cache: dict | None = None) -> Visualization:
+    def _with_inputs(self, item: Visualization) -> Visualization:
         """``item`` with the checked input images its batch was made from (GalleryError naming
         the row for a missing or swapped one)."""
         hashes = item.record.image_hashes
         if not hashes:
             return item
-        cache = self._inputs if cache is None else cache
         where = f"Row {item.key} ({item.objective!r}): "
         return replace(
-            item, inputs=read_inputs(self.path, hashes, cache, links_within=self._links, where=where)
+            item, inputs=read_inputs(self.path, hashes, self._inputs, links_within=self._links, where=where)
         )
 
     def metadata_rows(self) -> list[dict[str, Any]]:
@@ -258,9 +271,10 @@ class GalleryFolder(FolderRepairs):
         """The bytes of the gallery's own file ``name`` (see :func:`~.layout.read_file`)."""
         return read_file(gallery_path(self.path, name, links_within=self._links), limit, what, fix)
 
-    def write_own(self, name: str, data: bytes | str) -> None:
-        """Write the gallery's own file ``name`` atomically, never through a link."""
-        atomic_write(gallery_path(self.path, name), data)
+    def write_own(self, name: str, data: bytes | str, *, durable: bool = True) -> None:
+        """Write the gallery's own file ``name`` atomically, never through a link (``durable``: see
+        :func:`~maco_hub._files.atomic_write`)."""
+        atomic_write(gallery_path(self.path, name), data, durable=durable)
 
     # ------------------------------------------------------------------------------- internals
 

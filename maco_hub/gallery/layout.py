@@ -5,6 +5,7 @@ Layout of a gallery folder::
     manifest.json                 the finished shards, in order, with their row keys and sha256
     data/train-HASH.parquet       the shards: `image`/`alpha` columns + metadata (maco_hub.gallery.format)
     images/KEY.png                the image, and KEY-transparent.png with attribution as alpha
+    thumbs/KEY.webp               small copies of both for the viewer (maco_hub.gallery.thumbnails)
     inputs/SHA.png                images rows were made from (maco_hub.gallery.inputs), if any
     README.md                     dataset card (YAML header tells `datasets` where the data is)
     index.html                    static viewer (search, transparency toggle, records)
@@ -12,7 +13,7 @@ Layout of a gallery folder::
     .maco_hub.lock                the inter-process lock every writer takes
 
 The folder itself may be reached through a link the user named, but nothing inside it is a link:
-``data/``, ``images/`` and every file above must be a real folder or a regular file, or the
+``data/``, ``images/``, ``thumbs/`` and every file above must be a real folder or a regular file, or the
 operation stops with a GalleryError before it reads, writes or deletes anything there (two galleries
 whose ``images/`` link to one folder would otherwise delete each other's images). A downloaded
 gallery's files may link to its blobs in the Hugging Face cache, nowhere else. Files are read
@@ -40,9 +41,10 @@ CARD_NAME = "README.md"
 INDEX_NAME = "index.html"
 DATA_DIR = "data"
 IMAGES_DIR = "images"
+THUMBS_DIR = "thumbs"
 INPUTS_DIR = "inputs"
 MAX_SHARD_BYTES = 2 << 30  # a shard is read whole (sha256, then parquet): 8x what maco_hub writes
-OWN_FOLDERS = (DATA_DIR, IMAGES_DIR, INPUTS_DIR)
+OWN_FOLDERS = (DATA_DIR, IMAGES_DIR, THUMBS_DIR, INPUTS_DIR)
 OWN_FILES = (MANIFEST_NAME, CARD_NAME, INDEX_NAME, EVALUATION_NAME, LOCK_NAME)
 KNOWN_TOP = {*OWN_FOLDERS, *OWN_FILES, ".gitattributes"}  # what a gallery folder's top level holds
 

@@ -75,6 +75,7 @@ class RowRecord:
     torch_version: str | None = None
     python_version: str | None = None
     stored_key: str | None = field(default=None, compare=False)  # the key it was written with, if any
+    stored_batch_id: str | None = field(default=None, compare=False)  # its shard's (checked) id of batch
 
     def __post_init__(self) -> None:  # own copies, so a caller's dicts never change a record
         for name in (
@@ -155,7 +156,9 @@ class RowRecord:
     @property
     def batch_id(self) -> str | None:
         """A hash of the batch's members (None for a record without a batch)."""
-        return batch_id(self.batch) if self.batch else None
+        if not self.batch:
+            return None
+        return self.stored_batch_id or batch_id(self.batch)
 
     @property
     def steps(self) -> int | None:
@@ -222,6 +225,7 @@ class RowRecord:
             variant=check.variant(),
             diversity=check.diversity(),
             stored_key=check.key(),
+            stored_batch_id=data.get("batch_id") if members and "batch" not in data else None,
         )
         if members and BatchMember(record.objective_record, record.seed) not in members:
             raise GalleryError(

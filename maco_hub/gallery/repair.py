@@ -3,10 +3,10 @@ opens the folder, and :meth:`FolderRepairs.repair` drops what is damaged (a reru
 command recomputes the dropped rows).
 
 Only maco_hub's own leftovers are removed (its temporary files, shards named by the hash of their
-content that no manifest lists, images of unlisted rows, input images no row names; regular files
-only); anything else is reported and kept. A lost manifest is rebuilt from the shards named by
-their hash. Rows whose input image (``inputs/SHA.png``) is missing or swapped cannot be made again,
-so repair drops their shard like a damaged one.
+content that no manifest lists, images and thumbnails of unlisted rows, input images no row names;
+regular files only); anything else is reported and kept. A lost manifest is rebuilt from the shards
+named by their hash. Rows whose input image (``inputs/SHA.png``) is missing or swapped cannot be
+made again, so repair drops their shard like a damaged one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .._files import is_own_temp_file, read_regular
 from ..errors import GalleryError
 from .format import MAX_EVALUATION_BYTES, eval_columns, is_own_shard, read_table, shard_eval_columns
 from .inputs import input_hash, read_inputs
-from .keys import is_row_key
+from .keys import KEY_LENGTH, is_row_key
 from .layout import (
     DATA_DIR,
     EVALUATION_NAME,
@@ -32,6 +32,7 @@ from .layout import (
     KNOWN_TOP,
     MANIFEST_NAME,
     MAX_SHARD_BYTES,
+    THUMBS_DIR,
     check_layout,
     entries,
     entry_mode,
@@ -42,7 +43,7 @@ from .layout import (
 from .lock import folder_lock
 from .manifest import check_evaluation_entry, read_manifest, write_manifest
 from .row_checks import visualization_from_row
-from .rows import image_names, png_bytes
+from .rows import image_names, png_bytes, thumbnail_names
 
 logger = logging.getLogger(__name__)
 
@@ -124,14 +125,15 @@ class FolderRepairs:
             else:
                 report.left.append(relative)
         keys = self.keys
-        for file in entries(self.path / IMAGES_DIR):
-            key = file.name.removesuffix(".png").removesuffix("-transparent")
-            ours = is_row_key(key) and file.name in image_names(key)
-            if is_regular(file) and (is_own_temp_file(file) or (ours and key not in keys)):
-                file.unlink()
-                report.removed.append(f"{IMAGES_DIR}/{file.name}")
-            elif not (ours and is_regular(file)):
-                report.left.append(f"{IMAGES_DIR}/{file.name}")
+        for folder, names in ((IMAGES_DIR, image_names), (THUMBS_DIR, thumbnail_names)):
+            for file in entries(self.path / folder):
+                key = file.name[:KEY_LENGTH]
+                ours = is_row_key(key) and file.name in names(key)
+                if is_regular(file) and (is_own_temp_file(file) or (ours and key not in keys)):
+                    file.unlink()
+                    report.removed.append(f"{folder}/{file.name}")
+                elif not (ours and is_regular(file)):
+                    report.left.append(f"{folder}/{file.name}")
         named = {sha for row in self.metadata_rows() for sha in row["record"].image_hashes}
         for file in entries(self.path / INPUTS_DIR):
             sha = input_hash(file)

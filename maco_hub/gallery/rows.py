@@ -1,12 +1,15 @@
 """Results in memory: one :class:`Visualization` per objective, gathered in a :class:`Gallery`.
 
 Pure data and PNG helpers, no torch (browsing a gallery stays fast); folders
-(:mod:`maco_hub.gallery.folder`) and the Hub (:mod:`maco_hub.gallery.storage`) build on it.
+(:mod:`maco_hub.gallery.folder`) and the Hub (:mod:`maco_hub.gallery.storage`) build on it. In a
+notebook a gallery shows itself as a captioned grid of thumbnails and a visualization as its image
+(:mod:`maco_hub.gallery.display`); their ``repr`` is one line.
 """
 
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +18,9 @@ from typing import Any, overload
 from PIL import Image
 
 from .._files import atomic_write
-from ..errors import GalleryError
+from .._text import visible
+from ..errors import ConfigError, GalleryError
+from .display import NOTEBOOK_TILES, contact_sheet, tiles_html
 from .evaluation import Evaluation
 from .keys import is_row_key
 from .record import RowRecord
@@ -29,7 +34,7 @@ class Visualization:
     alpha: Image.Image  # "L": attribution normalized to 0–255 (see maco_hub.engine.pictures)
     score: float  # objective on the whole image resized to the model input
     objective: str  # human-readable description, used as caption
-    kind: str  # "class", "channel", "neuron", "layer", "direction" or "sum"
+    kind: str  # "class", "channel", "neuron", "layer", "direction", "text" or "sum"
     layer: str | None = None  # module path the objective reads, if one
     unit: int | None = None  # channel / neuron index, if any
     class_id: int | None = None  # class index for class objectives
@@ -58,6 +63,26 @@ class Visualization:
         rgba.putalpha(self.alpha)
         return rgba
 
+    @property
+    def caption(self) -> str:
+        """What a thumbnail is captioned with: the label, else ``layer:unit``, else the objective."""
+        if self.label:
+            return self.label
+        if self.layer is not None and self.unit is not None:
+            return f"{self.layer}:{self.unit}"
+        return self.objective
+
+    def __repr__(self) -> str:
+        width, height = self.image.size
+        return (
+            f"<Visualization {self.caption!r}: {self.objective!r}, score {self.score:.4g}, "
+            f"seed {self.seed}, {width}x{height} px>"
+        )
+
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the image."""
+        return png_bytes(self.image)
+
 
 @dataclass(frozen=True)
 class Gallery(Sequence[Visualization]):
@@ -80,6 +105,67 @@ class Gallery(Sequence[Visualization]):
 
     def __iter__(self) -> Iterator[Visualization]:
         return iter(self.items)
+
+    def summary(self) -> str:
+        """One line: how many rows of which kinds, of which models, whether evaluated."""
+        kinds = ", ".join(
+            f"{n} {visible(str(kind))}" for kind, n in Counter(i.kind for i in self).most_common()
+        )
+        models = sorted({visible(i.record.model_id) for i in self if i.record is not None})
+        text = f"Gallery of {len(self)} visualization{'s' if len(self) != 1 else ''}"
+        text += f" ({kinds})" if kinds else ""
+        text += f" of {', '.join(models[:3])}{' and others' if len(models) > 3 else ''}" if models else ""
+        if self.evaluation is not None:
+            judges = len(self.evaluation.summary)
+            text += f", evaluated by {judges} judge{'s' if judges != 1 else ''}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"<{self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a captioned grid of the first :data:`~.display.NOTEBOOK_TILES` thumbnails."""
+        shown = self.items[:NOTEBOOK_TILES]
+        return tiles_html(
+            [item.image for item in shown],
+            [item.caption for item in shown],
+            [f"score {item.score:.4g}" for item in shown],
+            title=self.summary(),
+            more=len(self) - len(shown),
+        )
+
+    def grid(
+        self,
+        *,
+        columns: int = 8,
+        size: int = 128,
+        captions: bool | Sequence[str] = True,
+        transparency: bool = False,
+        background: str | tuple[int, ...] | None = None,
+    ) -> Image.Image:
+        """One PIL contact sheet of every row: ``columns`` pictures a row, each fitted in ``size``
+        px, captioned with :attr:`Visualization.caption` (or the ``captions`` given, or none);
+        ``transparency`` draws the attribution as alpha (an RGBA sheet, transparent background
+        unless ``background`` is given; else RGB on white).
+
+        >>> gallery.grid(columns=4, size=96).save("figure.png")  # doctest: +SKIP
+        """
+        if not isinstance(transparency, bool):
+            raise ConfigError(f"transparency={transparency!r} must be True or False.")
+        if isinstance(captions, bool):
+            texts = [item.caption for item in self] if captions else None
+        elif (
+            isinstance(captions, Sequence)
+            and not isinstance(captions, str)
+            and all(isinstance(text, str) for text in captions)
+        ):
+            texts = list(captions)
+        else:
+            raise ConfigError(
+                f"captions={captions!r} must be True, False or a list of strings (one per row)."
+            )
+        pictures = [item.with_transparency() if transparency else item.image for item in self]
+        return contact_sheet(pictures, texts, columns=columns, size=size, background=background)
 
     def save_images(self, folder: str | Path) -> list[Path]:
         """Write each row's ``KEY.png`` (RGB) and ``KEY-transparent.png`` (RGBA); return the paths.
@@ -115,12 +201,21 @@ def row_note(record: RowRecord | None) -> str:
 
 def image_names(key: str) -> tuple[str, str]:
     """File names of a row's image and of its RGBA version: derived from its key, never from data."""
+    return _file_names(key, ".png", ".png")
+
+
+def thumbnail_names(key: str) -> tuple[str, str]:
+    """File names of a row's thumbnails (``thumbs/``, see :mod:`maco_hub.gallery.thumbnails`)."""
+    return _file_names(key, ".jpg", ".webp")
+
+
+def _file_names(key: str, suffix: str, transparent_suffix: str) -> tuple[str, str]:
     if not is_row_key(key):
         raise GalleryError(
             f"Row key {key!r} is not a maco_hub row key (20 hex digits); it cannot "
             "name a file. The row was crafted or damaged."
         )
-    return f"{key}.png", f"{key}-transparent.png"
+    return f"{key}{suffix}", f"{key}-transparent{transparent_suffix}"
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -1,7 +1,11 @@
-"""A static ``index.html`` for a gallery folder: a searchable grid of tiles, no server, no network.
+"""A static ``index.html`` for a gallery folder: a searchable, paged grid of tiles, no server, no network.
 
-Row data is embedded as JSON and drawn by a small inline script. The page, its style and its script
-are package data files (``assets/page.html``, ``viewer.css``, ``viewer.js``); a
+Row data is embedded as JSON and drawn by a small inline script, one page of tiles at a time: a
+dense grid of thumbnails (details of a tile on demand, in a dialog) or cards, grouped by kind and
+layer on request (an atlas: the units of a layer in order), with lazily loaded images. Records are
+embedded once per distinct value of their shared part (model, engine config, spectrum, versions, ...)
+plus each row's own fields, so the page does not grow by a whole record per row. The page, its style
+and its script are package data files (``assets/page.html``, ``viewer.css``, ``viewer.js``); a
 Content-Security-Policy with hashes of the inline style and script lets the page load nothing but
 its own images. Control,
 bidi and zero-width characters of any text are shown as visible escapes (``\u202e``, see
@@ -17,7 +21,6 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import html
 import json
 import math
 import os
@@ -29,13 +32,16 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .._files import atomic_write
-from .._text import visible
+from .._text import html_text, visible
 from ..errors import ConfigError
+from .card import KIND_NAMES
 from .layout import INDEX_NAME
 
 ROW_FIELDS = (
     "image",
     "transparent",
+    "thumb",
+    "thumb_transparent",
     "objective",
     "kind",
     "layer",
@@ -53,9 +59,13 @@ ROW_FIELDS = (
     "input",
     "input_role",
 )  # others are ignored
-_PATH_FIELDS = ("image", "transparent", "input")
+_PATH_FIELDS = ("image", "transparent", "thumb", "thumb_transparent", "input")
 ASSETS = "assets"  # package data next to this module: page.html, viewer.css, viewer.js
 _TEXT_FIELDS = ("objective", "kind", "layer", "label", "method", "note", "input_role")
+_VALUE_FIELDS = tuple(f for f in ROW_FIELDS if f not in (*_PATH_FIELDS, "record"))
+_PLAIN_PATH = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+RECORD_ROW_FIELDS = ("objective", "objective_record", "seed", "key", "batch_id", "variant", "accentuation")
+"""The fields of a record embedded with its row; the rest is embedded once for all rows sharing it."""
 
 
 def render_index_html(
@@ -67,28 +77,22 @@ def render_index_html(
 ) -> str:
     """The gallery page for ``rows`` (mappings with the keys in :data:`ROW_FIELDS`, any may be None).
 
-    ``image`` and ``transparent`` are paths relative to the page's folder; ``record`` is shown as
+    ``image``, ``transparent`` and their thumbnails ``thumb``, ``thumb_transparent`` (used by the
+    dense grid when present) are paths relative to the page's folder; ``record`` is shown as
     JSON per tile; ``evaluation`` is a list of ``{judge, status, top1, prob, crops_top1}`` shown
     as one chip per judge. ``title`` and ``description`` are plain text; ``summary`` (plain-text
     ``header``, ``rows`` of cells and ``notes``) becomes the legibility table under the title.
     """
     if not isinstance(title, str) or not isinstance(description, str):
         raise ConfigError(f"title={title!r} and description={description!r} must be strings.")
-    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
-        raise ConfigError(
-            f"rows must be a sequence of mappings, got {type(rows).__name__}; "
-            "pass a list with one dict per image."
-        )
-    data = [_clean_row(i, row) for i, row in enumerate(rows)]
+    data = page_data(rows)
     values = {
         "csp": _content_security_policy(),
-        "title": html.escape(visible(title)),
+        "title": html_text(title),
         "description": (
-            f'<p class="description">{html.escape(visible(description, keep=chr(10)))}</p>'
-            if description
-            else ""
+            f'<p class="description">{html_text(description, keep=chr(10))}</p>' if description else ""
         ),
-        "total": str(len(data)),
+        "total": str(len(data["rows"])),
         "summary": _summary_html(summary),
         "style": _asset("viewer.css"),
         "script": _asset("viewer.js"),
@@ -114,7 +118,7 @@ def _summary_html(summary: Mapping[str, Any] | None) -> str:
     """The legibility table as escaped HTML (every cell is text)."""
     if not summary:
         return ""
-    cell = lambda tag, text: f"<{tag}>{html.escape(visible(str(text)))}</{tag}>"  # noqa: E731
+    cell = lambda tag, text: f"<{tag}>{html_text(text)}</{tag}>"  # noqa: E731
     head = "".join(cell("th", text) for text in summary.get("header", ()))
     body = "".join(
         "<tr>" + "".join(cell("td", text) for text in cells) + "</tr>" for cells in summary.get("rows", ())
@@ -126,13 +130,52 @@ def _summary_html(summary: Mapping[str, Any] | None) -> str:
     )
 
 
+def page_data(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the page embeds: ``rows`` (each row's fields as plain JSON, its ``group`` and the own
+    part of its record), ``shared`` (the distinct shared parts of the records, by ``row["shared"]``)
+    and ``groups`` (kind and layer, in order of first appearance, with their row counts)."""
+    if isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Sequence):
+        raise ConfigError(
+            f"rows must be a sequence of mappings, got {type(rows).__name__}; "
+            "pass a list with one dict per image."
+        )
+    data, shared, known, groups, group_of = [], [], {}, [], {}
+    for index, row in enumerate(rows):
+        clean = _clean_row(index, row)
+        record = row.get("record")
+        if isinstance(record, Mapping):
+            common = {k: v for k, v in record.items() if k not in RECORD_ROW_FIELDS}
+            text = repr(common)  # records alike (model, config, spectrum, ...) are made JSON once
+            if text not in known:
+                known[text] = len(shared)
+                shared.append(_jsonable(common))
+            clean["shared"] = known[text]
+            clean["record"] = _jsonable({k: v for k, v in record.items() if k in RECORD_ROW_FIELDS})
+        else:
+            clean["record"] = _jsonable(record)
+        kind_layer = (clean["kind"], clean["layer"])
+        if kind_layer not in group_of:
+            group_of[kind_layer] = len(groups)
+            groups.append({"name": _group_name(*kind_layer), "count": 0})
+        clean["group"] = group_of[kind_layer]
+        groups[clean["group"]]["count"] += 1
+        data.append(clean)
+    return {"rows": data, "shared": shared, "groups": groups}
+
+
+def _group_name(kind: str | None, layer: str | None) -> str:
+    """'class logits', 'features.3 · channels', ... (kind and layer are already visible text)."""
+    plural = KIND_NAMES.get(kind, (kind, kind))[1] if kind is not None else "other rows"
+    return f"{layer} · {plural}" if layer is not None else plural
+
+
 def _clean_row(index: int, row: Any) -> dict[str, Any]:
     if not isinstance(row, Mapping):
         raise ConfigError(
             f"rows[{index}] is a {type(row).__name__}; each row must be a mapping "
             f"with keys among {', '.join(ROW_FIELDS)}."
         )
-    clean = {key: _jsonable(row.get(key)) for key in ROW_FIELDS}
+    clean = {key: _jsonable(row.get(key)) for key in _VALUE_FIELDS}
     for key in _TEXT_FIELDS:
         if clean[key] is not None:
             clean[key] = str(clean[key])
@@ -145,6 +188,8 @@ def _relative_url(index: int, key: str, path: Any) -> str | None:
     """A file path inside the gallery folder, percent-encoded for use as a relative URL."""
     if path is None:
         return None
+    if isinstance(path, str) and _PLAIN_PATH.fullmatch(path):
+        return path  # the names maco_hub writes: nothing to check or encode
     text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else None
     if not text:
         raise ConfigError(

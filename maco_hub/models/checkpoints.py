@@ -27,6 +27,8 @@ import json
 import logging
 import re
 import reprlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,16 @@ SUPPORTED = (
     "image classifiers and image backbones (ViT, DeiT, Swin, ConvNeXt, ResNet, RegNet, "
     "MobileNet, EfficientNet, DINOv2, ...) and the vision tower of CLIP/SigLIP-style models"
 )
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where a loaded model came from, to load more of the same checkpoint later."""
+
+    name: str  # what from_pretrained was given: a Hub repo id or a folder
+    hub: Mapping[str, Any] = field(repr=False)  # from_pretrained options, revision resolved to a commit
+    trust_remote_code: bool = False
+    fingerprint: str | None = None  # a folder's fingerprint when it was loaded (None: a Hub repo)
 
 
 def is_path(name: str) -> bool:

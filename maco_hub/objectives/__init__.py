@@ -23,11 +23,15 @@ Objectives that look at a given image (:mod:`maco_hub.objectives.guided`): :clas
 crops), :class:`Closeness` (the same agreement with the picture a run starts from: the layer
 regularizer of feature accentuation), and :class:`GramDiversity`, Lucid's penalty that keeps the
 variants of one objective apart.
+
+On CLIP and SigLIP checkpoints, :class:`Text` (kind ``"text"``) pushes every crop's image embedding
+toward a text prompt's (:mod:`maco_hub.objectives.text`).
 """
 
 from .base import Objective, Sum
 from .builtin import COSINE_FLOOR, Channel, ClassLogit, Direction, LayerEnergy, Neuron, parse
 from .guided import Closeness, GramDiversity, Inversion
+from .text import Text
 
 __all__ = [
     "COSINE_FLOOR",
@@ -41,5 +45,6 @@ __all__ = [
     "Neuron",
     "Objective",
     "Sum",
+    "Text",
     "parse",
 ]

@@ -8,10 +8,20 @@ from typing import Any
 from ..errors import ConfigError
 from . import builtin as obj
 from .guided import Inversion
+from .text import Text
 
 _TYPES = {
     cls.__name__: cls
-    for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy, obj.Direction, obj.Sum, Inversion)
+    for cls in (
+        obj.ClassLogit,
+        obj.Channel,
+        obj.Neuron,
+        obj.LayerEnergy,
+        obj.Direction,
+        obj.Sum,
+        Inversion,
+        Text,
+    )
 }
 
 
