@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import QUICK
+from PIL import Image
 from tiny_models import loaded
 
 import maco_hub
@@ -298,3 +299,42 @@ def test_every_kind_of_row_regenerates_from_its_gallery(picture, resnet, tiny_zo
     bare = dataclasses.replace(back[0], inputs={})
     with pytest.raises(ConfigError, match="which it does not carry"):
         maco_hub.regenerate(bare, model=resnet)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--image", "{tmp}/missing.png"], "missing.png' does not exist"),
+        (["--image", "{tmp}/text.png"], "text.png' is not a readable image"),
+        (["--image", "{tmp}/huge.png"], "is 5000x8 px; use 8 to 4096 px a side"),
+        (["--variants", "0"], "variants=0 must be an integer from 1 to 64"),
+        (["--diversity", "2"], "diversity applies to variants > 1"),
+    ],
+)
+def test_cli_bad_method_options_are_one_line_and_exit_2(tiny_zoo, tmp_path, maco_cli, options, named):
+    (tmp_path / "text.png").write_text("not an image")
+    Image.new("RGB", (5000, 8)).save(tmp_path / "huge.png")
+    options = [o.format(tmp=tmp_path) for o in options]
+    result = maco_cli(
+        "explain", str(tiny_zoo["resnet"].path), "--classes", "0", *options, "--out", str(tmp_path / "g")
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and len(errors) == 1 and named in errors[0], result.stderr
+    assert not (tmp_path / "g").exists()
+
+
+def test_cli_accentuates_a_grayscale_file_and_makes_variants(picture, tiny_zoo, tmp_path, maco_cli):
+    path = tmp_path / "photo.png"
+    Image.fromarray(picture).convert("L").save(path)  # grayscale: read as RGB
+    quick = ["--steps", "2", "--canvas", "32", "--out", str(tmp_path / "g")]
+    model = str(tiny_zoo["resnet"].path)
+    accented = maco_cli(
+        "explain", model, "--classes", "0", "--image", str(path), "--image-weight", "2", *quick
+    )
+    assert accented.returncode == 0 and "[from image " in accented.stdout, accented.stderr
+    varied = maco_cli("explain", model, "--classes", "1", "--variants", "2", "--diversity", "0.5", *quick)
+    assert varied.returncode == 0 and "[variant 2 of 2]" in varied.stdout, varied.stderr
+    rows = maco_hub.load_gallery(tmp_path / "g")
+    assert [r.record.accentuation is not None for r in rows] == [True, False, False]
+    assert rows[0].record.accentuation["weight"] == 2.0 and [r.record.variant for r in rows[1:]] == [0, 1]
+    assert list(rows[0].inputs) == [read_image(path).sha256]
