@@ -50,6 +50,10 @@ class UnitOutOfRangeError(MacoHubError, IndexError):
     """A channel, neuron or position index outside the layer's output."""
 
 
+class ImageError(MacoHubError, ValueError):
+    """An image given to start from or to invert that is missing, not an image, or too big."""
+
+
 class GalleryError(MacoHubError, ValueError):
     """A gallery folder or dataset that is damaged, crafted or not a maco_hub gallery."""
 

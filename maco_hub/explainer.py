@@ -21,10 +21,10 @@ from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError
 from .gallery.folder import GalleryFolder
-from .gallery.keys import seed_for
 from .gallery.pages import PageWriter
 from .gallery.record import BatchMember, RowRecord
 from .gallery.rows import Gallery, Visualization
+from .guidance import Guidance
 from .models.loader import LoadedModel, load_model
 from .models.placement import placement
 from .objectives.records import objective_to_record
@@ -61,6 +61,13 @@ def explain(
     progress: bool = True,
     threads: int | None = None,
     compile: bool | None = None,
+    method: str | None = None,
+    image: Any = None,
+    image_layer: str | None = None,
+    image_weight: float | None = None,
+    variants: int = 1,
+    diversity: float | None = None,
+    diversity_layer: str | None = None,
 ) -> Gallery:
     """Visualize what a vision model's classes, channels or other objectives respond to.
 
@@ -84,6 +91,14 @@ def explain(
 
     A passed :class:`~maco_hub.models.loader.LoadedModel` is moved to ``device`` (default: where it is).
 
+    ``method`` (overrides ``config.method``): ``"maco"`` or ``"fourier"``, the classic full-spectrum
+    baseline. ``image`` (a path, PIL image or array) accentuates: every image starts as that picture
+    and the objective is raised while ``image_weight`` × its distance to the picture is kept small,
+    in pixels (``image_layer=None``) or in the activations of ``image_layer``. ``variants=N`` makes
+    N images per objective, optimized together with ``diversity`` × Lucid's Gram penalty between
+    them (at ``diversity_layer``, default the objective's layer or the model's last block;
+    ``diversity=0``: N independent seeds). README "Methods" has the defaults and what they cost.
+
     With ``out``, every finished batch is added to the gallery folder ``out`` at once (atomically,
     under the folder's lock); rows already there are skipped, so rerunning after an interruption
     finishes the job, running with more objectives extends the gallery, and concurrent runs on one
@@ -98,7 +113,17 @@ def explain(
     wanted = requested(classes, layer, channels, objectives, layers=layers, texts=texts)
     batch_size = checked_batch_size(batch_size)
     seed = check_seed(seed)
-    config = _engine_config(config, steps=steps, canvas=canvas, threads=threads, compile=compile)
+    config = _engine_config(
+        config, steps=steps, canvas=canvas, threads=threads, compile=compile, method=method
+    )
+    guidance = Guidance.checked(
+        image=image,
+        image_layer=image_layer,
+        image_weight=image_weight,
+        variants=variants,
+        diversity=diversity,
+        diversity_layer=diversity_layer,
+    )
     world = current_world()
     if world.size > 1 and out is None:
         raise ConfigError(
@@ -114,12 +139,14 @@ def explain(
         device = rank_device(resolve_device(device), world)
         loaded = load_model(model, revision=revision, trust_remote_code=trust_remote_code, device=device)
     resolved = unique(validated(loaded, resolved_objectives(loaded, wanted, classes)))
+    guidance = guidance.resolved(loaded, resolved)
+    plan = guidance.plan(resolved, seed)
+    batches = guidance.batches(plan, batch_size)
     check_memory(
-        config.canvas, min(batch_size, len(resolved)), config.crops, loaded.preprocessing.size, device
+        config.canvas, max(map(len, batches)), config.crops, loaded.preprocessing.size, device
     )  # once, before any work (run_batch tells the engine)
     use_channels_last(loaded.module, device)
     spectrum = as_spectrum(spectrum)
-    plan = [(o, seed_for(seed, objective_to_record(o))) for o in resolved]
     _log_plan(len(plan), batch_size, out)
     if out is not None and not config.reproducible:
         logger.warning(
@@ -128,11 +155,18 @@ def explain(
             "maco_hub.schedules to make them reproducible."
         )
     if out is None:
-        return Gallery(tuple(_run_plan(loaded, plan, batch_size, spectrum, config, device, progress)))
+        return Gallery(tuple(_run_plan(loaded, batches, spectrum, config, device, progress, guidance)))
 
     with process_group(world, device):
         folder = GalleryFolder.open(out)
-        keys = [_record(loaded, o, s, (), spectrum, config, device).key for o, s in plan]
+        images = [*guidance.images, *(o.reference_image for o in resolved if o.reference_image is not None)]
+        if images and world.is_main:
+            folder.add_inputs(images)  # a rerun restores a missing or damaged one
+        keys = [
+            _record(loaded, o, s, (), spectrum, config, device, guidance.record_fields(batch, b, loaded)).key
+            for batch in batches
+            for b, (o, s) in enumerate(batch)
+        ]
         done = folder.identity_keys()
         pending = [(item, key) for item, key in zip(plan, keys, strict=True) if key not in done]
         if len(plan) > len(pending):
@@ -144,7 +178,10 @@ def explain(
                 len(pending),
             )
         barrier(world)  # every rank has read the same pending list before anyone adds to it
-        mine = my_share([item for item, _ in pending], [key for _, key in pending], world)
+        groups = guidance.batches([item for item, _ in pending], 1)  # an objective's variants stay together
+        firsts = [pending[sum(map(len, groups[:g]))][1] for g in range(len(groups))]
+        mine = [item for group in my_share(groups, firsts, world) for item in group]
+        mine_batches = guidance.batches(mine, batch_size)
         if world.size > 1:
             logger.info(
                 "rank %d of %d: %d of the %d pending objectives, on %s",
@@ -156,7 +193,7 @@ def explain(
             )
         pages = PageWriter(folder)  # during a one-process run; at the end by rank 0
         for batch_items in _run_plan(
-            loaded, mine, batch_size, spectrum, config, device, progress, by_batch=True
+            loaded, mine_batches, spectrum, config, device, progress, guidance, by_batch=True
         ):
             folder.append(batch_items)
             if world.size == 1:
@@ -170,20 +207,19 @@ def explain(
 
 def _run_plan(
     loaded: LoadedModel,
-    plan: Sequence[tuple[Objective, int]],
-    batch_size: int,
+    batches: Sequence[Sequence[tuple[Objective, int]]],
     spectrum: Spectrum,
     config: EngineConfig,
     device: torch.device,
     progress: bool,
+    guidance: Guidance,
     *,
     by_batch: bool = False,
 ):
-    """Optimize ``plan`` in batches of ``batch_size``; yield each visualization, or each batch's."""
-    bar = _progress_bar(len(plan), progress)
+    """Optimize ``batches`` one by one; yield each visualization, or each batch's."""
+    bar = _progress_bar(sum(map(len, batches)), progress)
     try:
-        for start in range(0, len(plan), batch_size):
-            batch = plan[start : start + batch_size]
+        for batch in batches:
             items = run_batch(
                 loaded,
                 batch,
@@ -192,6 +228,7 @@ def _run_plan(
                 device=device,
                 progress=progress,
                 memory_checked=True,
+                guidance=guidance,
             )
             if bar is not None:
                 bar.update(len(batch))
@@ -213,13 +250,19 @@ def run_batch(
     device: torch.device,
     progress: bool = False,
     memory_checked: bool = False,
+    guidance: Guidance | None = None,
 ) -> list[Visualization]:
     """Optimize one batch of ``(objective, seed)`` pairs together (objectives from :func:`validated`;
-    ``memory_checked``: the caller checked that the batch fits, see :func:`~maco_hub.engine.optimize`)."""
-
+    ``memory_checked``: the caller checked that the batch fits, see :func:`~maco_hub.engine.optimize`;
+    ``guidance``: a start image, variants, see :mod:`maco_hub.guidance`)."""
+    guidance = guidance or Guidance()
     objectives = [objective for objective, _ in batch]
     seeds = [seed for _, seed in batch]
-    with scoring(loaded, objectives, checked=True) as score_fn:
+    trained, guides, penalties = guidance.batch_inputs(loaded, batch, config.canvas)
+    also = frozenset().union(*(o.layers for o in objectives))
+    with scoring(loaded, trained, checked=True, penalties=penalties, also=also) as score_fn:
+        if trained != objectives or penalties:
+            guides = dataclasses.replace(guides, final_score_fn=score_fn.plain(objectives))
         result = optimize(
             score_fn,
             loaded.preprocessing,
@@ -230,8 +273,9 @@ def run_batch(
             progress=progress,
             memory_checked=memory_checked,
             names=[objective.description for objective in objectives],
+            guides=guides,
         )
-    return _visualizations(result, batch, loaded, spectrum, config, device)
+    return _visualizations(result, batch, loaded, spectrum, config, device, guidance)
 
 
 def _engine_config(config: EngineConfig | None, **overrides: Any) -> EngineConfig:
@@ -258,8 +302,10 @@ def _record(
     spectrum: Spectrum,
     config: EngineConfig,
     device: torch.device,
+    fields: dict[str, Any] | None = None,
 ) -> RowRecord:
-    """Everything needed to make this row again (see :func:`maco_hub.regenerate`)."""
+    """Everything needed to make this row again (see :func:`maco_hub.regenerate`); ``fields``:
+    what :meth:`Guidance.record_fields` adds."""
     return RowRecord(
         model_id=loaded.model_id,
         model_revision=loaded.revision,
@@ -275,6 +321,7 @@ def _record(
         maco_hub_version=__version__,
         torch_version=torch.__version__,
         python_version=platform.python_version(),
+        **(fields or {}),
     )
 
 
@@ -285,11 +332,17 @@ def _visualizations(
     spectrum: Spectrum,
     config: EngineConfig,
     device: torch.device,
+    guidance: Guidance,
 ) -> list[Visualization]:
     members = tuple(BatchMember(objective_to_record(o), s) for o, s in batch)  # shared by the batch
+    inputs = {image.sha256: image for image in guidance.images}
+    inputs.update(
+        {o.reference_image.sha256: o.reference_image for o, _ in batch if o.reference_image is not None}
+    )
     items = []
     for b, (objective, seed) in enumerate(batch):
-        record = _record(loaded, objective, seed, members, spectrum, config, device)
+        fields = guidance.record_fields(batch, b, loaded)
+        record = _record(loaded, objective, seed, members, spectrum, config, device, fields)
         record = record.with_settings(result.settings)  # e.g. CPU threads: not part of the key
         items.append(
             Visualization(
@@ -303,6 +356,7 @@ def _visualizations(
                 class_id=objective.class_id,
                 label=objective.label,
                 record=record,
+                inputs=inputs,
             )
         )
     return items

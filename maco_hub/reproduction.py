@@ -14,7 +14,9 @@ from .engine.devices import available_devices
 from .errors import ConfigError, GalleryError
 from .explainer import as_spectrum, run_batch
 from .gallery.rows import Visualization
+from .guidance import from_record as guidance_of
 from .models.loader import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
+from .objectives.guided import bind_images
 from .objectives.records import objective_from_record
 from .objectives.scoring import validated
 from .spectra.loading import load_spectrum, looks_like_repo_id
@@ -49,6 +51,11 @@ def regenerate(
     (a folder, Hub id or loaded model) or ``spectrum`` (a file, folder, Hub id or
     :class:`~maco_hub.spectra.spectrum.Spectrum`), which replace the recorded ones. The spectrum used must
     have the recorded sha256.
+
+    Rows of every method are made again the same way: the parameterization is part of the engine
+    settings, and a row started from an image (accentuation) or comparing with one (Inversion)
+    uses the image its gallery stores (``item.inputs``, checked by sha256 when the gallery was
+    read); a row without it is a ConfigError. Variants are re-run with their whole group.
     """
     record = item.record
     if record is None or not record.batch:
@@ -56,12 +63,16 @@ def regenerate(
             f"Row {item.objective!r} has no reproducibility record with its batch; it cannot be regenerated."
         )
     try:
-        batch_records = [(objective_from_record(dict(m.objective_record)), m.seed) for m in record.batch]
+        batch_records = [
+            (bind_images(objective_from_record(dict(m.objective_record)), item.inputs), m.seed)
+            for m in record.batch
+        ]
         position = [
             m.seed == record.seed and m.objective_record == record.objective_record for m in record.batch
         ].index(True)
         reference = dict(record.spectrum)
         config = EngineConfig.from_record(dict(record.config))
+        guidance = guidance_of(record, item.inputs)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ConfigError):
             raise
@@ -93,7 +104,9 @@ def regenerate(
             )
     checked = validated(loaded, [objective for objective, _ in batch_records])
     batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
-    return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
+    return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device, guidance=guidance)[
+        position
+    ]
 
 
 def _recorded_model(item: Visualization) -> tuple[str, str | None]:

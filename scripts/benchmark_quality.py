@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from quality_methods import METHOD_SETTINGS
 
 import maco_hub
 from maco_hub import schedules
@@ -91,6 +92,7 @@ ENGINE_SETTINGS = {  # name: (description, changes to the default EngineConfig)
         {"resample": "batched"},
     ),
     "per-crop-resampling": ("default, each crop resized on its own (the CPU path)", {"resample": "per_crop"}),
+    **METHOD_SETTINGS,  # the Fourier baseline (scripts/quality_methods.py)
 }
 
 

@@ -39,7 +39,16 @@ LAYERS = (  # in data-flow order: a module may import from its own layer and the
     ("engine", ("maco_hub.engine", "maco_hub.schedules")),
     ("gallery", ("maco_hub.gallery",)),
     ("legibility", ("maco_hub.legibility",)),
-    ("runs", ("maco_hub.choices", "maco_hub.explainer", "maco_hub.reproduction", "maco_hub.distributed")),
+    (
+        "runs",
+        (
+            "maco_hub.choices",
+            "maco_hub.guidance",
+            "maco_hub.explainer",
+            "maco_hub.reproduction",
+            "maco_hub.distributed",
+        ),
+    ),
     ("command line", ("maco_hub.cli", "maco_hub.__main__")),
 )
 

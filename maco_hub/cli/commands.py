@@ -279,6 +279,7 @@ def _run_labels(args: argparse.Namespace) -> int:
 
 
 def _run_gallery_show(args: argparse.Namespace) -> int:
+    from ..gallery.rows import row_note
     from ..gallery.storage import load_gallery
 
     gallery = load_gallery(args.source, revision=args.revision)
@@ -287,7 +288,8 @@ def _run_gallery_show(args: argparse.Namespace) -> int:
         [
             (
                 str(i),
-                " ".join(item.objective.split()),
+                " ".join(item.objective.split())
+                + (f" [{row_note(item.record)}]" if row_note(item.record) else ""),
                 f"{item.score:.3f}",
                 str(item.seed),
                 str(item.record.steps),
@@ -379,8 +381,13 @@ def _finish(gallery, args: argparse.Namespace) -> int:
 
     if not current_world().is_main:
         return 0  # under torchrun, rank 0 reports and pushes for the whole job
+    from ..gallery.rows import row_note
+
     for item in gallery[:SHOWN_ROWS]:
-        print_text(f"{' '.join(item.objective.split())}: score {item.score:.3f}")
+        note = row_note(item.record)
+        print_text(
+            f"{' '.join(item.objective.split())}{f' [{note}]' if note else ''}: score {item.score:.3f}"
+        )
     if len(gallery) > SHOWN_ROWS:
         print_text(f"… and {len(gallery) - SHOWN_ROWS} more rows (maco-hub gallery show {args.out})")
     print_text(f"gallery of {len(gallery)} rows in {args.out} (open {args.out / 'index.html'})")

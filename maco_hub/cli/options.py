@@ -85,6 +85,31 @@ def add_explain_options(
     )
     parser.add_argument("--push", metavar="REPO_ID", help="also push the gallery to this dataset repo")
     add_push_options(parser, revision="--hub-revision")
+    add_method_options(parser)
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """The parameterization, feature accentuation and variants (README "Methods")."""
+    group = parser.add_argument_group("methods", "the Fourier baseline, accentuation, variants")
+    group.add_argument(
+        "--method", help="image parameterization: maco (default) or fourier (the classic baseline)"
+    )
+    group.add_argument(
+        "--image", metavar="PATH", help="accentuate: start from this image and stay close to it"
+    )
+    group.add_argument(
+        "--image-layer", metavar="LAYER", help="measure closeness to --image in this layer (default: pixels)"
+    )
+    group.add_argument("--image-weight", type=float, metavar="W", help="weight of the closeness to --image")
+    group.add_argument(
+        "--variants", type=int, default=1, metavar="N", help="images per objective (default: 1)"
+    )
+    group.add_argument(
+        "--diversity", type=float, metavar="W", help="weight of the penalty between variants (0: independent)"
+    )
+    group.add_argument(
+        "--diversity-layer", metavar="LAYER", help="layer of the diversity penalty (default: the objective's)"
+    )
 
 
 def explain_arguments(args: argparse.Namespace) -> dict:
@@ -100,6 +125,13 @@ def explain_arguments(args: argparse.Namespace) -> dict:
         "threads": args.threads,
         "compile": args.compile,
         "progress": show_progress(args),
+        "method": args.method,
+        "image": args.image,
+        "image_layer": args.image_layer,
+        "image_weight": args.image_weight,
+        "variants": args.variants,
+        "diversity": args.diversity,
+        "diversity_layer": args.diversity_layer,
     }
 
 

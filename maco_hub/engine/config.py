@@ -14,12 +14,14 @@ from ..errors import ConfigError
 from . import schedules
 from .threads import check_threads
 
+METHODS = ("maco", "fourier")  # the image parameterizations (README "Methods")
 _PRECISIONS = ("fp32", "bf16")
 _RESAMPLERS = ("batched", "per_crop")
 MAX_STEPS = 100_000  # 390 times the default; a longer run is almost surely a typo
 MAX_CANVAS = 16_384  # px; one image of that side needs about 45 GiB besides the model
 # Fields added after rows were first written: recorded only when set, so older rows keep their keys.
-_OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None}
+_OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None, "method": "maco"}
+_FOURIER_FIELDS = ("fourier_decay", "fourier_init_std")  # recorded with method="fourier" only
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class EngineConfig:
     threads: int | None = None  # CPU intra-op threads; None: from the idle CPUs (maco_hub.engine.threads)
     compile: bool = False  # torch.compile the score function (the model and the objective)
     resample: str | None = None  # "batched", "per_crop"; None: per_crop on the CPU, batched elsewhere
+    method: str = "maco"  # "maco" (phase under a fixed magnitude) or "fourier" (the full spectrum, Lucid)
+    fourier_decay: float = 1.0  # method="fourier": spectrum scale 1 / f ** decay (README "Methods")
+    fourier_init_std: float = 1.0  # method="fourier": std of the initial spectrum (only lr / std matters)
 
     def __post_init__(self) -> None:
         self._integer("steps", 1, MAX_STEPS, f"use an integer from 1 to {MAX_STEPS} (default 256)")
@@ -58,6 +63,7 @@ class EngineConfig:
             f"use None or one of {_RESAMPLERS}",
         )
         _check(isinstance(self.compile, bool), "compile", self.compile, "use True or False")
+        self._method()
         if as_integer(self.threads) is not None:
             object.__setattr__(self, "threads", as_integer(self.threads))
         check_threads(self.threads)
@@ -80,6 +86,26 @@ class EngineConfig:
         _check(number is not None and (number > low if strict else number >= low), name, value, fix)
         object.__setattr__(self, name, number)
 
+    def _method(self) -> None:
+        """``method`` is known; the Fourier settings are valid, and left at their defaults by MACO."""
+        _check(
+            isinstance(self.method, str) and self.method in METHODS,
+            "method",
+            self.method,
+            f"use one of {METHODS} (README, 'Methods')",
+        )
+        self._number("fourier_decay", 0, "use a finite number >= 0 (Lucid 1.0, Horama 1.5)")
+        self._number(
+            "fourier_init_std", 0, "use a finite positive number (Lucid 0.01, Horama 1.0)", strict=True
+        )
+        for name in _FOURIER_FIELDS:
+            default = next(f.default for f in dataclasses.fields(self) if f.name == name)
+            if self.method != "fourier" and getattr(self, name) != default:
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} applies to method='fourier', not "
+                    f"method={self.method!r}: pass method='fourier' or leave {name} out."
+                )
+
     @property
     def reproducible(self) -> bool:
         """False when a schedule is a plain callable, which :meth:`from_record` cannot rebuild."""
@@ -92,6 +118,9 @@ class EngineConfig:
         record["noise"] = schedules.to_record(self.noise)
         for name, default in _OPTIONAL_FIELDS.items():
             if record[name] == default:
+                del record[name]
+        if self.method != "fourier":
+            for name in _FOURIER_FIELDS:
                 del record[name]
         return record
 

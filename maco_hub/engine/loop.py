@@ -15,7 +15,8 @@ from ..models.preprocessing import Preprocessing
 from . import schedules
 from .config import MAX_CANVAS, MAX_STEPS, SHORT_RUN_CROPS, EngineConfig, check_crop_range, check_noise
 from .devices import available_memory, check_memory, crops_per_call, resolve_device
-from .param import FourierPhaseImage
+from .fourier import build_image
+from .guides import Guides, anchor_gradient, noisy_pair
 from .threads import intra_op_threads
 from .transforms import add_noise, crop_and_resize, crop_plan, level_weights, levels_needed, resample_crops
 
@@ -33,8 +34,10 @@ __all__ = [
     "resolve_device",
 ]
 
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``score_fn(pixel_values (N, 3, h, w), image_index (N,)) -> scores (N,)`` to maximize."""
+ScoreFn = Callable[..., torch.Tensor]
+"""``score_fn(pixel_values (N, 3, h, w), image_index (N,)) -> scores (N,)`` to maximize; with
+``guides.references`` it is called as ``score_fn(pixel_values, image_index, references)``, the
+references' rows seen through the same crops and noise (see :mod:`maco_hub.engine.guides`)."""
 
 # On the CPU, small model calls are faster per crop (EfficientNet-Lite0, 2 cores: 4 crops per call
 # 0.16 s per image-step, 48 crops per call 0.34-0.37 s; scripts/benchmark.py --crops-per-forward).
@@ -65,6 +68,7 @@ def optimize(
     progress: bool = False,
     memory_checked: bool = False,
     names: Sequence[str] | None = None,
+    guides: Guides | None = None,
 ) -> EngineResult:
     """Optimize ``len(seeds)`` images with MACO; image ``b`` maximizes its rows of ``score_fn``.
 
@@ -80,6 +84,10 @@ def optimize(
     already ran :func:`~maco_hub.engine.devices.check_memory` for at least this many images
     (``explain`` does, once, before its first batch).
 
+    ``guides`` (:class:`~maco_hub.engine.guides.Guides`): pictures to start from and stay close
+    to (feature accentuation), references seen through the same crops (inversion), and the score
+    function of the final whole-canvas scores (the objectives without their regularizers).
+
     A score, image or attribution that ends NaN or infinite raises
     :class:`~maco_hub.errors.NonFiniteError` naming the image and the likely cause (checked once,
     after the last step, so the step loop never waits for the device).
@@ -91,6 +99,7 @@ def optimize(
         )
     seeds = _checked_seeds(seeds)
     device = resolve_device(device)
+    guides = (guides or Guides()).checked(len(seeds), config.canvas)
     if not memory_checked:
         check_memory(config.canvas, len(seeds), config.crops, preprocessing.size, device)
     ranges = [
@@ -113,7 +122,17 @@ def optimize(
             "resample": config.resample or ("per_crop" if on_cpu else "batched"),
         }
         result = _run(
-            score_fn, preprocessing, seeds, config, spectrum, device, ranges, noise, settings, progress
+            score_fn,
+            preprocessing,
+            seeds,
+            config,
+            spectrum,
+            device,
+            ranges,
+            noise,
+            settings,
+            progress,
+            guides,
         )
     _check_finite(result, seeds, names, config, spectrum)
     return result
@@ -140,10 +159,11 @@ def _run(
     noise: list[float],
     settings: dict[str, Any],
     progress: bool,
+    guides: Guides,
 ) -> EngineResult:
     side, size = config.canvas, preprocessing.size
-    magnitude = spectrum.resized(side, side).magnitude
-    image = FourierPhaseImage(magnitude, (side, side), seeds).to(device)
+    image = build_image(config, spectrum, seeds, guides.start).to(device)
+    start, references = guides.on(device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.learning_rate)
     batch, crops = len(seeds), config.crops
     noise_generators = [torch.Generator(device=device).manual_seed(s + 2) for s in seeds]
@@ -159,32 +179,52 @@ def _run(
     for step, (boxes, device_boxes, weights) in zip(_steps(config.steps, progress), plan, strict=True):
         optimizer.zero_grad(set_to_none=True)
         rgb = image()
-        rgb.retain_grad()
         if batched:
             views = resample_crops(rgb, device_boxes, size, weights)
         else:
             views = crop_and_resize(rgb, boxes, size)
-        if noise[step] > 0:
-            views = torch.cat(
-                [
-                    add_noise(views[b * crops : (b + 1) * crops], noise[step], g)
-                    for b, g in enumerate(noise_generators)
-                ]
-            )
+        if references is None:
+            if noise[step] > 0:
+                views = torch.cat(
+                    [
+                        add_noise(views[b * crops : (b + 1) * crops], noise[step], g)
+                        for b, g in enumerate(noise_generators)
+                    ]
+                )
+            seen = None
+        else:
+            with torch.no_grad():
+                seen = resample_crops(references, device_boxes, size, weights) if batched else None
+                seen = crop_and_resize(references, boxes, size) if seen is None else seen
+            views, seen = noisy_pair(views, seen, crops, noise[step], noise_generators)
+            seen = preprocessing.normalize(seen)
         pixels = preprocessing.normalize(views)
-        scores, grad = _scores_and_gradient(scorer, pixels, image_index, crops, chunk, config, device)
-        pixels.backward(grad)
+        scores, grad = _scores_and_gradient(scorer, pixels, image_index, crops, chunk, config, device, seen)
+        if start is None:
+            rgb.retain_grad()
+            pixels.backward(grad)
+            rgb_grad = rgb.grad
+        else:  # the attribution is the objective's gradient alone, without the pull to the start
+            (rgb_grad,) = torch.autograd.grad(pixels, rgb, grad)
+            rgb.backward(rgb_grad + anchor_gradient(rgb.detach(), start, guides.anchor_weights))
         optimizer.step()
-        attribution += rgb.grad.abs().sum(dim=1)
+        attribution += rgb_grad.abs().sum(dim=1)
         history[step] = scores.view(batch, crops).mean(dim=1)
 
     with torch.no_grad():
         final = image()
-        whole = torch.nn.functional.interpolate(
-            final, size=size, mode="bilinear", antialias=True, align_corners=False
+        whole, *seen = (
+            torch.nn.functional.interpolate(
+                x, size=size, mode="bilinear", antialias=True, align_corners=False
+            )
+            for x in (final, *([] if references is None else [references]))
         )
         with _autocast(config, device):
-            final_scores = score_fn(preprocessing.normalize(whole), torch.arange(batch, device=device))
+            final_scores = (guides.final_score_fn or score_fn)(
+                preprocessing.normalize(whole),
+                torch.arange(batch, device=device),
+                *map(preprocessing.normalize, seen),
+            )
     return EngineResult(
         images=final.detach().float().cpu(),
         attribution=attribution.cpu(),
@@ -265,8 +305,7 @@ def _check_finite(
 
 def _non_finite_cause(history: torch.Tensor, seed: int, config: EngineConfig, spectrum: Spectrum) -> str:
     """The likely reason one image went non-finite (only worked out once it has)."""
-    side = config.canvas
-    start = FourierPhaseImage(spectrum.resized(side, side).magnitude, (side, side), [seed])
+    start = build_image(config, spectrum, [seed])
     with torch.no_grad():
         if not torch.isfinite(start()).all():
             return (
@@ -317,16 +356,19 @@ def _scores_and_gradient(
     chunk: int,
     config: EngineConfig,
     device: torch.device,
+    references: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores of all rows and d(loss)/d(pixels), with loss = -Σ_images mean_crops(score).
 
     The model runs on detached micro-batches so the canvas graph is backpropagated only once.
+    ``references``: rows seen through the same crops, passed along to ``score_fn``.
     """
     scores, grads = [], []
     for start in range(0, len(pixels), chunk):
         rows = pixels[start : start + chunk].detach().requires_grad_(True)
+        extra = () if references is None else (references[start : start + chunk],)
         with _autocast(config, device):
-            row_scores = score_fn(rows, image_index[start : start + chunk]).float()
+            row_scores = score_fn(rows, image_index[start : start + chunk], *extra).float()
         if row_scores.shape != (len(rows),):
             raise ConfigError(
                 f"score_fn returned shape {tuple(row_scores.shape)}; expected "

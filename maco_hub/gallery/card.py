@@ -17,7 +17,7 @@ from .._version import __version__
 from .evaluation import Evaluation, display_id
 from .keys import is_row_key
 from .record import RowRecord
-from .rows import image_names
+from .rows import image_names, row_note
 
 PREVIEW_ROWS = 12
 TAGS = ["feature-visualization", "maco", "interpretability", "maco_hub"]
@@ -29,6 +29,7 @@ KIND_NAMES = {
     "direction": ("direction", "directions"),
     "text": ("text prompt", "text prompts"),
     "sum": ("sum of objectives", "sums of objectives"),
+    "inversion": ("inversion", "inversions"),
 }
 
 
@@ -76,7 +77,7 @@ fixed to the average magnitude of natural images. The `alpha` column is the attr
 - Spectrum: {", ".join(markdown_text(s) for s in spectra) or "—"}
 - Rows: {len(rows)}{_kinds(rows)}
 - Settings: {_settings(rows)}
-{_legibility(evaluation, rows)}
+{_methods(rows)}{_legibility(evaluation, rows)}
 ## Columns
 
 `image` (RGB visualization), `alpha` (attribution, 8-bit), `objective` (caption), `kind`, `layer`, `unit`,
@@ -151,6 +152,34 @@ paper's transferability, plausibility and Fréchet distance; `maco-hub gallery e
 """
 
 
+def _methods(rows: Sequence[dict[str, Any]]) -> str:
+    """A "Methods" line for galleries with Fourier, accentuated, inverted or variant rows ('' otherwise)."""
+    records = [r["record"] for r in rows if isinstance(r.get("record"), RowRecord)]
+    methods = Counter(record.method for record in records)
+    parts = [
+        f"{markdown_text(method)}: {count} row{'s' * (count > 1)}"
+        for method, count in sorted(methods.items())
+    ]
+    accentuated = sum(1 for record in records if record.accentuation)
+    inverted = sum(1 for r in rows if r.get("kind") == "inversion")
+    groups = Counter((record.diversity or {}).get("variants") for record in records if record.variant == 0)
+    if methods.keys() <= {"maco"} and not (accentuated or inverted or groups):
+        return ""
+    if accentuated:
+        parts.append(f"{accentuated} accentuated (started from an image, kept close to it)")
+    if inverted:
+        parts.append(f"{inverted} inversions of an image")
+    for count, objectives in sorted(groups.items(), key=str):
+        parts.append(
+            f"{objectives} objective(s) × {count} variants (consecutive rows, optimized together with "
+            "a diversity penalty; `variant v of N` after the objective)"
+        )
+    return (
+        f"- Methods: {'; '.join(parts)}. The images rows were made from are stored once as "
+        "`inputs/SHA.png` (SHA: the sha256 of their pixels, in each row's record).\n"
+    )
+
+
 def _kinds(rows: Sequence[dict[str, Any]]) -> str:
     counts = Counter(str(r.get("kind")) for r in rows)
     parts = []
@@ -187,13 +216,18 @@ def _preview(rows: Sequence[dict[str, Any]]) -> str:
         )
         cells = [
             *images,
-            markdown_text(row.get("objective") or ""),
+            markdown_text((row.get("objective") or "") + _note(row)),
             _number(row.get("steps")),
             _number(row.get("canvas")),
             _score(row.get("score")),
         ]
         lines.append(f"| {' | '.join(cells)} |")
     return "\n".join(lines) or "| | | (empty) | | | |"
+
+
+def _note(row: dict[str, Any]) -> str:
+    note = row_note(row.get("record")) if isinstance(row.get("record"), RowRecord) else ""
+    return f" [{note}]" if note else ""
 
 
 def _number(value: Any) -> str:

@@ -24,11 +24,12 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .._files import atomic_write, is_own_temp_file, kill_point
-from ..errors import GalleryError
+from ..errors import ConfigError, GalleryError
 from .evaluation import Evaluation
 from .evaluation_store import FIX as EVALUATION_FIX
 from .evaluation_store import read_evaluation, to_store
@@ -43,6 +44,7 @@ from .format import (
     shard_chunks,
     shard_names,
 )
+from .inputs import read_inputs, write_inputs
 from .keys import canonical_json
 from .layout import (
     EVALUATION_NAME,
@@ -80,6 +82,7 @@ class GalleryFolder(FolderRepairs):
         self._subjects: dict[str, dict[str, tuple]] = {}  # shard file -> subject -> settings
         self._checked: dict[tuple, list[dict[str, Any]]] = {}  # metadata rows of checked shards
         self._identities: dict[tuple[str, str], frozenset[str]] = {}  # (file, sha256) -> identity keys
+        self._inputs: dict[str, Any] = {}  # checked input images, by sha256
 
     @classmethod
     def open(
@@ -180,14 +183,33 @@ class GalleryFolder(FolderRepairs):
         return len(new)
 
     def read(self) -> Gallery:
-        """Every row, in the order they were added (each shard's sha256, rows and images checked),
-        with the stored evaluation."""
+        """Every row, in the order they were added (each shard's sha256, rows and images checked,
+        and the input images rows were made from), with the stored evaluation."""
         items = [item for entry in self._manifest["shards"] for item in self.shard_items(entry)]
         return Gallery(tuple(items), evaluation=self.evaluation())
 
     def shard_items(self, entry: dict[str, Any]) -> list[Visualization]:
-        """The rows of one listed shard (a manifest entry) as visualizations, checked, images decoded."""
-        return [visualization_from_row(row) for row in self._load_shard(entry, images=True)]
+        """The rows of one listed shard (a manifest entry) as visualizations, checked, images and
+        input images decoded."""
+        return [
+            self._with_inputs(visualization_from_row(row)) for row in self._load_shard(entry, images=True)
+        ]
+
+    def add_inputs(self, images) -> None:
+        """Store input images (``inputs/SHA.png``) that are missing or damaged, under the lock."""
+        with self.locked():
+            write_inputs(self.path, images)
+
+    def _with_inputs(self, item: Visualization) -> Visualization:
+        """``item`` with the checked input images its batch was made from (GalleryError naming
+        the row for a missing or swapped one)."""
+        hashes = item.record.image_hashes
+        if not hashes:
+            return item
+        where = f"Row {item.key} ({item.objective!r}): "
+        return replace(
+            item, inputs=read_inputs(self.path, hashes, self._inputs, links_within=self._links, where=where)
+        )
 
     def metadata_rows(self) -> list[dict[str, Any]]:
         """Every row without its images (checked; records as RowRecords), in order."""
@@ -258,6 +280,7 @@ class GalleryFolder(FolderRepairs):
 
     def _append_shard(self, chunk: Sequence[tuple[Visualization, dict[str, Any]]]) -> None:
         """Under the lock: write one shard's images, the shard, then the manifest listing it."""
+        write_inputs(self.path, [image for item, _ in chunk for image in _inputs_of(item)])
         for item, row in chunk:
             image, transparent = image_names(item.key)
             self.write_own(f"{IMAGES_DIR}/{image}", row["image"]["bytes"])
@@ -357,6 +380,17 @@ class GalleryFolder(FolderRepairs):
                     before,
                     item.record.settings(),
                 )
+
+
+def _inputs_of(item: Visualization) -> list:
+    """The input images a row names, from the row (ConfigError for one it does not carry)."""
+    missing = sorted(item.record.image_hashes - set(item.inputs))
+    if missing:
+        raise ConfigError(
+            f"The row {item.objective!r} was made from the image {missing[0][:12]}…, which it does "
+            "not carry: load it from its gallery, or make it again with the image."
+        )
+    return [item.inputs[sha256] for sha256 in sorted(item.record.image_hashes)]
 
 
 def _refuse_foreign_folder(path: Path) -> None:

@@ -6,6 +6,7 @@ Layout of a gallery folder::
     data/train-HASH.parquet       the shards: `image`/`alpha` columns + metadata (maco_hub.gallery.format)
     images/KEY.png                the image, and KEY-transparent.png with attribution as alpha
     thumbs/KEY.webp               small copies of both for the viewer (maco_hub.gallery.thumbnails)
+    inputs/SHA.png                images rows were made from (maco_hub.gallery.inputs), if any
     README.md                     dataset card (YAML header tells `datasets` where the data is)
     index.html                    static viewer (search, transparency toggle, records)
     evaluation.json               legibility results (maco_hub.gallery.evaluation_store), if evaluated
@@ -41,8 +42,9 @@ INDEX_NAME = "index.html"
 DATA_DIR = "data"
 IMAGES_DIR = "images"
 THUMBS_DIR = "thumbs"
+INPUTS_DIR = "inputs"
 MAX_SHARD_BYTES = 2 << 30  # a shard is read whole (sha256, then parquet): 8x what maco_hub writes
-OWN_FOLDERS = (DATA_DIR, IMAGES_DIR, THUMBS_DIR)
+OWN_FOLDERS = (DATA_DIR, IMAGES_DIR, THUMBS_DIR, INPUTS_DIR)
 OWN_FILES = (MANIFEST_NAME, CARD_NAME, INDEX_NAME, EVALUATION_NAME, LOCK_NAME)
 KNOWN_TOP = {*OWN_FOLDERS, *OWN_FILES, ".gitattributes"}  # what a gallery folder's top level holds
 

@@ -22,8 +22,10 @@ from .card import render_gallery_card
 from .evaluation import Evaluation, artifact_column, artifact_text, column_name
 from .folder import GalleryFolder
 from .format import eval_columns, features_yaml
+from .inputs import input_name
 from .layout import CARD_NAME, IMAGES_DIR, INDEX_NAME, THUMBS_DIR
-from .rows import Visualization, image_names, thumbnail_names
+from .record import record_images
+from .rows import Visualization, image_names, row_note, thumbnail_names
 from .thumbnails import PAGE_SIDE, encoded, thumbnail
 from .viewer import render_index_html
 
@@ -162,10 +164,22 @@ def _page_row(row: dict[str, Any], evaluation: Evaluation | None, thumbs: bool) 
         "thumb": thumb and f"{THUMBS_DIR}/{thumb}",
         "thumb_transparent": thumb_transparent and f"{THUMBS_DIR}/{thumb_transparent}",
         **{name: row[name] for name in PAGE_FIELDS},
+        **_input_fields(row["record"]),
         "record": row["record"].to_dict(),
         "evaluation": _chips(evaluation, row["key"]),
         "artifacts": _artifacts(evaluation, row["key"]),
     }
+
+
+def _input_fields(record: Any) -> dict[str, Any]:
+    """What a tile shows of the row's method, variant and the image it was made from."""
+    fields: dict[str, Any] = {"method": record.method, "note": row_note(record) or None}
+    if record.accentuation:
+        fields.update(input=input_name(record.accentuation["image_sha256"]), input_role="start image")
+    elif record_images(record.objective_record):
+        sha = sorted(record_images(record.objective_record))[0]
+        fields.update(input=input_name(sha), input_role="inverted image")
+    return fields
 
 
 def _chips(evaluation: Evaluation | None, key: str) -> list[dict[str, Any]] | None:

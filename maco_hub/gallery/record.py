@@ -10,11 +10,19 @@ carry the whole list as ``batch``; both read back the same.
 Execution settings (device, CPU threads, compile, crop resampling, crops per model call) never enter
 the identity: a rerun with other ones finds the rows it already made. Rows written before that rule
 with non-default execution settings keep the key they were written with (:meth:`RowRecord.key`).
+
+Fields added later are stored, and hashed into the key, only when set, so rows made without them
+keep their keys: ``accentuation`` (the image a row started from, by the sha256 of its pixels, and
+how close it was kept), ``variant`` and ``diversity`` (one of several variants of an objective,
+optimized together with a diversity penalty). A gallery stores the images rows name once, as
+``inputs/SHA.png`` (:mod:`maco_hub.gallery.inputs`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,9 +34,11 @@ from .keys import KEY_LENGTH, canonical_json, is_row_key, key_of
 EXECUTION_FIELDS = ("threads", "compile", "resample", "crops_per_forward")
 """Engine config fields that change how a run executes, not the picture it makes."""
 BATCH_ID_LENGTH = 16  # hex digits of a batch id
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 _TEXT_FIELDS = ("model_source", "objective", "device", "maco_hub_version", "torch_version", "python_version")
 _SPECTRUM_FIELDS = ("id", "name", "revision", "sha256")
+GUIDANCE_FIELDS = ("accentuation", "variant", "diversity")  # stored and hashed only when set
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,9 @@ class RowRecord:
     model_source: str | None = None  # what a converted model was made from
     preprocessing: Mapping[str, Any] | None = None  # the model's pixel convention (Preprocessing.to_dict)
     batch: tuple[BatchMember, ...] = ()  # the objectives optimized together with this one, in order
+    accentuation: Mapping[str, Any] | None = None  # {"image_sha256", "layer", "weight"}: the start image
+    variant: int | None = None  # index among the variants of this objective (set when there are several)
+    diversity: Mapping[str, Any] | None = None  # {"variants", "weight", "layer"} of the penalty between them
     device: str | None = None  # device type it ran on
     engine_settings: Mapping[str, Any] = field(default_factory=dict)  # what automatic settings resolved to
     maco_hub_version: str | None = None
@@ -65,7 +78,14 @@ class RowRecord:
     stored_batch_id: str | None = field(default=None, compare=False)  # its shard's (checked) id of batch
 
     def __post_init__(self) -> None:  # own copies, so a caller's dicts never change a record
-        for name in ("objective_record", "config", "spectrum", "preprocessing", "engine_settings"):
+        for name in (
+            "objective_record",
+            "config",
+            "spectrum",
+            "preprocessing",
+            "engine_settings",
+            *GUIDANCE_FIELDS,
+        ):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _plain(value))
@@ -80,7 +100,28 @@ class RowRecord:
             **self.subject(),
             "config": identity_config(self.config),
             "spectrum_sha256": self.spectrum.get("sha256"),
+            **self.guidance(),
         }
+
+    def guidance(self) -> dict[str, Any]:
+        """The later fields that are set (see the module docstring), as plain JSON values."""
+        return {
+            name: _plain(getattr(self, name)) for name in GUIDANCE_FIELDS if getattr(self, name) is not None
+        }
+
+    @property
+    def method(self) -> str:
+        """The image parameterization: "maco" or "fourier" (EngineConfig.method)."""
+        return self.config.get("method", "maco")
+
+    @property
+    def image_hashes(self) -> frozenset[str]:
+        """Pixel sha256 of every image the row's batch was made from: the start image and the
+        images its objectives compare with (a gallery stores each as inputs/SHA.png)."""
+        found = {self.accentuation["image_sha256"]} if self.accentuation else set()
+        for record in (self.objective_record, *(m.objective_record for m in self.batch)):
+            found |= record_images(record)
+        return frozenset(found)
 
     def subject(self) -> dict[str, Any]:
         """What is visualized: model, revision, objective and seed. Rows of one subject made with
@@ -147,6 +188,7 @@ class RowRecord:
             "python_version": self.python_version,
             "engine_settings": _plain(self.engine_settings),
             "key": self.key,
+            **self.guidance(),
         }
         if self.batch:
             data["batch_id"] = self.batch_id
@@ -179,6 +221,9 @@ class RowRecord:
             maco_hub_version=check.text("maco_hub_version"),
             torch_version=check.text("torch_version"),
             python_version=check.text("python_version"),
+            accentuation=check.accentuation(),
+            variant=check.variant(),
+            diversity=check.diversity(),
             stored_key=check.key(),
             stored_batch_id=data.get("batch_id") if members and "batch" not in data else None,
         )
@@ -191,6 +236,19 @@ class RowRecord:
     def with_settings(self, settings: Mapping[str, Any]) -> RowRecord:
         """A copy whose ``engine_settings`` are ``settings`` (not part of the identity)."""
         return replace(self, engine_settings=settings)
+
+
+def record_images(objective_record: Any) -> set[str]:
+    """Pixel sha256 of the images an objective record names (an Inversion, also inside a Sum)."""
+    if not isinstance(objective_record, Mapping):
+        return set()
+    found = set()
+    if isinstance(objective_record.get("image_sha256"), str):
+        found.add(objective_record["image_sha256"])
+    for term in objective_record.get("terms") or ():
+        if isinstance(term, (list, tuple)) and len(term) == 2:
+            found |= record_images(term[1])
+    return found
 
 
 def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -272,6 +330,8 @@ class _Checker:
             value = config.get(name)
             if value is not None:
                 self.integer(f"config.{name}", value)
+        if not isinstance(config.get("method", ""), str):  # an unknown name: regenerate says so
+            raise self.fail("config.method", config["method"], "text")
         return config
 
     def spectrum(self) -> dict[str, Any]:
@@ -281,6 +341,38 @@ class _Checker:
             if value is not None and not isinstance(value, str):
                 raise self.fail(f"spectrum.{name}", value, "text")
         return spectrum
+
+    def accentuation(self) -> dict[str, Any] | None:
+        value = self.mapping("accentuation")
+        if value is not None:
+            self.sha256("accentuation.image_sha256", value.get("image_sha256"))
+            self.optional_text("accentuation.layer", value.get("layer"))
+            self.number("accentuation.weight", value.get("weight"))
+        return value
+
+    def variant(self) -> int | None:
+        value = self.data.get("variant")
+        return None if value is None else self.integer("variant", value)
+
+    def diversity(self) -> dict[str, Any] | None:
+        value = self.mapping("diversity")
+        if value is not None:
+            self.integer("diversity.variants", value.get("variants"))
+            self.number("diversity.weight", value.get("weight"))
+            self.optional_text("diversity.layer", value.get("layer"))
+        return value
+
+    def sha256(self, name: str, value: Any) -> None:
+        if not isinstance(value, str) or not _SHA256_RE.match(value):
+            raise self.fail(name, value, "a sha256 (64 hex digits)")
+
+    def optional_text(self, name: str, value: Any) -> None:
+        if value is not None and not isinstance(value, str):
+            raise self.fail(name, value, "text")
+
+    def number(self, name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise self.fail(name, value, "a finite number")
 
     def key(self) -> str | None:
         value = self.data.get("key")

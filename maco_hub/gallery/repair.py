@@ -3,8 +3,10 @@ opens the folder, and :meth:`FolderRepairs.repair` drops what is damaged (a reru
 command recomputes the dropped rows).
 
 Only maco_hub's own leftovers are removed (its temporary files, shards named by the hash of their
-content that no manifest lists, images and thumbnails of unlisted rows; regular files only); anything else is
-reported and kept. A lost manifest is rebuilt from the shards named by their hash.
+content that no manifest lists, images and thumbnails of unlisted rows, input images no row names;
+regular files only); anything else is reported and kept. A lost manifest is rebuilt from the shards
+named by their hash. Rows whose input image (``inputs/SHA.png``) is missing or swapped cannot be
+made again, so repair drops their shard like a damaged one.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from typing import Any
 from .._files import is_own_temp_file, read_regular
 from ..errors import GalleryError
 from .format import MAX_EVALUATION_BYTES, eval_columns, is_own_shard, read_table, shard_eval_columns
+from .inputs import input_hash, read_inputs
 from .keys import KEY_LENGTH, is_row_key
 from .layout import (
     DATA_DIR,
     EVALUATION_NAME,
     FORMAT_VERSION,
     IMAGES_DIR,
+    INPUTS_DIR,
     KNOWN_TOP,
     MANIFEST_NAME,
     MAX_SHARD_BYTES,
@@ -77,6 +81,8 @@ class FolderRepairs:
                     rows = self._load_shard(entry, images=True)
                     if seen & set(entry["keys"]):
                         raise GalleryError("its rows are already in another shard")
+                    for row in rows:
+                        read_inputs(self.path, row["record"].image_hashes, self._inputs)
                 except GalleryError as error:
                     report.dropped.append(f"{entry['file']}: {error}")
                     continue
@@ -128,6 +134,14 @@ class FolderRepairs:
                     report.removed.append(f"{folder}/{file.name}")
                 elif not (ours and is_regular(file)):
                     report.left.append(f"{folder}/{file.name}")
+        named = {sha for row in self.metadata_rows() for sha in row["record"].image_hashes}
+        for file in entries(self.path / INPUTS_DIR):
+            sha = input_hash(file)
+            if is_regular(file) and (is_own_temp_file(file) or (sha is not None and sha not in named)):
+                file.unlink()
+                report.removed.append(f"{INPUTS_DIR}/{file.name}")
+            elif sha is None or not is_regular(file):
+                report.left.append(f"{INPUTS_DIR}/{file.name}")
         for file in sorted(self.path.iterdir()):  # the folder itself may be a link the user named
             if is_own_temp_file(file) and is_regular(file):
                 file.unlink()
@@ -152,7 +166,8 @@ class FolderRepairs:
                 data, entry["file"], self.path, self._remedy, eval_columns(self._manifest), images=False
             )
             entry["keys"] = table.column("key").to_pylist()
-            self._load_shard(entry, images=False)
+            for row in self._load_shard(entry, images=False):
+                read_inputs(self.path, row["record"].image_hashes, self._inputs)
             if not entry["keys"] or set(entry["keys"]) & self.keys:
                 raise GalleryError("no new rows")
             check_evaluation_entry(self._manifest)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 from PIL import Image
 
@@ -40,6 +40,8 @@ class Visualization:
     class_id: int | None = None  # class index for class objectives
     label: str | None = None  # class name for class objectives
     record: RowRecord | None = None  # how to make it again (None: a row from elsewhere, no key)
+    inputs: Mapping[str, Any] = field(default_factory=dict, compare=False)  # sha256 -> InputImage the
+    # row's batch was made from (start image, inverted images); a gallery stores them in inputs/
 
     @property
     def seed(self) -> int | None:
@@ -177,6 +179,24 @@ class Gallery(Sequence[Visualization]):
             paths.append(atomic_write(folder / image, png_bytes(item.image)))
             paths.append(atomic_write(folder / transparent, png_bytes(item.with_transparency())))
         return paths
+
+
+def row_note(record: RowRecord | None) -> str:
+    """What sets a row apart from a plain MACO row, for captions ('' for a plain one): its method,
+    the image it started from, its variant."""
+    if record is None:
+        return ""
+    parts = [record.method] if record.method != "maco" else []
+    if record.accentuation:
+        layer = record.accentuation.get("layer")
+        parts.append(
+            f"from image {str(record.accentuation.get('image_sha256'))[:12]}"
+            + (f" (close at {layer})" if layer else "")
+        )
+    if record.variant is not None:
+        total = (record.diversity or {}).get("variants")
+        parts.append(f"variant {record.variant + 1}" + (f" of {total}" if total else ""))
+    return ", ".join(parts)
 
 
 def image_names(key: str) -> tuple[str, str]:

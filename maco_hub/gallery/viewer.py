@@ -55,13 +55,17 @@ ROW_FIELDS = (
     "record",
     "evaluation",
     "artifacts",
+    "method",
+    "note",
+    "input",
+    "input_role",
 )  # others are ignored
-_PATH_FIELDS = ("image", "transparent", "thumb", "thumb_transparent")
+_PATH_FIELDS = ("image", "transparent", "thumb", "thumb_transparent", "input")
 ASSETS = "assets"  # package data next to this module: page.html, viewer.css, viewer.js
-_TEXT_FIELDS = ("objective", "kind", "layer", "label")
+_TEXT_FIELDS = ("objective", "kind", "layer", "label", "method", "note", "input_role")
 _VALUE_FIELDS = tuple(f for f in ROW_FIELDS if f not in (*_PATH_FIELDS, "record"))
 _PLAIN_PATH = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
-RECORD_ROW_FIELDS = ("objective", "objective_record", "seed", "key", "batch_id")
+RECORD_ROW_FIELDS = ("objective", "objective_record", "seed", "key", "batch_id", "variant", "accentuation")
 """The fields of a record embedded with its row; the rest is embedded once for all rows sharing it."""
 
 

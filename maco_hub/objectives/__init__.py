@@ -18,19 +18,29 @@ Reductions over a layer output (N, C, H, W), (N, T, D) or (N, D):
   averaged. The cosine is clamped at 0.1 (Lucid's floor) so any power p, fractional included, is
   defined (no NaN) and anti-aligned activations are never rewarded; ``p = 0`` is the plain dot.
 
+Objectives that look at a given image (:mod:`maco_hub.objectives.guided`): :class:`Inversion`
+(feature inversion: the canvas's activations should match a given image's, seen through the same
+crops), :class:`Closeness` (the same agreement with the picture a run starts from: the layer
+regularizer of feature accentuation), and :class:`GramDiversity`, Lucid's penalty that keeps the
+variants of one objective apart.
+
 On CLIP and SigLIP checkpoints, :class:`Text` (kind ``"text"``) pushes every crop's image embedding
 toward a text prompt's (:mod:`maco_hub.objectives.text`).
 """
 
 from .base import Objective, Sum
 from .builtin import COSINE_FLOOR, Channel, ClassLogit, Direction, LayerEnergy, Neuron, parse
+from .guided import Closeness, GramDiversity, Inversion
 from .text import Text
 
 __all__ = [
     "COSINE_FLOOR",
     "Channel",
     "ClassLogit",
+    "Closeness",
     "Direction",
+    "GramDiversity",
+    "Inversion",
     "LayerEnergy",
     "Neuron",
     "Objective",

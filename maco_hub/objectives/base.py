@@ -50,6 +50,22 @@ class Objective:
     def needs_logits(self) -> bool:
         return False
 
+    @property
+    def reference_layers(self) -> frozenset[str]:
+        """Layers where this objective also reads a reference image's activations
+        (``acts[maco_hub.objectives.guided.reference_key(layer)]``)."""
+        return frozenset()
+
+    @property
+    def reference_image(self) -> Any:
+        """The image this objective compares the canvas with (an InputImage), if it brings one."""
+        return None
+
+    @property
+    def image_hashes(self) -> frozenset[str]:
+        """Pixel sha256 of the images this objective holds (a gallery stores them)."""
+        return frozenset()
+
     def validate(self, loaded: LoadedModel) -> Objective:
         """Check against ``loaded``; return the resolved objective (raises on a bad one)."""
         raise NotImplementedError
@@ -128,6 +144,24 @@ class Sum(Objective):
     @property
     def needs_logits(self) -> bool:
         return any(objective.needs_logits for _, objective in self.terms)
+
+    @property
+    def reference_layers(self) -> frozenset[str]:
+        return frozenset().union(*(objective.reference_layers for _, objective in self.terms))
+
+    @property
+    def reference_image(self) -> Any:
+        images = {o.image_hashes: o.reference_image for _, o in self.terms if o.reference_image is not None}
+        if len(images) > 1:
+            raise ConfigError(
+                f"{self.description} compares the canvas with {len(images)} images; one objective "
+                "can bring one image: explain them as separate objectives."
+            )
+        return next(iter(images.values()), None)
+
+    @property
+    def image_hashes(self) -> frozenset[str]:
+        return frozenset().union(*(objective.image_hashes for _, objective in self.terms))
 
     def validate(self, loaded: LoadedModel) -> Sum:
         return Sum(tuple((w, objective.validate(loaded)) for w, objective in self.terms))

@@ -7,11 +7,21 @@ from typing import Any
 
 from ..errors import ConfigError
 from . import builtin as obj
+from .guided import Inversion
 from .text import Text
 
 _TYPES = {
     cls.__name__: cls
-    for cls in (obj.ClassLogit, obj.Channel, obj.Neuron, obj.LayerEnergy, obj.Direction, obj.Sum, Text)
+    for cls in (
+        obj.ClassLogit,
+        obj.Channel,
+        obj.Neuron,
+        obj.LayerEnergy,
+        obj.Direction,
+        obj.Sum,
+        Inversion,
+        Text,
+    )
 }
 
 
@@ -22,6 +32,8 @@ def objective_to_record(objective: obj.Objective) -> dict[str, Any]:
         raise ConfigError(f"objective type {name!r} cannot be recorded; use one of {sorted(_TYPES)}")
     if isinstance(objective, obj.Sum):
         return {"type": name, "terms": [[w, objective_to_record(o)] for w, o in objective.terms]}
+    if hasattr(objective, "record_values"):  # e.g. an Inversion's image, by its sha256
+        return {"type": name, **objective.record_values()}
     values = {f.name: getattr(objective, f.name) for f in dataclasses.fields(objective) if f.name != "_"}
     return {"type": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}}
 
@@ -40,6 +52,8 @@ def objective_from_record(record: dict[str, Any]) -> obj.Objective:
             return obj.Sum(tuple((float(w), objective_from_record(r)) for w, r in values["terms"]))
         if isinstance(values.get("position"), list):
             values["position"] = tuple(values["position"])
+        if cls is Inversion:  # the image comes from the gallery (maco_hub.objectives.guided.bind_images)
+            return Inversion(None, **values)
         return cls(**values)
     except (TypeError, ValueError, KeyError) as error:
         if isinstance(error, ConfigError):

@@ -29,7 +29,7 @@
     return alpha ? row.transparent : row.image;
   };
   const number = (x) => typeof x === "number" ? x : -1;
-  const text = rows.map((r) => [r.label, r.objective, r.layer, unitName(r), r.kind]
+  const text = rows.map((r) => [r.label, r.objective, r.layer, unitName(r), r.kind, r.note]
     .filter(has).join(" ").toLowerCase());
   const made = rows.map((_, i) => i);
   const atlas = made.slice().sort((a, b) => rows[a].group - rows[b].group
@@ -84,6 +84,7 @@
     if (has(row.seed)) meta.append(el("span", "chip seed", `seed ${row.seed}`));
     if (has(row.steps)) meta.append(el("span", "chip steps", `${row.steps} step${row.steps === 1 ? "" : "s"}`));
     if (has(row.canvas)) meta.append(el("span", "chip canvas", `canvas ${row.canvas} px`));
+    if (has(row.note)) meta.append(el("span", "chip note", row.note));
     for (const v of Array.isArray(row.evaluation) ? row.evaluation : []) {
       if (v.status === "not a class row") continue;
       const judged = v.status === "ok" && typeof v.prob === "number";
@@ -101,6 +102,16 @@
       meta.append(chip);
     }
     body.append(meta);
+    if (row.input) {
+      const from = el("a", "input");
+      from.href = row.input;
+      const thumb = el("img");
+      thumb.loading = "lazy";
+      thumb.alt = row.input_role ?? "input image";
+      thumb.src = row.input;
+      from.append(thumb, el("span", null, row.input_role ?? "input image"));
+      body.append(from);
+    }
     const details = el("details", "record");
     details.append(el("summary", null, "Reproducibility record"),
                    el("pre", null, JSON.stringify(recordOf(row), null, 2)));
@@ -116,12 +127,13 @@
     const node = el("button", "cell");
     node.type = "button";
     node.dataset.index = String(i);
-    node.title = [caption(row, i), row.objective, has(row.score) ? `score ${fmt(row.score)}` : null]
+    node.title = [caption(row, i), row.objective, row.note, has(row.score) ? `score ${fmt(row.score)}` : null]
       .filter((t, k, all) => has(t) && all.indexOf(t) === k).join("\n");
     const frame = el("span", row.image ? "frame" : "frame missing", row.image ? null : "no image");
     const img = row.image ? image(row, title, true) : null;
     if (img) frame.append(img);
     node.append(frame, el("span", "cell-caption", title));
+    if (has(row.note)) node.append(el("span", "cell-note", row.note));  // method, start image, variant
     return { row, node, img, link: null, thumb: true };
   };
 
