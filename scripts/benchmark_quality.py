@@ -107,7 +107,7 @@ def main() -> None:
             for e in r["evaluations"]
             for s in e["summary"]
         )
-        print(_table(runs, with_reference))
+        print(_table(_merged(runs), with_reference))
         return
     default = EngineConfig()
     base = dataclasses.replace(
@@ -370,6 +370,36 @@ def _cell(values: list[float | None], digits: int = 2) -> str:
         return "–"
     spread = (max(numbers) - min(numbers)) / 2
     return f"{np.mean(numbers):.{digits}f}" + (f" ± {spread:.{digits}f}" if len(numbers) > 1 else "")
+
+
+def _merged(runs: list[dict]) -> list[dict]:
+    """``runs`` with runs that differ only in their seeds, none shared (a table split over
+    processes, one seed each), merged into one run: seeds and each setting's evaluations joined,
+    seconds per image averaged over the merged results."""
+    groups: list[tuple[str, dict]] = []
+    for run in runs:
+        same = json.dumps({k: v for k, v in run.items() if k not in ("seeds", "results")}, sort_keys=True)
+        group = next(
+            (g for key, g in groups if key == same and not set(g["seeds"]) & set(run["seeds"])), None
+        )
+        if group is None:
+            groups.append((same, {**run, "results": [{**r, "_merged": 1} for r in run["results"]]}))
+            continue
+        group["seeds"] = sorted(set(group["seeds"]) | set(run["seeds"]))
+        for result in run["results"]:
+            match = next((r for r in group["results"] if _same_row(r, result)), None)
+            if match is None:
+                group["results"].append({**result, "_merged": 1})
+                continue
+            match["evaluations"] = match["evaluations"] + result["evaluations"]
+            total = match["seconds_per_image"] * match["_merged"] + result["seconds_per_image"]
+            match["_merged"] += 1
+            match["seconds_per_image"] = total / match["_merged"]
+    return [group for _, group in groups]
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    return (a["setting"], a["spectrum"], a["config"]) == (b["setting"], b["spectrum"], b["config"])
 
 
 def _table(runs: list[dict], with_reference: bool) -> str:

@@ -87,6 +87,14 @@ def test_runs_split_over_processes_merge_into_one_table(tmp_path):
         and rows[2].split(" | ")[7:9] == rows[1].split(" | ")[7:9]
     )
 
+    seed1 = json.loads((tmp_path / "b.json").read_text())  # the same row run for seed 1 elsewhere
+    seed1["seeds"] = [1]
+    (tmp_path / "seed1.json").write_text(json.dumps(seed1))
+    split = _run("--table-from", str(tmp_path / "b.json"), str(tmp_path / "seed1.json"))
+    assert split.returncode == 0, split.stderr
+    rows = [line for line in split.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[2] for row in rows] == ["2 × 2"]  # one row: the seeds joined
+
 
 @pytest.mark.parametrize(
     "argument, message",
