@@ -39,6 +39,7 @@ from maco_hub.gallery.evaluation import Evaluation
 from maco_hub.legibility import evaluate
 from maco_hub.legibility.reference import load_reference
 from maco_hub.models.efficientnet_lite.conversion import demo_model_path
+from maco_hub.objectives import ClassLogit
 from maco_hub.spectra.estimation import radial_frequency
 from maco_hub.spectra.loading import load_spectrum
 from maco_hub.spectra.spectrum import Spectrum
@@ -153,7 +154,7 @@ def main() -> None:
             start = time.perf_counter()
             gallery = maco_hub.explain(
                 target,
-                classes=classes,
+                objectives=[ClassLogit(c, log_softmax=args.objective == "log-softmax") for c in classes],
                 config=config,
                 spectrum=spectrum,
                 seed=seed,
@@ -201,6 +202,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "device": args.device or "auto",
         "results": results,
+        **({"objective": args.objective} if args.objective != "logit" else {}),
     }
     print(_table([run], reference is not None))
     if args.json:
@@ -248,6 +250,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--crops", type=int, default=16, help="crops judged per image (default: 16)")
     parser.add_argument("--eval-seed", type=int, default=0, help="seed of the judged crops (default: 0)")
     parser.add_argument("--batch-size", type=int, default=6)
+    parser.add_argument(
+        "--objective",
+        choices=("logit", "log-softmax"),
+        default="logit",
+        help="what each class's picture maximizes: its logit (explain's classes=) or its log-softmax, "
+        "the logit minus the log-sum-exp of all logits (default: logit)",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument(
         "--override",
@@ -415,7 +424,8 @@ def _table(runs: list[dict], with_reference: bool) -> str:
     for run in runs:
         for result in run["results"]:
             evaluations = result["evaluations"]
-            cells = [_label(result, run), result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
+            label = _label(result, run) + (f", {run['objective']} objective" if "objective" in run else "")
+            cells = [label, result["spectrum"], f"{len(run['classes'])} × {len(run['seeds'])}"]
             cells += [_cell(_mean(evaluations, key, (j,))) for j in JUDGES for key in ("top1", "crops_top1")]
             cells += [
                 _cell(_mean(evaluations, key, JUDGES)) for key in ("top1", "crops_top1", "prob", "crops_prob")
@@ -440,7 +450,7 @@ def _table(runs: list[dict], with_reference: bool) -> str:
 
 def _label(result: dict, run: dict) -> str:
     """The description of the setting the result ran with, read from its config (so runs made
-    before a default changed read right), plus any --override of the learning rate or noise."""
+    before a default changed read right), plus any --override of the learning rate, noise or crops."""
     base = dataclasses.replace(EngineConfig(), steps=run["steps"], canvas=run["canvas"])
     ran, near = result["config"], []
     for description, changes in ENGINE_SETTINGS.values():
@@ -448,7 +458,7 @@ def _label(result: dict, run: dict) -> str:
         differ = {k: ran.get(k) for k in sorted(set(setting) | set(ran)) if setting.get(k) != ran.get(k)}
         if not differ:
             return description
-        if set(differ) <= {"learning_rate", "noise"}:
+        if set(differ) <= {"learning_rate", "noise", "crops"}:
             near.append(description + "".join(f", {k} {v}" for k, v in differ.items()))
     return near[0] if near else result["setting"]
 
