@@ -17,7 +17,7 @@ from .gallery.rows import Visualization
 from .models.loader import SHORT_NAMES, LoadedModel, load_model, names_local_path, recorded_model_is_local
 from .objectives.records import objective_from_record
 from .objectives.scoring import validated
-from .spectra.loading import load_spectrum, looks_like_repo_id
+from .spectra.loading import load_spectrum, looks_like_repo_id, shipped_spectrum
 from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, check_spectrum_name
 
 logger = logging.getLogger(__name__)
@@ -112,10 +112,11 @@ def _recorded_model(item: Visualization) -> tuple[str, str | None]:
 
 
 def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
-    """The shipped default or the Hub spectrum the record names; a ConfigError for a file."""
+    """The shipped default with the recorded sha256 (today's or an earlier one) or the Hub spectrum
+    the record names; a ConfigError for a file or a default maco_hub does not ship."""
     source, name, revision = reference.get("id"), reference.get("name"), reference.get("revision")
     if source == DEFAULT_SPECTRUM_ID:
-        return load_spectrum()
+        return shipped_spectrum(reference.get("sha256"))
     if not isinstance(revision, (str, type(None))):
         raise _malformed(item, TypeError(f"spectrum revision={revision!r}"))
     if not isinstance(source, str) or not looks_like_repo_id(source) or names_local_path(source):

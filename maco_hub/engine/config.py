@@ -18,8 +18,10 @@ _PRECISIONS = ("fp32", "bf16")
 _RESAMPLERS = ("batched", "per_crop")
 MAX_STEPS = 100_000  # 390 times the default; a longer run is almost surely a typo
 MAX_CANVAS = 16_384  # px; one image of that side needs about 45 GiB besides the model
-# Fields added after rows were first written: recorded only when set, so older rows keep their keys.
-_OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None}
+MAX_GAIN = 10  # phase_std and contrast: beyond it the canvas is noise or saturated (default 2.5 / 2.0)
+# Fields added after rows were first written, with the value every earlier row was made with: recorded
+# only when a config differs from it (so older rows keep their keys), and read back as it when absent.
+_EARLIER_VALUES = {"threads": None, "compile": False, "resample": None, "phase_std": 1.0, "contrast": 1.0}
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class EngineConfig:
     threads: int | None = None  # CPU intra-op threads; None: from the idle CPUs (maco_hub.engine.threads)
     compile: bool = False  # torch.compile the score function (the model and the objective)
     resample: str | None = None  # "batched", "per_crop"; None: per_crop on the CPU, batched elsewhere
+    phase_std: float = 2.5  # the standardized phase is scaled to this std (1: the reference implementations)
+    contrast: float = 2.0  # the standardized canvas is scaled by this before the sigmoid (1: as before)
 
     def __post_init__(self) -> None:
         self._integer("steps", 1, MAX_STEPS, f"use an integer from 1 to {MAX_STEPS} (default 256)")
@@ -48,6 +52,9 @@ class EngineConfig:
         self._integer("canvas", 16, MAX_CANVAS, f"use an integer number of pixels from 16 to {MAX_CANVAS}")
         self._integer("crops", 1, None, "use an integer number of crops per step, 1 or more")
         self._number("crop_centre_std", 0, "use a finite number >= 0 (default 0.30)")
+        for name, default in (("phase_std", 2.5), ("contrast", 2.0)):
+            fix = f"use a finite number above 0 and at most {MAX_GAIN} (default {default}; 1 as before)"
+            self._number(name, 0, fix, strict=True, high=MAX_GAIN)
         if self.crops_per_forward is not None:
             self._integer("crops_per_forward", 1, None, "use None or a positive integer")
         _check(self.precision in _PRECISIONS, "precision", self.precision, f"use one of {_PRECISIONS}")
@@ -73,11 +80,15 @@ class EngineConfig:
         _check(number is not None and number >= low and (high is None or number <= high), name, value, fix)
         object.__setattr__(self, name, number)
 
-    def _number(self, name: str, low: float, fix: str, *, strict: bool = False) -> None:
-        """Field ``name`` as a finite number >= ``low`` (> with ``strict``); ints and floats kept."""
+    def _number(
+        self, name: str, low: float, fix: str, *, strict: bool = False, high: float | None = None
+    ) -> None:
+        """Field ``name`` as a finite number >= ``low`` (> with ``strict``) and <= ``high``; ints and
+        floats kept."""
         value = getattr(self, name)
         number = as_finite(value)
-        _check(number is not None and (number > low if strict else number >= low), name, value, fix)
+        ok = number is not None and (number > low if strict else number >= low)
+        _check(ok and (high is None or number <= high), name, value, fix)
         object.__setattr__(self, name, number)
 
     @property
@@ -90,15 +101,16 @@ class EngineConfig:
         record = dataclasses.asdict(self)
         record["crop_scale"] = schedules.to_record(self.crop_scale)
         record["noise"] = schedules.to_record(self.noise)
-        for name, default in _OPTIONAL_FIELDS.items():
-            if record[name] == default:
+        for name, earlier in _EARLIER_VALUES.items():
+            if record[name] == earlier:
                 del record[name]
         return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EngineConfig:
-        """The config a :meth:`to_record` record describes; unknown fields are a ConfigError."""
-        values = dict(record)
+        """The config a :meth:`to_record` record describes; unknown fields are a ConfigError, absent
+        fields added later take the value rows were made with before they existed."""
+        values = {**_EARLIER_VALUES, **record}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(

@@ -143,7 +143,10 @@ def _run(
 ) -> EngineResult:
     side, size = config.canvas, preprocessing.size
     magnitude = spectrum.resized(side, side).magnitude
-    image = FourierPhaseImage(magnitude, (side, side), seeds).to(device)
+    image = FourierPhaseImage(
+        magnitude, (side, side), seeds, gain=config.contrast, phase_std=config.phase_std
+    )
+    image = image.to(device)
     optimizer = torch.optim.NAdam(image.parameters(), lr=config.learning_rate)
     batch, crops = len(seeds), config.crops
     noise_generators = [torch.Generator(device=device).manual_seed(s + 2) for s in seeds]
@@ -266,7 +269,13 @@ def _check_finite(
 def _non_finite_cause(history: torch.Tensor, seed: int, config: EngineConfig, spectrum: Spectrum) -> str:
     """The likely reason one image went non-finite (only worked out once it has)."""
     side = config.canvas
-    start = FourierPhaseImage(spectrum.resized(side, side).magnitude, (side, side), [seed])
+    start = FourierPhaseImage(
+        spectrum.resized(side, side).magnitude,
+        (side, side),
+        [seed],
+        gain=config.contrast,
+        phase_std=config.phase_std,
+    )
     with torch.no_grad():
         if not torch.isfinite(start()).all():
             return (
