@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .engine import EngineConfig, resolve_device
-from .engine.devices import available_devices
+from .engine.devices import MEMORY_FORMATS, available_devices, set_memory_format
 from .errors import ConfigError, GalleryError
 from .explainer import as_spectrum, run_batch
 from .gallery.rows import Visualization
@@ -91,9 +91,19 @@ def regenerate(
                 record.model_revision,
                 loaded.revision,
             )
+    _recorded_layout(item, loaded)
     checked = validated(loaded, [objective for objective, _ in batch_records])
     batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device)[position]
+
+
+def _recorded_layout(item: Visualization, loaded: LoadedModel) -> None:
+    """Store the weights as the row's were (``engine_settings["memory_format"]``; contiguous for rows
+    made before it was recorded): the layout changes the last bits, which NAdam amplifies."""
+    name = item.record.engine_settings.get("memory_format", "contiguous")
+    if not isinstance(name, str) or name not in MEMORY_FORMATS:
+        raise _malformed(item, ValueError(f"engine_settings memory_format={name!r}"))
+    set_memory_format(loaded.module, name)
 
 
 def _recorded_model(item: Visualization) -> tuple[str, str | None]:

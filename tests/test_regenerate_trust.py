@@ -160,8 +160,25 @@ def test_a_row_of_the_new_defaults_records_them_and_regenerates(row, tiny_zoo):
     config = row.record.config
     assert (config["phase_std"], config["contrast"]) == (2.5, 2.0)
     assert row.record.spectrum["sha256"] == load_spectrum().sha256
+    assert row.record.engine_settings["memory_format"] == "channels_last"  # a conv net on the CPU
     again = maco_hub.regenerate(row, model=str(tiny_zoo["resnet"].path))
     assert np.array_equal(_pixels(again), _pixels(row))
+
+
+def test_regenerate_stores_the_weights_as_the_row_recorded_them(row, tiny_zoo):
+    """Rows made before the layout was recorded were made with contiguous weights on the CPU."""
+    from maco_hub.engine.devices import memory_format
+
+    loaded = maco_hub.load_model(str(tiny_zoo["resnet"].path), device="cpu")
+    settings = {k: v for k, v in row.record.engine_settings.items() if k != "memory_format"}
+    maco_hub.regenerate(_with(row, engine_settings=settings), model=loaded)
+    assert memory_format(loaded.module) == "contiguous"
+    maco_hub.regenerate(row, model=loaded)
+    assert memory_format(loaded.module) == "channels_last"
+    for hostile in ("sparse", 1, None, ["channels_last"]):
+        bad = _with(row, engine_settings={**settings, "memory_format": hostile})
+        with pytest.raises(GalleryError, match="memory_format"):
+            maco_hub.regenerate(bad, model=loaded)
 
 
 def test_a_row_of_the_previous_defaults_regenerates_with_them(tiny_zoo):
