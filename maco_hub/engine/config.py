@@ -125,8 +125,9 @@ class EngineConfig:
 
 SHORT_RUN_CROPS = MappingProxyType({"crop_scale": schedules.Alternating(), "crop_centre_std": 0.15})
 """Crop settings for short runs (about 100 steps): small and large crops alternating 1:1, centred
-(the defaults before the quality table), e.g. ``EngineConfig(steps=96, **SHORT_RUN_CROPS)``. The
-default 2:1 schedule gives the large crops too few steps there (README, "Engine defaults")."""
+(the defaults before the quality table), e.g. ``EngineConfig(steps=96, **SHORT_RUN_CROPS)``. At
+phase_std = contrast = 1 the default 2:1 schedule gives the large crops too few steps there; at the
+current defaults the demo (128 steps) did better with the 2:1 schedule (README, "Quickstart")."""
 
 
 def _check(ok: bool, name: str, value: Any, fix: str) -> None:
