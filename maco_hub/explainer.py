@@ -16,7 +16,7 @@ from ._numbers import check_seed
 from ._version import __version__
 from .choices import checked_batch_size, requested, resolved_objectives, unique
 from .distributed import barrier, current_world, my_share, process_group, rank_device
-from .engine.devices import check_memory, use_channels_last
+from .engine.devices import check_memory, memory_format, use_channels_last
 from .engine.loop import EngineConfig, EngineResult, optimize, resolve_device
 from .engine.pictures import attribution_to_alpha, to_pil_image
 from .errors import ConfigError
@@ -343,7 +343,8 @@ def _visualizations(
     for b, (objective, seed) in enumerate(batch):
         fields = guidance.record_fields(batch, b, loaded)
         record = _record(loaded, objective, seed, members, spectrum, config, device, fields)
-        record = record.with_settings(result.settings)  # e.g. CPU threads: not part of the key
+        # e.g. CPU threads, the weights' layout (regenerate uses it again): not part of the key
+        record = record.with_settings({**result.settings, "memory_format": memory_format(loaded.module)})
         items.append(
             Visualization(
                 image=to_pil_image(result.images[b]),

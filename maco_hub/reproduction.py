@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .engine import EngineConfig, resolve_device
-from .engine.devices import available_devices
+from .engine.devices import MEMORY_FORMATS, available_devices, set_memory_format
 from .errors import ConfigError, GalleryError
 from .explainer import as_spectrum, run_batch
 from .gallery.rows import Visualization
@@ -19,7 +19,7 @@ from .models.loader import SHORT_NAMES, LoadedModel, load_model, names_local_pat
 from .objectives.guided import bind_images
 from .objectives.records import objective_from_record
 from .objectives.scoring import validated
-from .spectra.loading import load_spectrum, looks_like_repo_id
+from .spectra.loading import load_spectrum, looks_like_repo_id, shipped_spectrum
 from .spectra.spectrum import DEFAULT_SPECTRUM_ID, Spectrum, check_spectrum_name
 
 logger = logging.getLogger(__name__)
@@ -102,11 +102,21 @@ def regenerate(
                 record.model_revision,
                 loaded.revision,
             )
+    _recorded_layout(item, loaded)
     checked = validated(loaded, [objective for objective, _ in batch_records])
     batch = list(zip(checked, [seed for _, seed in batch_records], strict=True))
     return run_batch(loaded, batch, spectrum=spectrum, config=config, device=device, guidance=guidance)[
         position
     ]
+
+
+def _recorded_layout(item: Visualization, loaded: LoadedModel) -> None:
+    """Store the weights as the row's were (``engine_settings["memory_format"]``; contiguous for rows
+    made before it was recorded): the layout changes the last bits, which NAdam amplifies."""
+    name = item.record.engine_settings.get("memory_format", "contiguous")
+    if not isinstance(name, str) or name not in MEMORY_FORMATS:
+        raise _malformed(item, ValueError(f"engine_settings memory_format={name!r}"))
+    set_memory_format(loaded.module, name)
 
 
 def _recorded_model(item: Visualization) -> tuple[str, str | None]:
@@ -125,10 +135,11 @@ def _recorded_model(item: Visualization) -> tuple[str, str | None]:
 
 
 def _recorded_spectrum(item: Visualization, reference: dict) -> Spectrum:
-    """The shipped default or the Hub spectrum the record names; a ConfigError for a file."""
+    """The shipped default with the recorded sha256 (today's or an earlier one) or the Hub spectrum
+    the record names; a ConfigError for a file or a default maco_hub does not ship."""
     source, name, revision = reference.get("id"), reference.get("name"), reference.get("revision")
     if source == DEFAULT_SPECTRUM_ID:
-        return load_spectrum()
+        return shipped_spectrum(reference.get("sha256"))
     if not isinstance(revision, (str, type(None))):
         raise _malformed(item, TypeError(f"spectrum revision={revision!r}"))
     if not isinstance(source, str) or not looks_like_repo_id(source) or names_local_path(source):

@@ -5,6 +5,8 @@ measured in the same run, so each speed-up is a ratio from one process.
     python scripts/benchmark.py --device cuda --models lite0 resnet50 vit-b16 \\
         --batch-sizes 1 8 32 64 --steps 20 --precisions fp32 bf16            # on a GPU
     python scripts/benchmark.py --models lite0 --batch-sizes 8 --steps 3 --busy   # CPU, one busy core
+    python scripts/benchmark.py --models lite0 --batch-sizes 6 --steps 20 --threads 1 \
+        --memory-formats contiguous channels_last --no-reference   # CPU: the weights' layout
 
 For each model it times, after one warm-up:
 - the *reference loop*: one image at a time, its crops in one model call, one antialiased
@@ -12,7 +14,9 @@ For each model it times, after one warm-up:
   structure);
 - the *bare model*: forward+backward of the same number of crops, in the engine's micro-batches,
   with nothing else (so engine / bare is the engine's overhead);
-- the *engine* (``maco_hub.optimize``) for each batch size and precision.
+- the *engine* (``maco_hub.optimize``) for each batch size and precision, and for each of
+  ``--memory-formats`` (the model's weights contiguous or channels-last; default: what ``explain``
+  uses, channels-last for conv nets on CPU and CUDA).
 Timings are per image-step from ``--steps`` timed steps (the difference between a run of
 ``1 + steps`` steps and one of 1 step, so set-up and final scoring are excluded; the fastest of
 ``--repeats`` measurements, against other load on shared machines); seconds per image
@@ -45,7 +49,13 @@ import torch
 
 from maco_hub import objectives
 from maco_hub.engine import EngineConfig, optimize
-from maco_hub.engine.devices import resolve_device, use_channels_last
+from maco_hub.engine.devices import (
+    MEMORY_FORMATS,
+    memory_format,
+    resolve_device,
+    set_memory_format,
+    use_channels_last,
+)
 from maco_hub.engine.param import FourierPhaseImage
 from maco_hub.engine.threads import allowed_cpus, intra_op_threads
 from maco_hub.engine.transforms import add_noise, crop_and_resize, crop_boxes
@@ -87,6 +97,13 @@ def main() -> None:
         help="crop resampling (default: the engine's choice for the device)",
     )
     parser.add_argument("--compile", action="store_true", help="EngineConfig(compile=True)")
+    parser.add_argument(
+        "--memory-formats",
+        nargs="+",
+        choices=sorted(MEMORY_FORMATS),
+        default=None,
+        help="weights' layouts to time, in one run (default: explain's choice for the model and device)",
+    )
     parser.add_argument(
         "--crops-per-forward",
         type=int,
@@ -131,7 +148,10 @@ def main() -> None:
     for model_name in args.models:
         loaded, weights = _load(model_name, device)
         print(f"{model_name}: {weights}", flush=True)
-        for precision in args.precisions:
+        for layout, precision in itertools.product(
+            args.memory_formats or [memory_format(loaded.module)], args.precisions
+        ):
+            set_memory_format(loaded.module, layout)
             config = dataclasses.replace(base, precision=precision)
             reference = None
             for batch, chunk in itertools.product(args.batch_sizes, args.crops_per_forward):
@@ -152,7 +172,7 @@ def main() -> None:
                         _bare_step(loaded, config, device, batch, settings["crops_per_forward"], args.steps)
                         for _ in range(args.repeats)
                     )
-                rows.append((model_name, batch, precision, engine, reference, bare, peak, settings))
+                rows.append((model_name, batch, precision, layout, engine, reference, bare, peak, settings))
                 _print_row(rows[-1], header=len(rows) == 1)
     if args.busy:
         _busy_table(args, spectrum, base, device)
@@ -306,17 +326,17 @@ def _status_kib(key: str) -> int:
 
 
 def _print_row(row, *, header: bool) -> None:
-    model, batch, precision, engine, reference, bare, peak, settings = row
+    model, batch, precision, layout, engine, reference, bare, peak, settings = row
     if header:
         print(
-            "\n| model | batch | precision | s/image-step | s/image, 256 steps | s/image, 1000 steps "
-            "| reference loop ÷ engine | engine ÷ bare model | peak MiB/image | threads | resample "
-            "| crops/call |"
+            "\n| model | batch | precision | weights | s/image-step | s/image, 256 steps "
+            "| s/image, 1000 steps | reference loop ÷ engine | engine ÷ bare model | peak MiB/image "
+            "| threads | resample | crops/call |"
         )
-        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+        print("|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     speedup = f"{reference / engine:.2f}×" if reference else "—"
     print(
-        f"| {model} | {batch} | {precision} | {engine:.4f} | {engine * EngineConfig.steps:.1f} | "
+        f"| {model} | {batch} | {precision} | {layout} | {engine:.4f} | {engine * EngineConfig.steps:.1f} | "
         f"{engine * 1000:.1f} | {speedup} | {engine / bare:.2f}× | {peak / 2**20:.0f} | "
         f"{settings['threads'] or '—'} | {settings['resample']} | {settings['crops_per_forward']} |",
         flush=True,

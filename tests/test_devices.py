@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -143,12 +145,47 @@ def test_bad_thread_counts_are_config_errors(value):
             pass
 
 
-def test_channels_last_only_for_conv_nets_on_cuda():
+def test_channels_last_on_the_cpu_for_conv_nets_only():
     conv = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
-    linear = torch.nn.Linear(4, 4)
-    assert not use_channels_last(conv, torch.device("cpu"))
-    assert conv[0].weight.is_contiguous()
-    assert not use_channels_last(linear, torch.device("cpu"))
+    assert use_channels_last(conv, torch.device("cpu"))
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    patchify = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 4, stride=4), torch.nn.Flatten(), torch.nn.Linear(8, 4)
+    )
+    assert not use_channels_last(patchify, torch.device("cpu"))  # a ViT's patch embedding
+    assert patchify[0].weight.is_contiguous()
+    assert not use_channels_last(torch.nn.Linear(4, 4), torch.device("cpu"))
+
+
+def test_channels_last_on_the_cpu_gives_the_contiguous_scores_and_gradients():
+    """fp32 on the CPU: the same scores and input gradients up to rounding (tiny conv net)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 16, 3, padding=1, groups=16),
+        torch.nn.Conv2d(16, 32, 1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
+    ).eval()
+    pixels = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+
+    def scores_and_gradient(model):
+        inputs = pixels.clone().requires_grad_(True)
+        scores = model(inputs)[:, 3]
+        scores.sum().backward()
+        return scores.detach(), inputs.grad
+
+    plain = scores_and_gradient(net)
+    fast = copy.deepcopy(net)
+    assert use_channels_last(fast, torch.device("cpu"))
+    converted = scores_and_gradient(fast)
+    assert fast[3].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(converted[0], plain[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(converted[1], plain[1], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.gpu

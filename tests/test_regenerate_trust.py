@@ -20,6 +20,7 @@ from maco_hub.errors import ConfigError, GalleryError
 from maco_hub.spectra.loading import load_spectrum
 
 OPTIONS = {**QUICK, "canvas": 32}
+PREVIOUS_DEFAULT_SHA256 = "be56dd9f587cfe7324ebcd5f6242e08cf78680118797dfb3d357f12315b8a18e"
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +154,53 @@ def test_a_passed_spectrum_must_be_the_recorded_one(row, tiny_zoo):
         maco_hub.regenerate(
             _with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path), spectrum=load_spectrum()
         )
+
+
+def test_a_row_of_the_new_defaults_records_them_and_regenerates(row, tiny_zoo):
+    config = row.record.config
+    assert (config["phase_std"], config["contrast"]) == (2.5, 2.0)
+    assert row.record.spectrum["sha256"] == load_spectrum().sha256
+    assert row.record.engine_settings["memory_format"] == "channels_last"  # a conv net on the CPU
+    again = maco_hub.regenerate(row, model=str(tiny_zoo["resnet"].path))
+    assert np.array_equal(_pixels(again), _pixels(row))
+
+
+def test_regenerate_stores_the_weights_as_the_row_recorded_them(row, tiny_zoo):
+    """Rows made before the layout was recorded were made with contiguous weights on the CPU."""
+    from maco_hub.engine.devices import memory_format
+
+    loaded = maco_hub.load_model(str(tiny_zoo["resnet"].path), device="cpu")
+    settings = {k: v for k, v in row.record.engine_settings.items() if k != "memory_format"}
+    maco_hub.regenerate(_with(row, engine_settings=settings), model=loaded)
+    assert memory_format(loaded.module) == "contiguous"
+    maco_hub.regenerate(row, model=loaded)
+    assert memory_format(loaded.module) == "channels_last"
+    for hostile in ("sparse", 1, None, ["channels_last"]):
+        bad = _with(row, engine_settings={**settings, "memory_format": hostile})
+        with pytest.raises(GalleryError, match="memory_format"):
+            maco_hub.regenerate(bad, model=loaded)
+
+
+def test_a_row_of_the_previous_defaults_regenerates_with_them(tiny_zoo):
+    """Rows made before the periodic spectrum, phase_std and contrast: their record names the shipped
+    default by its earlier sha256 and has no phase_std/contrast fields (the values were 1.0)."""
+    from maco_hub.spectra.loading import shipped_spectrum
+
+    previous = shipped_spectrum(PREVIOUS_DEFAULT_SHA256)
+    folder = str(tiny_zoo["resnet"].path)
+    config = maco_hub.EngineConfig(steps=QUICK["steps"], canvas=32, phase_std=1, contrast=1.0)
+    options = {k: v for k, v in OPTIONS.items() if k not in ("steps", "canvas")}
+    old = maco_hub.explain(folder, classes=[0], spectrum=previous, config=config, **options)[0]
+    assert {"phase_std", "contrast"}.isdisjoint(old.record.config)
+    assert old.record.spectrum["id"] == "maco_hub/default"
+    again = maco_hub.regenerate(old, model=folder)
+    assert again.record.spectrum["sha256"] == PREVIOUS_DEFAULT_SHA256
+    assert again.record.identity_key == old.record.identity_key
+    assert np.array_equal(_pixels(again), _pixels(old))
+
+
+@pytest.mark.parametrize("sha256", ["0" * 64, "be56dd9f587c", "../../x", None, 12])
+def test_a_default_spectrum_maco_hub_does_not_ship_is_one_config_error(row, tiny_zoo, sha256):
+    spectrum = {**row.record.spectrum, "sha256": sha256}
+    with pytest.raises(ConfigError, match=r"is not part of maco_hub .*pass that spectrum's file"):
+        maco_hub.regenerate(_with(row, spectrum=spectrum), model=str(tiny_zoo["resnet"].path))

@@ -47,6 +47,13 @@ def add_spectrum_commands(commands: Any, common: argparse.ArgumentParser) -> Non
     estimate.add_argument(
         "--resolution", type=int, default=512, help="image side the spectrum describes (default: %(default)s)"
     )
+    estimate.add_argument(
+        "--boundary",
+        choices=("periodic", "plain"),
+        default="periodic",
+        help="transform each view's periodic component (no border cross), or the view as it is "
+        "(plain: estimator version 1, the previous default); default: %(default)s",
+    )
     estimate.add_argument("--out", type=Path, metavar="FILE", help="write a .safetensors file")
     estimate.add_argument("--push", metavar="REPO_ID", help="also upload to this Hub model repo")
     _name_option(estimate)
@@ -185,7 +192,11 @@ def _run_estimate(args: argparse.Namespace) -> int:
         _check_push_target(args.push, args.name)
     images, metadata = select_images(**_source_arguments(args))
     spectrum = estimate_spectrum(
-        images, resolution=args.resolution, metadata=metadata, progress=show_progress(args)
+        images,
+        resolution=args.resolution,
+        metadata=metadata,
+        progress=show_progress(args),
+        boundary=args.boundary,
     )
     if args.out is not None:
         path = spectrum.save(args.out)

@@ -19,8 +19,17 @@ _PRECISIONS = ("fp32", "bf16")
 _RESAMPLERS = ("batched", "per_crop")
 MAX_STEPS = 100_000  # 390 times the default; a longer run is almost surely a typo
 MAX_CANVAS = 16_384  # px; one image of that side needs about 45 GiB besides the model
-# Fields added after rows were first written: recorded only when set, so older rows keep their keys.
-_OPTIONAL_FIELDS = {"threads": None, "compile": False, "resample": None, "method": "maco"}
+MAX_GAIN = 10  # phase_std and contrast: beyond it the canvas is noise or saturated (default 2.5 / 2.0)
+# Fields added after rows were first written, with the value every earlier row was made with: recorded
+# only when a config differs from it (so older rows keep their keys), and read back as it when absent.
+_EARLIER_VALUES = {
+    "threads": None,
+    "compile": False,
+    "resample": None,
+    "method": "maco",
+    "phase_std": 1.0,
+    "contrast": 1.0,
+}
 _FOURIER_FIELDS = ("fourier_decay", "fourier_init_std")  # recorded with method="fourier" only
 
 
@@ -46,6 +55,9 @@ class EngineConfig:
     method: str = "maco"  # "maco" (phase under a fixed magnitude) or "fourier" (the full spectrum, Lucid)
     fourier_decay: float = 1.0  # method="fourier": spectrum scale 1 / f ** decay (README "Methods")
     fourier_init_std: float = 1.0  # method="fourier": std of the initial spectrum (only lr / std matters)
+    # MACO from random phases (not "fourier", not a start image): README "Engine defaults"
+    phase_std: float = 2.5  # the standardized phase is scaled to this std (1: the reference implementations)
+    contrast: float = 2.0  # the standardized canvas is scaled by this before the sigmoid (1: as before)
 
     def __post_init__(self) -> None:
         self._integer("steps", 1, MAX_STEPS, f"use an integer from 1 to {MAX_STEPS} (default 256)")
@@ -53,6 +65,9 @@ class EngineConfig:
         self._integer("canvas", 16, MAX_CANVAS, f"use an integer number of pixels from 16 to {MAX_CANVAS}")
         self._integer("crops", 1, None, "use an integer number of crops per step, 1 or more")
         self._number("crop_centre_std", 0, "use a finite number >= 0 (default 0.30)")
+        for name, default in (("phase_std", 2.5), ("contrast", 2.0)):
+            fix = f"use a finite number above 0 and at most {MAX_GAIN} (default {default}; 1 as before)"
+            self._number(name, 0, fix, strict=True, high=MAX_GAIN)
         if self.crops_per_forward is not None:
             self._integer("crops_per_forward", 1, None, "use None or a positive integer")
         _check(self.precision in _PRECISIONS, "precision", self.precision, f"use one of {_PRECISIONS}")
@@ -79,11 +94,15 @@ class EngineConfig:
         _check(number is not None and number >= low and (high is None or number <= high), name, value, fix)
         object.__setattr__(self, name, number)
 
-    def _number(self, name: str, low: float, fix: str, *, strict: bool = False) -> None:
-        """Field ``name`` as a finite number >= ``low`` (> with ``strict``); ints and floats kept."""
+    def _number(
+        self, name: str, low: float, fix: str, *, strict: bool = False, high: float | None = None
+    ) -> None:
+        """Field ``name`` as a finite number >= ``low`` (> with ``strict``) and <= ``high``; ints and
+        floats kept."""
         value = getattr(self, name)
         number = as_finite(value)
-        _check(number is not None and (number > low if strict else number >= low), name, value, fix)
+        ok = number is not None and (number > low if strict else number >= low)
+        _check(ok and (high is None or number <= high), name, value, fix)
         object.__setattr__(self, name, number)
 
     def _method(self) -> None:
@@ -116,8 +135,8 @@ class EngineConfig:
         record = dataclasses.asdict(self)
         record["crop_scale"] = schedules.to_record(self.crop_scale)
         record["noise"] = schedules.to_record(self.noise)
-        for name, default in _OPTIONAL_FIELDS.items():
-            if record[name] == default:
+        for name, earlier in _EARLIER_VALUES.items():
+            if record[name] == earlier:
                 del record[name]
         if self.method != "fourier":
             for name in _FOURIER_FIELDS:
@@ -126,8 +145,9 @@ class EngineConfig:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EngineConfig:
-        """The config a :meth:`to_record` record describes; unknown fields are a ConfigError."""
-        values = dict(record)
+        """The config a :meth:`to_record` record describes; unknown fields are a ConfigError, absent
+        fields added later take the value rows were made with before they existed."""
+        values = {**_EARLIER_VALUES, **record}
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(
@@ -142,8 +162,9 @@ class EngineConfig:
 
 SHORT_RUN_CROPS = MappingProxyType({"crop_scale": schedules.Alternating(), "crop_centre_std": 0.15})
 """Crop settings for short runs (about 100 steps): small and large crops alternating 1:1, centred
-(the defaults before the quality table), e.g. ``EngineConfig(steps=96, **SHORT_RUN_CROPS)``. The
-default 2:1 schedule gives the large crops too few steps there (README, "Engine defaults")."""
+(the defaults before the quality table), e.g. ``EngineConfig(steps=96, **SHORT_RUN_CROPS)``. At
+phase_std = contrast = 1 the default 2:1 schedule gives the large crops too few steps there; at the
+current defaults the demo (128 steps) did better with the 2:1 schedule (README, "Quickstart")."""
 
 
 def _check(ok: bool, name: str, value: Any, fix: str) -> None:

@@ -121,12 +121,38 @@ def crops_per_call(free_bytes: int, bytes_per_crop: int, total_crops: int, reser
 
 
 def use_channels_last(module: torch.nn.Module, device: torch.device) -> bool:
-    """Store a convolutional network's weights channels-last on CUDA (faster convolutions there).
+    """Store a convolutional network's weights channels-last, where its convolutions run faster.
 
-    Returns True when it converted ``module`` (in place); modules without 2-D convolutions, and
-    other devices, are left as they are.
+    On CUDA: any module with 2-D convolutions. On the CPU: conv nets only, i.e. modules with a
+    convolution that is no patch embedding (kernel size equal to the stride, a ViT's only
+    convolution); the results equal the contiguous ones up to float rounding (README, "Engine
+    defaults"). Returns True when it converted ``module`` (in place); other modules and devices are
+    left as they are.
     """
-    if device.type != "cuda" or not any(isinstance(m, torch.nn.Conv2d) for m in module.modules()):
+    convolutions = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    if device.type == "cpu":
+        convolutions = [m for m in convolutions if tuple(m.kernel_size) != tuple(m.stride)]
+    elif device.type != "cuda":
+        return False
+    if not convolutions:
         return False
     module.to(memory_format=torch.channels_last)
     return True
+
+
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def memory_format(module: torch.nn.Module) -> str:
+    """``"channels_last"`` when ``module``'s 2-D convolution weights are stored so, else ``"contiguous"``."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.Conv2d) and not m.weight.is_contiguous():
+            if m.weight.is_contiguous(memory_format=torch.channels_last):
+                return "channels_last"
+    return "contiguous"
+
+
+def set_memory_format(module: torch.nn.Module, name: str) -> None:
+    """Store ``module``'s weights in the memory format ``name`` (a key of :data:`MEMORY_FORMATS`)."""
+    if memory_format(module) != name:
+        module.to(memory_format=MEMORY_FORMATS[name])

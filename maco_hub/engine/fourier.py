@@ -132,7 +132,8 @@ def build_image(
     if start is not None:
         _check_start(start, len(seeds), (side, side))
         return SeededPhaseImage(start)
-    return FourierPhaseImage(spectrum.resized(side, side).magnitude, (side, side), seeds)
+    magnitude = spectrum.resized(side, side).magnitude
+    return FourierPhaseImage(magnitude, (side, side), seeds, gain=config.contrast, phase_std=config.phase_std)
 
 
 def _check_start(start: torch.Tensor, count: int, size: tuple[int, int]) -> None:

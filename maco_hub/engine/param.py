@@ -22,15 +22,20 @@ def _standardize(x: torch.Tensor) -> torch.Tensor:
     return (x - x.mean(dim=dims, keepdim=True)) / (x.std(dim=dims, keepdim=True) + STANDARDIZE_EPS)
 
 
-def phase_to_canvas(magnitude: torch.Tensor, phase: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def phase_to_canvas(
+    magnitude: torch.Tensor, phase: torch.Tensor, size: tuple[int, int], phase_std: float = 1.0
+) -> torch.Tensor:
     """Spectrum ``magnitude · e^{i·phase}`` → standardized decorrelated canvas.
 
     ``magnitude`` is (3, H, W//2+1) in rfft2 layout, ``phase`` (B, 3, H, W//2+1); returns (B, 3, H, W)
-    with zero mean and unit std per image. The phase is standardized per image first. Apart from the
-    DC and Nyquist columns (whose imaginary parts irfft2 must drop), |rfft2| of the result equals the
-    magnitude times one scale per image.
+    with zero mean and unit std per image. The phase is standardized per image first, then scaled to
+    ``phase_std``: at std 1, E[cos φ] = e^-1/2 ≈ 0.61 of every frequency adds up coherently at the
+    origin (a bright corner and, with any axis excess in the magnitude, bright borders); at 2.5 it is
+    e^-3.125 ≈ 0.04. Apart from the DC and Nyquist columns (whose imaginary parts irfft2 must drop),
+    |rfft2| of the result equals the magnitude times one scale per image.
     """
-    spectrum = torch.polar(magnitude.expand_as(phase), _standardize(phase))
+    phase = _standardize(phase) if phase_std == 1 else _standardize(phase) * phase_std
+    spectrum = torch.polar(magnitude.expand_as(phase), phase)
     canvas = torch.fft.irfft2(spectrum, s=size, norm="ortho")
     return _standardize(canvas)
 
@@ -50,11 +55,21 @@ class FourierPhaseImage(nn.Module):
     """A batch of images whose only parameters are their Fourier phases.
 
     ``magnitude`` (3, H, W//2+1) is a buffer; ``phase`` (B, 3, H, W//2+1) the parameter, one seed per
-    image. ``forward()`` returns RGB images (B, 3, H, W) in (0, 1).
+    image. ``forward()`` returns RGB images (B, 3, H, W) in (0, 1). ``phase_std``: see
+    :func:`phase_to_canvas`; ``gain`` scales the standardized canvas before the sigmoid (contrast).
     """
 
-    def __init__(self, magnitude: torch.Tensor, size: tuple[int, int], seeds: Sequence[int]):
+    def __init__(
+        self,
+        magnitude: torch.Tensor,
+        size: tuple[int, int],
+        seeds: Sequence[int],
+        *,
+        gain: float = 1.0,
+        phase_std: float = 1.0,
+    ):
         super().__init__()
+        self.gain, self.phase_std = float(gain), float(phase_std)
         height, width = size
         if tuple(magnitude.shape) != (3, height, width // 2 + 1):
             raise ConfigError(
@@ -68,7 +83,8 @@ class FourierPhaseImage(nn.Module):
 
     def canvas(self) -> torch.Tensor:
         """The standardized decorrelated canvas before colour and sigmoid."""
-        return phase_to_canvas(self.magnitude, self.phase, self.size)
+        return phase_to_canvas(self.magnitude, self.phase, self.size, self.phase_std)
 
     def forward(self) -> torch.Tensor:
-        return canvas_to_rgb(self.canvas())
+        canvas = self.canvas()
+        return canvas_to_rgb(canvas * self.gain if self.gain != 1 else canvas)

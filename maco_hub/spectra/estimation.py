@@ -3,8 +3,9 @@
 Each image is converted to RGB (grayscale images are replicated to three channels, an alpha
 channel is dropped), its short side resized to ``resolution`` (bicubic, antialiased), centre
 cropped to ``resolution x resolution``, scaled to [0, 1], normalized with the ImageNet mean/std,
-mapped to decorrelated colours and transformed with ``rfft2``; the magnitudes are averaged in
-float64. Images whose short side is below ``min_size`` pixels are skipped with a warning.
+mapped to decorrelated colours, reduced to its periodic component (:func:`periodic_component`;
+``boundary="plain"`` skips that step) and transformed with ``rfft2``; the magnitudes are averaged
+in float64. Images whose short side is below ``min_size`` pixels are skipped with a warning.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -43,17 +44,24 @@ __all__ = [
     "augmented_views",
     "compare_magnitudes",
     "estimate_spectrum",
+    "periodic_component",
     "radial_slope",
 ]
 
 MAX_RESOLUTION = 8192  # pixels: an estimate at 8192 needs about 8 GiB (BYTES_PER_PIXEL)
 BYTES_PER_PIXEL = 128  # peak memory of an estimate per resolution**2 (measured ~100 on the CPU, 1024-4096 px)
-ESTIMATOR_VERSION = "1"  # bump when the preprocessing below changes
+ESTIMATOR_VERSION = "2"  # bump when the preprocessing below changes (1: without the periodic component)
+BOUNDARIES = ("periodic", "plain")  # each view's periodic component, or the view as it is (version 1)
+_VERSIONS = {"periodic": ESTIMATOR_VERSION, "plain": "1"}
+_PERIODIC_STEP = (
+    "periodic component of each view and channel (Moisan's periodic plus smooth decomposition: "
+    "the jump between opposite borders removed); "
+)
 PREPROCESSING = (
     "RGB (grayscale replicated, alpha dropped); short side resized to {r} px (bicubic, "
     "antialiased, float); centre crop {r}x{r}; [0,1]; (x - mean) / std with ImageNet mean "
     "(0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225); decorrelated colours "
-    "(inverse Lucid colour matrix); mean |rfft2| per channel in float64"
+    "(inverse Lucid colour matrix); {periodic}mean |rfft2| per channel in float64"
 )
 
 
@@ -64,8 +72,13 @@ def estimate_spectrum(
     metadata: dict,
     progress: bool = True,
     min_size: int = 32,
+    boundary: str = "periodic",
 ) -> Spectrum:
     """Mean decorrelated ``|rfft2|`` of ``images`` at ``resolution x resolution``.
+
+    ``boundary="periodic"`` (default) transforms each view's :func:`periodic_component`, so the jump
+    between its opposite borders (which ``rfft2`` sees as an edge) adds no cross of energy along the
+    frequency axes; ``"plain"`` transforms the view as it is (estimator version 1).
 
     ``images`` are PIL images or arrays (H, W), (H, W, 3) or (H, W, 4): integer arrays are
     scaled by their dtype's maximum, float arrays are taken as already in [0, 1] (not clipped).
@@ -77,6 +90,9 @@ def estimate_spectrum(
 
     resolution = check_int("resolution", resolution, 8, MAX_RESOLUTION, "pixels")
     min_size = check_int("min_size", min_size, 1, sys.maxsize, "pixels on the short side")
+    if boundary not in BOUNDARIES:
+        raise ConfigError(f"boundary={boundary!r} is invalid: use one of {BOUNDARIES} (default 'periodic').")
+    view = periodic_component if boundary == "periodic" else (lambda x: x)
     check_estimate_memory(resolution)
     normalizer = Preprocessing(mean=IMAGENET_MEAN, std=IMAGENET_STD, size=(resolution, resolution))
     total = torch.zeros(3, resolution, resolution // 2 + 1, dtype=torch.float64)
@@ -92,7 +108,7 @@ def estimate_spectrum(
             skipped += 1
             continue
         square = _resize_crop(pixels, resolution)
-        total += torch.fft.rfft2(decorrelate(normalizer.normalize(square[None]))[0]).abs()
+        total += torch.fft.rfft2(view(decorrelate(normalizer.normalize(square[None]))[0])).abs()
         count += 1
     if count == 0:
         raise ConfigError(
@@ -104,14 +120,37 @@ def estimate_spectrum(
     info.update(
         num_images=str(count),
         num_skipped=str(skipped),
-        preprocessing=PREPROCESSING.format(r=resolution),
+        preprocessing=PREPROCESSING.format(
+            r=resolution, periodic=_PERIODIC_STEP if boundary == "periodic" else ""
+        ),
         color_space=COLOR_SPACE,
-        estimator_version=ESTIMATOR_VERSION,
+        estimator_version=_VERSIONS[boundary],
         height=str(resolution),
         width=str(resolution),
     )
     info.pop("sha256", None)
     return Spectrum((total / count).to(torch.float32), info)
+
+
+def periodic_component(x: torch.Tensor) -> torch.Tensor:
+    """The periodic component of (..., H, W) images (Moisan, "Periodic plus smooth image
+    decomposition", JMIV 2011): ``x`` minus the smooth image whose discrete Laplacian is the jump
+    between opposite borders. Its ``rfft2`` has no cross of border energy along the axes; an image
+    that is already periodic (no jump) is returned unchanged up to rounding, and the mean is kept.
+    """
+    height, width = x.shape[-2:]
+    jump = torch.zeros_like(x)
+    jump[..., 0, :] += x[..., -1, :] - x[..., 0, :]
+    jump[..., -1, :] += x[..., 0, :] - x[..., -1, :]
+    jump[..., :, 0] += x[..., :, -1] - x[..., :, 0]
+    jump[..., :, -1] += x[..., :, 0] - x[..., :, -1]
+    q = torch.arange(height, dtype=x.dtype)[:, None]
+    r = torch.arange(width // 2 + 1, dtype=x.dtype)[None, :]
+    laplacian = 2 * torch.cos(2 * math.pi * q / height) + 2 * torch.cos(2 * math.pi * r / width) - 4
+    laplacian[0, 0] = 1
+    smooth = torch.fft.rfft2(jump) / laplacian
+    smooth[..., 0, 0] = 0
+    return torch.fft.irfft2(torch.fft.rfft2(x) - smooth, s=(height, width))
 
 
 def check_estimate_memory(resolution: int, available: int | None = None) -> None:

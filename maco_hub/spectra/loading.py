@@ -12,6 +12,7 @@ from .hub import download_spectrum
 from .spectrum import DEFAULT_FILENAME, DEFAULT_SPECTRUM_ID, Spectrum, _read_file, check_spectrum_name
 
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def load_spectrum(
@@ -25,7 +26,8 @@ def load_spectrum(
 ) -> Spectrum:
     """Load a verified spectrum.
 
-    ``source`` is ``None`` (the spectrum shipped with maco_hub), a ``.safetensors`` file, a
+    ``source`` is ``None`` (the default spectrum shipped with maco_hub; earlier defaults are shipped
+    too, for the rows made with them: :func:`shipped_spectrum`), a ``.safetensors`` file, a
     folder (with ``name``, default ``spectrum.safetensors``) or a Hub model repo id
     ``"org/name"`` (file ``name``, default ``spectrum.safetensors``, at ``revision``). The
     resolved Hub commit is recorded as ``metadata["revision"]``.
@@ -64,6 +66,35 @@ def load_spectrum(
         f"Spectrum source {str(source)!r} is neither an existing file or folder nor a Hub repo id "
         "('org/name'); check the path, or pass None for the shipped default."
     )
+
+
+def shipped_spectrum(sha256: object) -> Spectrum:
+    """The shipped default spectrum whose tensor has ``sha256``: today's default, or an earlier one
+    kept under ``previous/`` (named by the first 12 hex digits) so rows made with it regenerate.
+
+    A ConfigError for a sha256 that maco_hub does not ship (or is no sha256 at all).
+    """
+    current = load_spectrum()
+    if sha256 == current.sha256:
+        return current
+    if isinstance(sha256, str) and _SHA256_RE.match(sha256):
+        path = _default_path().parent / "previous" / f"{sha256[:12]}.safetensors"
+        if path.is_file():
+            spectrum = _read_file(path, fix="reinstall maco_hub")
+            if spectrum.sha256 == sha256:
+                return spectrum._with(source=DEFAULT_SPECTRUM_ID, revision=__version__)
+    shown = f"{sha256[:12]}…" if isinstance(sha256, str) and _SHA256_RE.match(sha256) else repr(sha256)
+    raise ConfigError(
+        f"The shipped default spectrum with sha256 {shown[:80]} is not part of maco_hub {__version__} "
+        f"(it ships {current.sha256[:12]}… and the earlier defaults {', '.join(_previous()) or 'none'}): "
+        "pass that spectrum's file (spectrum=...)."
+    )
+
+
+def _previous() -> list[str]:
+    """The sha256 prefixes (12 hex digits) of the earlier defaults shipped under ``previous/``."""
+    folder = _default_path().parent / "previous"
+    return sorted(p.stem + "…" for p in folder.glob("*.safetensors")) if folder.is_dir() else []
 
 
 def looks_like_repo_id(value: str) -> bool:
