@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .objectives.builtin import Objective
 
 IMAGE_WEIGHT = 1.0  # weight of the pull to the start image (README "Methods": accentuation table)
-DIVERSITY = 1.0  # weight of the Gram penalty between variants (README "Methods": diversity)
+DIVERSITY = 16.0  # weight of the Gram penalty between variants (README "Methods": diversity, measured)
 MAX_VARIANTS = 64  # the penalty costs O(variants²) per step; Lucid uses 4
 
 
