@@ -12,20 +12,18 @@ that names a missing or swapped input is one GalleryError naming the row and the
 
 from __future__ import annotations
 
-import io
 import re
-import struct
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .._image_files import MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MIN_IMAGE_SIDE, InputImage, pixel_sha256
 from ..errors import GalleryError
 from .layout import INPUTS_DIR, entry_mode, gallery_path, is_regular, read_file
+from .row_checks import PNG_DECODE_ERRORS, decoded_png, png_header_size
 from .rows import png_bytes
 
 MAX_INPUT_BYTES = MAX_IMAGE_BYTES
 _NAME_RE = re.compile(r"^([0-9a-f]{64})\.png$")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def input_name(sha256: str) -> str:
@@ -63,8 +61,6 @@ def write_inputs(folder: Path, images: Iterable[InputImage]) -> None:
 
 def read_input(folder: Path, sha256: str, *, links_within: Path | None = None, where: str = "") -> InputImage:
     """The checked input image ``sha256`` of the gallery ``folder`` (see the module docstring)."""
-    from PIL import Image
-
     name = input_name(sha256)
     what = f"{where}The input image {name} of the gallery {str(folder)!r}"
     fix = (
@@ -75,19 +71,17 @@ def read_input(folder: Path, sha256: str, *, links_within: Path | None = None, w
     if entry_mode(path) is None:
         raise GalleryError(f"{what} is missing; {fix}.")
     data = read_file(path, MAX_INPUT_BYTES, what, fix)
-    if len(data) < 24 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+    size = png_header_size(data)
+    if size is None:
         raise GalleryError(f"{what} is not a PNG file; {fix}.")
-    width, height = struct.unpack(">II", data[16:24])
+    width, height = size
     if not MIN_IMAGE_SIDE <= min(width, height) <= max(width, height) <= MAX_IMAGE_SIDE:
         raise GalleryError(
             f"{what} is {width}x{height} px, not {MIN_IMAGE_SIDE} to {MAX_IMAGE_SIDE} px a side; {fix}."
         )
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as opened:
-            if opened.size != (width, height):
-                raise ValueError("its size is not the one of its header")
-            image = opened.convert("RGB")
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        image = decoded_png(data, size, "RGB")
+    except PNG_DECODE_ERRORS as error:
         raise GalleryError(f"{what} is not a readable PNG ({type(error).__name__}); {fix}.") from None
     if pixel_sha256(image) != sha256:
         raise GalleryError(f"{what} holds other pixels than its name says (swapped or edited); {fix}.")

@@ -23,6 +23,7 @@ from .rows import Visualization
 
 _REQUIRED = ("image", "alpha", "objective", "kind", "score", "config", "record", "key")  # never null
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 def check_rows(
@@ -106,16 +107,31 @@ def _image(value: Any, mode: str, size: tuple[int, int] | None, what: str) -> Im
     if isinstance(value, Image.Image):
         return value if value.mode == mode else value.convert(mode)
     data = value.get("bytes") if isinstance(value, dict) else None
-    if not isinstance(data, bytes) or len(data) < 24 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+    found = png_header_size(data)
+    if found is None:
         raise GalleryError(f"has an {what} that is not a PNG file")
-    found = struct.unpack(">II", data[16:24])
     if (size is not None and found != size) or max(found) > MAX_CANVAS:
         expected = f"{size[0]}x{size[1]} px (the row's canvas)" if size else f"at most {MAX_CANVAS} px a side"
         raise GalleryError(f"has an {what} of {found[0]}x{found[1]} px, not {expected}")
     try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            if image.size != found:
-                raise ValueError("its size is not the one of its header")
-            return image.convert(mode)  # decodes (the file is still open)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        return decoded_png(data, found, mode)
+    except PNG_DECODE_ERRORS as error:
         raise GalleryError(f"has an {what} that is not a readable PNG ({type(error).__name__})") from None
+
+
+def png_header_size(data: object) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header, read before anything is decoded; None when ``data`` is
+    not the bytes of a PNG."""
+    if not isinstance(data, bytes) or len(data) < 24 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", data[16:24])
+
+
+def decoded_png(data: bytes, size: tuple[int, int], mode: str) -> Image.Image:
+    """PNG ``data`` whose header gave ``size``, decoded by PIL's PNG plugin only (its bomb limit
+    kept) as ``mode``; one of :data:`PNG_DECODE_ERRORS` when it is unreadable or decodes to
+    another size."""
+    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+        if image.size != size:
+            raise ValueError("its size is not the one of its header")
+        return image.convert(mode)  # decodes (the file is still open)
